@@ -1,0 +1,47 @@
+"""importdash: import contact files, validate and de-duplicate every row, deliver them under a rate limit."""
+import os
+
+from flask import Flask
+
+from .config import PROJECT_ROOT, Config, default_database_url
+
+
+def create_app(test_config=None):
+    """Build the app: configuration, then each subsystem's init_app, then the blueprints."""
+    app = Flask(
+        __name__,
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        instance_relative_config=True,
+    )
+    app.config.from_object(Config)
+    app.config.from_prefixed_env("IMPORTDASH")
+    if test_config:
+        app.config.update(test_config)
+    _resolve_paths(app)
+
+    from . import cli, errors, extensions, runtime
+    from .views import register_blueprints
+
+    extensions.init_db(app)
+    errors.init_app(app)
+    runtime.init_app(app)
+    cli.init_app(app)
+    register_blueprints(app)
+    return app
+
+
+def _resolve_paths(app):
+    """Fill in the settings derived from others: the database URL, the upload folder, the upload cap."""
+    config = app.config
+    os.makedirs(app.instance_path, exist_ok=True)
+    url = config["DATABASE_URL"] or default_database_url(app.instance_path)
+    # psycopg 3 is the PostgreSQL driver this project installs; plain postgresql:// URLs mean it.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix) :]
+    config["SQLALCHEMY_DATABASE_URI"] = url
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    config["UPLOAD_FOLDER"] = config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
+    os.makedirs(config["UPLOAD_FOLDER"], exist_ok=True)
+    config["MAX_CONTENT_LENGTH"] = int(config["MAX_UPLOAD_MB"] * 1024 * 1024)

@@ -1,0 +1,83 @@
+"""Domain exceptions and the one JSON error shape: {"error": {"code": ..., "message": ...}}."""
+import logging
+
+from flask import jsonify, render_template_string, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error a client can act on; carries its HTTP status and a stable code."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, message, *, status_code=None, code=None, headers=None):
+        super().__init__(message)
+        self.message = message
+        if status_code is not None:
+            self.status_code = status_code
+        if code is not None:
+            self.code = code
+        self.headers = headers or {}
+
+    def to_dict(self):
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidFile(ApiError):
+    """The uploaded or named file cannot be imported at all (bad header, empty, undecodable)."""
+
+    code = "invalid_file"
+
+
+class NotFound(ApiError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(ApiError):
+    status_code = 409
+    code = "conflict"
+
+
+_HTML_ERROR = """<!doctype html><title>{{ status }} {{ code }}</title>
+<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Back to dashboard</a></p>"""
+
+
+def wants_json_response():
+    """API paths and clients that prefer JSON get JSON; browsers get a small HTML page."""
+    if request.path.startswith("/api/") or request.path == "/health":
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json"
+
+
+def error_response(status, code, message, headers=None):
+    if wants_json_response():
+        response = jsonify({"error": {"code": code, "message": message}})
+    else:
+        response = render_template_string(_HTML_ERROR, status=status, code=code, message=message)
+    return response, status, headers or {}
+
+
+def init_app(app):
+    @app.errorhandler(ApiError)
+    def handle_api_error(error):
+        return error_response(error.status_code, error.code, error.message, error.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(error):
+        code = (error.name or "error").lower().replace(" ", "_")
+        headers = dict(error.get_headers())
+        headers.pop("Content-Type", None)
+        return error_response(error.code or 500, code, error.description or error.name, headers)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error):
+        from .extensions import db
+
+        db.session.rollback()
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")

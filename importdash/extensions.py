@@ -1,0 +1,34 @@
+"""Unbound extension objects, bound to the app in the factory."""
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def init_db(app):
+    """Bind the database; SQLite gets WAL and a busy timeout so job and request threads never see 'locked'."""
+    db.init_app(app)
+    busy_timeout_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+
+    with app.app_context():
+        engine = db.engine
+        if engine.dialect.name == "sqlite":
+
+            @event.listens_for(engine, "connect")
+            def _sqlite_pragmas(dbapi_connection, _record):
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.close()
+
+        if app.config["CREATE_DB_ON_START"]:
+            db.create_all()

@@ -1,0 +1,148 @@
+"""The ledger: import jobs, one record per valid row, one error row per failed row."""
+import uuid
+from datetime import datetime, timezone
+from enum import Enum
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+
+def utcnow():
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class JobMode(str, Enum):
+    DEFAULT = "default"
+    BATCH = "batch"
+    STREAM = "stream"
+
+
+class JobStatus(str, Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self):
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class RecordStatus(str, Enum):
+    PENDING = "pending"  # staged, not yet sent
+    IN_FLIGHT = "in_flight"  # marked before its downstream call; re-sent with the same key after a crash
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ErrorCategory(str, Enum):
+    DUPLICATE = "duplicate"
+    MISSING_VALUE = "missing_value"
+    INVALID_FORMAT = "invalid_format"
+    OTHER = "other"
+
+
+class ImportJob(db.Model):
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A random key that makes record idempotency keys unique even if ids are reused after a clear.
+    key: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
+    mode: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(String(255))  # the file's display name
+    path: Mapped[str] = mapped_column(Text)  # where the server keeps the file to read
+    status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
+    total_records: Mapped[int | None]
+    processed_count: Mapped[int] = mapped_column(default=0)
+    success_count: Mapped[int] = mapped_column(default=0)
+    failed_count: Mapped[int] = mapped_column(default=0)
+    rows_read: Mapped[int] = mapped_column(default=0)  # data rows staged so far; becomes the total at the end
+    cursor: Mapped[int] = mapped_column(default=0)  # last source row staged; a resumed job reads on from here
+    error: Mapped[str | None] = mapped_column(Text)  # why the job failed
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None]
+
+    @property
+    def duration_seconds(self):
+        if self.started_at is None:
+            return None
+        end = self.completed_at or utcnow()
+        return round((end - self.started_at).total_seconds(), 3)
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "mode": self.mode,
+            "status": self.status,
+            "source": self.source,
+            "total_records": self.total_records,
+            "processed_count": self.processed_count,
+            "success_count": self.success_count,
+            "failed_count": self.failed_count,
+            "created_at": isoformat(self.created_at),
+            "started_at": isoformat(self.started_at),
+            "completed_at": isoformat(self.completed_at),
+            "duration_seconds": self.duration_seconds,
+            "error": self.error,
+        }
+
+
+class Record(db.Model):
+    __tablename__ = "records"
+    __table_args__ = (
+        UniqueConstraint("job_id", "row", name="uq_records_job_row"),
+        Index("ix_records_job_status", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    row: Mapped[int]  # the row's number in its source file (the header is row 1)
+    name: Mapped[str] = mapped_column(Text)
+    email: Mapped[str] = mapped_column(Text)
+    # Trimmed, lower-cased email. Its unique index is what decides duplicates, across imports and processes.
+    email_key: Mapped[str] = mapped_column(Text, unique=True)
+    company: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=RecordStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    response: Mapped[dict | None] = mapped_column(JSON)  # what the downstream answered
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "job_id": self.job_id,
+            "row": self.row,
+            "name": self.name,
+            "email": self.email,
+            "company": self.company,
+            "status": self.status,
+            "attempts": self.attempts,
+            "response": self.response,
+        }
+
+
+class RowError(db.Model):
+    __tablename__ = "import_errors"
+    __table_args__ = (Index("ix_import_errors_job_category_row", "job_id", "category", "row"),
+                      Index("ix_import_errors_job_row", "job_id", "row"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    row: Mapped[int]
+    category: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict | None] = mapped_column(JSON)  # the raw row as read, column name -> value
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self):
+        return {"row": self.row, "category": self.category, "message": self.message, "data": self.data}
+
+
+def isoformat(moment):
+    return None if moment is None else moment.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")

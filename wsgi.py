@@ -1,0 +1,4 @@
+"""The WSGI entry point for gunicorn: gunicorn -c gunicorn.conf.py wsgi:app"""
+from importdash import create_app
+
+app = create_app()
