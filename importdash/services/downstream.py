@@ -1,0 +1,94 @@
+"""The downstream API behind a small interface, and a deterministic simulator of it."""
+import hashlib
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What the downstream said about one record."""
+
+    key: str
+    ok: bool
+    message: str | None
+    response: dict | None
+
+
+class DownstreamError(Exception):
+    """A whole call failed; a transient failure may be retried, a permanent one may not."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+        self.retry_after = retry_after
+
+
+class Downstream(Protocol):
+    def send(self, records: list[dict]) -> list[Outcome]:
+        """Deliver the records in one call and return one outcome per record, in the same order."""
+        ...
+
+
+class SimulatedDownstream:
+    """Refuse records from rejected email domains and accept the rest, the same way every time."""
+
+    def __init__(
+        self,
+        *,
+        latency_ms: float = 0,
+        reject_domains: Iterable[str] | str = (),
+        sleep=time.sleep,
+        clock=time.monotonic,
+        record_calls: bool = False,
+    ):
+        if isinstance(reject_domains, str):
+            reject_domains = parse_domains(reject_domains)
+        self.latency_ms = latency_ms
+        self.reject_domains = frozenset(domain.strip().lower() for domain in reject_domains)
+        self._sleep = sleep
+        self._clock = clock
+        self._record_calls = record_calls
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._call_times: list[float] = []
+
+    @property
+    def calls(self) -> int:
+        with self._lock:
+            return self._calls
+
+    @property
+    def call_times(self) -> list[float]:
+        """Return a copy of the clock readings taken at the start of each call (empty unless record_calls)."""
+        with self._lock:
+            return list(self._call_times)
+
+    def send(self, records: list[dict]) -> list[Outcome]:
+        """Answer one call for the records after the configured latency."""
+        with self._lock:
+            self._calls += 1
+            if self._record_calls:
+                self._call_times.append(self._clock())
+        if self.latency_ms > 0:
+            self._sleep(self.latency_ms / 1000)
+        return [self._judge(record) for record in records]
+
+    def _judge(self, record: dict) -> Outcome:
+        key = record["key"]
+        _, at, domain = record["email"].rpartition("@")
+        domain = domain.lower() if at else ""
+        if domain in self.reject_domains:
+            message = f'domain "{domain}" is not accepted by the downstream'
+            return Outcome(key, False, message, {"status": "rejected", "reason": message})
+        simulated_id = "sim-" + hashlib.sha1(key.encode()).hexdigest()[:12]
+        return Outcome(key, True, None, {"status": "accepted", "id": simulated_id})
+
+
+def parse_domains(text: str) -> tuple[str, ...]:
+    """Split a comma-separated list of domains into lower-case names, skipping blanks and repeats."""
+    domains = (part.strip().lower() for part in (text or "").split(","))
+    return tuple(dict.fromkeys(domain for domain in domains if domain))

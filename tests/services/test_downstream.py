@@ -1,0 +1,165 @@
+import dataclasses
+import hashlib
+import threading
+
+import pytest
+
+from importdash.services.downstream import (
+    DownstreamError,
+    Outcome,
+    SimulatedDownstream,
+    parse_domains,
+)
+
+
+class FakeClock:
+    """A clock whose sleep() records the request and moves time forward instead of waiting."""
+
+    def __init__(self, start=50.0):
+        self.now = start
+        self.sleeps = []
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def record(key, email, name="Ada", company=None):
+    return {"key": key, "name": name, "email": email, "company": company}
+
+
+def test_accepts_with_a_stable_simulated_id():
+    downstream = SimulatedDownstream()
+
+    [outcome] = downstream.send([record("job-1:row-2", "ada@example.com")])
+
+    expected_id = "sim-" + hashlib.sha1(b"job-1:row-2").hexdigest()[:12]
+    assert outcome == Outcome("job-1:row-2", True, None, {"status": "accepted", "id": expected_id})
+
+
+def test_rejects_listed_domains_case_insensitively():
+    downstream = SimulatedDownstream(reject_domains=("Blocked.Example",))
+
+    [outcome] = downstream.send([record("k", "Bob@BLOCKED.example")])
+
+    message = 'domain "blocked.example" is not accepted by the downstream'
+    assert outcome == Outcome("k", False, message, {"status": "rejected", "reason": message})
+
+
+def test_one_outcome_per_record_in_order():
+    downstream = SimulatedDownstream(reject_domains="blocked.example, rejected.example")
+    records = [
+        record("a", "a@example.com"),
+        record("b", "b@rejected.example"),
+        record("c", "c@example.com", company="Acme"),
+        record("d", "d@blocked.example"),
+    ]
+
+    outcomes = downstream.send(records)
+
+    assert [(outcome.key, outcome.ok) for outcome in outcomes] == [
+        ("a", True),
+        ("b", False),
+        ("c", True),
+        ("d", False),
+    ]
+
+
+def test_subdomains_of_a_rejected_domain_are_accepted():
+    downstream = SimulatedDownstream(reject_domains=("blocked.example",))
+
+    [outcome] = downstream.send([record("k", "x@mail.blocked.example")])
+
+    assert outcome.ok
+
+
+def test_latency_is_slept_once_per_call():
+    clock = FakeClock()
+    downstream = SimulatedDownstream(latency_ms=250, sleep=clock.sleep, clock=clock)
+
+    downstream.send([record("a", "a@example.com"), record("b", "b@example.com")])
+    downstream.send([])
+
+    assert clock.sleeps == [0.25, 0.25]
+
+
+def test_no_latency_means_no_sleep():
+    clock = FakeClock()
+    downstream = SimulatedDownstream(sleep=clock.sleep, clock=clock)
+
+    downstream.send([record("a", "a@example.com")])
+
+    assert clock.sleeps == []
+
+
+def test_counts_calls_and_records_their_times_when_asked():
+    clock = FakeClock()
+    downstream = SimulatedDownstream(latency_ms=100, sleep=clock.sleep, clock=clock, record_calls=True)
+
+    for _ in range(3):
+        downstream.send([record("a", "a@example.com")])
+
+    assert downstream.calls == 3
+    assert downstream.call_times == [50.0, pytest.approx(50.1), pytest.approx(50.2)]
+
+
+def test_call_times_stay_empty_unless_recording():
+    downstream = SimulatedDownstream()
+
+    downstream.send([record("a", "a@example.com")])
+
+    assert downstream.calls == 1
+    assert downstream.call_times == []
+
+
+def test_concurrent_calls_are_all_counted():
+    downstream = SimulatedDownstream(record_calls=True)
+    threads_count, calls = 8, 200
+    barrier = threading.Barrier(threads_count)
+    results = []
+
+    def worker(worker_number):
+        barrier.wait()
+        for n in range(calls):
+            [outcome] = downstream.send([record(f"{worker_number}-{n}", "a@example.com")])
+            results.append(outcome.ok)
+
+    threads = [threading.Thread(target=worker, args=(number,)) for number in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert downstream.calls == threads_count * calls
+    assert len(downstream.call_times) == threads_count * calls
+    assert results.count(True) == threads_count * calls
+
+
+def test_parse_domains():
+    assert parse_domains("a.com, B.com,") == ("a.com", "b.com")
+    assert parse_domains(" a.com ,, A.COM ") == ("a.com",)
+    assert parse_domains("") == ()
+
+
+def test_downstream_error_carries_its_kind():
+    error = DownstreamError("downstream answered 429", transient=True, retry_after=2.5)
+    permanent = DownstreamError("downstream answered 400", transient=False)
+
+    assert (str(error), error.message, error.transient, error.retry_after) == (
+        "downstream answered 429",
+        "downstream answered 429",
+        True,
+        2.5,
+    )
+    assert (permanent.transient, permanent.retry_after) == (False, None)
+
+
+def test_outcome_is_frozen_and_slotted():
+    outcome = Outcome("k", True, None, None)
+
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        outcome.ok = False
+    assert not hasattr(outcome, "__dict__")
