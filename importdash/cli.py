@@ -1,0 +1,97 @@
+"""Command-line commands: flask --app importdash init-db | clear-records | import."""
+import os
+import sys
+import time
+
+import click
+from flask import current_app
+
+from .errors import ApiError
+from .extensions import db
+from .models import ImportJob, JobStatus
+from .runtime import get_runtime
+from .services.imports import create_import
+from .services.records import clear_all
+
+
+@click.command("init-db")
+@click.option("--drop", is_flag=True, help="Drop every table first (deletes all data).")
+def init_db_command(drop):
+    """Create the database tables."""
+    if drop:
+        db.drop_all()
+    db.create_all()
+    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+
+
+@click.command("clear-records")
+@click.option("--yes", is_flag=True, help="Confirm deleting every record, error and import.")
+def clear_records_command(yes):
+    """Delete every record, error and import."""
+    if not yes:
+        raise click.UsageError("This deletes every record, error and import; add --yes to confirm.")
+    try:
+        deleted = clear_all(db.session)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Deleted {deleted['records']} records, {deleted['errors']} errors and {deleted['jobs']} imports.")
+
+
+@click.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--mode", type=click.Choice(["batch", "stream"]), default="batch", show_default=True)
+def import_command(path, mode):
+    """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
+    try:
+        job = create_import(db.session, mode=mode, path=os.path.abspath(path), source=os.path.basename(path))
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    job_id = job.id
+    runner = get_runtime().runner
+    runner.submit(job_id)
+    click.echo(f"Import #{job_id} ({mode}) of {job.source} started.", err=True)
+    try:
+        job = _follow(job_id, runner)
+    except KeyboardInterrupt:
+        runner.cancel(job_id)
+        runner.wait(job_id)
+        job = db.session.get(ImportJob, job_id)
+    summary = (
+        f"Import #{job_id} {job.status}: {job.processed_count} of {job.total_records} rows processed, "
+        f"{job.success_count} succeeded, {job.failed_count} failed."
+    )
+    click.echo(summary)
+    if job.status != JobStatus.COMPLETED.value:
+        if job.error:
+            click.echo(f"Reason: {job.error}", err=True)
+        sys.exit(1)
+
+
+def _follow(job_id, runner):
+    """Redraw a one-line progress bar on stderr until the job's run ends, and return the job."""
+    interval = current_app.config["PROGRESS_INTERVAL_SECONDS"]
+    started = time.monotonic()
+    while True:
+        db.session.expire_all()
+        job = db.session.get(ImportJob, job_id)
+        _draw(job, time.monotonic() - started)
+        if JobStatus(job.status).is_terminal or not runner.is_running(job_id):
+            click.echo(err=True)
+            return job
+        time.sleep(interval)
+
+
+def _draw(job, elapsed):
+    done, total = job.processed_count, job.total_records
+    if total:
+        filled = int(30 * done / total)
+        bar = f"[{'#' * filled}{'.' * (30 - filled)}] {100 * done / total:5.1f}% {done}/{total}"
+    else:
+        bar = f"{done} rows processed"
+    rate = done / elapsed if elapsed > 0 else 0
+    click.echo(f"\r{bar}  ok {job.success_count}  failed {job.failed_count}  {rate:,.0f} rows/s ", nl=False, err=True)
+
+
+def init_app(app):
+    for command in (init_db_command, clear_records_command, import_command):
+        app.cli.add_command(command)

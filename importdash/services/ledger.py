@@ -1,0 +1,224 @@
+"""Write a job's outcomes to the database: staged records, error rows and the counts, one transaction each."""
+from datetime import timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, RowError, utcnow
+from .validator import Contact, Rejection
+
+UNDELIVERED = (RecordStatus.PENDING.value, RecordStatus.IN_FLIGHT.value)
+
+
+class LeaseLost(Exception):
+    """Another process now owns the job; this one must stop touching it."""
+
+
+class JobLedger:
+    """One job's side of the ledger, used only by the process that holds the job's lease.
+
+    Every write also checks and extends the lease (the heartbeat), and commits the job's counts together
+    with the outcomes they count, so a reader never sees one without the other.
+    """
+
+    def __init__(self, session, job_id, owner, lease_seconds):
+        self.session = session
+        self.job_id = job_id
+        self.owner = owner
+        self.lease = timedelta(seconds=lease_seconds)
+
+    def claim(self):
+        """Take the job's lease if it is free, expired or already ours; True when this process now runs the job."""
+        now = utcnow()
+        result = self.session.execute(
+            update(ImportJob)
+            .where(
+                ImportJob.id == self.job_id,
+                ImportJob.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
+                ImportJob.lease_owner.is_(None)
+                | (ImportJob.lease_expires_at < now)
+                | (ImportJob.lease_owner == self.owner),
+            )
+            .values(
+                lease_owner=self.owner,
+                lease_expires_at=now + self.lease,
+                status=JobStatus.PROCESSING.value,
+                started_at=func.coalesce(ImportJob.started_at, now),
+            )
+        )
+        self.session.commit()
+        return result.rowcount == 1
+
+    def job(self):
+        """Read the job afresh."""
+        self.session.expire_all()
+        return self.session.get(ImportJob, self.job_id)
+
+    def stage(self, outcomes, *, last_row, rows_read):
+        """Store validated rows: contacts become pending records, rejections and duplicates error rows.
+
+        Duplicates are whatever the unique email index refuses, so two imports at once can never both store
+        an email. Returns the number of error rows written.
+        """
+        contacts = [item for item in outcomes if isinstance(item, Contact)]
+        errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
+        if contacts:
+            stored = set(self.session.execute(self._insert_new_emails(), [self._record(c) for c in contacts]).scalars())
+            duplicates = [c for c in contacts if c.row not in stored]
+            if duplicates:
+                owners = self._owners_of({c.email_key for c in duplicates})
+                errors.extend(
+                    self._error(c.row, ErrorCategory.DUPLICATE.value, self._duplicate_message(c, owners), c.data)
+                    for c in duplicates
+                )
+        if errors:
+            self.session.execute(insert(RowError.__table__), errors)
+        self._update_job(
+            processed_count=ImportJob.processed_count + len(errors),
+            failed_count=ImportJob.failed_count + len(errors),
+            rows_read=ImportJob.rows_read + rows_read,
+            cursor=last_row,
+        )
+        self.session.commit()
+        return len(errors)
+
+    def claim_for_delivery(self, limit):
+        """Mark up to `limit` undelivered records in flight and return them as dicts, in row order.
+
+        Records a crash left in flight come back too, so they are re-sent with the same idempotency key.
+        """
+        rows = self.session.execute(
+            select(Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
+            .where(Record.job_id == self.job_id, Record.status.in_(UNDELIVERED))
+            .order_by(Record.row)
+            .limit(limit)
+        ).all()
+        if rows:
+            self.session.execute(
+                update(Record)
+                .where(Record.id.in_([r.id for r in rows]), Record.status == RecordStatus.PENDING.value)
+                .values(status=RecordStatus.IN_FLIGHT.value)
+            )
+        self._update_job()
+        self.session.commit()
+        return [r._asdict() for r in rows]
+
+    def settle(self, settled):
+        """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal."""
+        if not settled:
+            return
+        self.session.execute(
+            update(Record),
+            [
+                {
+                    "id": record["id"],
+                    "status": (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value,
+                    "response": outcome.response,
+                    "attempts": record["attempts"] + 1,
+                }
+                for record, outcome in settled
+            ],
+        )
+        failures = [
+            self._error(
+                record["row"],
+                ErrorCategory.OTHER.value,
+                outcome.message or "the downstream refused the record",
+                {"name": record["name"], "email": record["email"], "company": record["company"]},
+            )
+            for record, outcome in settled
+            if not outcome.ok
+        ]
+        if failures:
+            self.session.execute(insert(RowError.__table__), failures)
+        self._update_job(
+            processed_count=ImportJob.processed_count + len(settled),
+            success_count=ImportJob.success_count + len(settled) - len(failures),
+            failed_count=ImportJob.failed_count + len(failures),
+        )
+        self.session.commit()
+
+    def set_total(self):
+        """Fix the job's total at the number of rows read, once the whole file has been read."""
+        self._update_job(total_records=ImportJob.rows_read)
+        self.session.commit()
+
+    def finish(self, status, error=None):
+        """Put the job in a terminal state and release its lease; a cancelled job's undelivered records end cancelled."""
+        if status is JobStatus.CANCELLED:
+            self.session.execute(
+                update(Record)
+                .where(Record.job_id == self.job_id, Record.status.in_(UNDELIVERED))
+                .values(status=RecordStatus.CANCELLED.value)
+            )
+        values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
+        if error is not None:
+            values["error"] = error
+        self._update_job(**values)
+        self.session.commit()
+
+    def release(self):
+        """Give up the lease but leave the job resumable (the process is shutting down)."""
+        self._update_job(lease_owner=None, lease_expires_at=None)
+        self.session.commit()
+
+    def _update_job(self, **values):
+        """Update the job while this process holds its lease, extending the lease as a heartbeat."""
+        values.setdefault("lease_expires_at", utcnow() + self.lease)
+        result = self.session.execute(
+            update(ImportJob).where(ImportJob.id == self.job_id, ImportJob.lease_owner == self.owner).values(**values)
+        )
+        if result.rowcount != 1:
+            self.session.rollback()
+            raise LeaseLost(f"import #{self.job_id} is no longer leased by this process ({self.owner})")
+
+    def _insert_new_emails(self):
+        """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING row, in this database's dialect."""
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        return (
+            dialect.insert(Record.__table__)
+            .on_conflict_do_nothing(index_elements=["email_key"])
+            .returning(Record.__table__.c.row)
+        )
+
+    def _record(self, contact):
+        return {
+            "job_id": self.job_id,
+            "row": contact.row,
+            "name": contact.name,
+            "email": contact.email,
+            "email_key": contact.email_key,
+            "company": contact.company,
+            "status": RecordStatus.PENDING.value,
+            "attempts": 0,
+        }
+
+    def _error(self, row, category, message, data):
+        return {
+            "job_id": self.job_id,
+            "row": row,
+            "category": category,
+            "message": message,
+            "data": data,
+            "created_at": utcnow(),
+        }
+
+    def _owners_of(self, email_keys):
+        query = select(Record.email_key, Record.job_id, Record.row).where(Record.email_key.in_(email_keys))
+        return {key: (job_id, row) for key, job_id, row in self.session.execute(query)}
+
+    def _duplicate_message(self, contact, owners):
+        owner_job, owner_row = owners.get(contact.email_key, (None, None))
+        if owner_job == self.job_id:
+            return f'email "{contact.email}" duplicates row {owner_row} of this file'
+        if owner_job is not None:
+            return f'email "{contact.email}" was already imported (import #{owner_job}, row {owner_row})'
+        return f'email "{contact.email}" is a duplicate'
+
+
+def error_counts(session, job_id):
+    """Count the job's error rows per category, with every category present."""
+    counts = dict.fromkeys((category.value for category in ErrorCategory), 0)
+    query = select(RowError.category, func.count()).where(RowError.job_id == job_id).group_by(RowError.category)
+    counts.update(session.execute(query).all())
+    return counts

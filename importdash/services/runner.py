@@ -1,0 +1,90 @@
+"""Run import jobs in the background on a bounded thread pool, each in its own app context."""
+import logging
+import os
+import socket
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+from ..extensions import db
+from .importer import ImportSettings, run_job
+
+log = logging.getLogger(__name__)
+
+
+class JobRunner:
+    """A ThreadPoolExecutor of import jobs: MAX_JOBS run at once, the rest wait their turn."""
+
+    def __init__(self, app, *, bucket, downstream, broker, max_workers):
+        self.app = app
+        self.bucket = bucket
+        self.downstream = downstream
+        self.broker = broker
+        # Names this process in job leases, so a restarted or second process can tell the lease is not its own.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="importdash-job")
+        self._lock = threading.Lock()
+        self._futures = {}
+        self._cancelled = set()
+        self._stopping = threading.Event()
+
+    def submit(self, job_id):
+        """Queue a job to run; a job already queued or running here is not queued twice."""
+        with self._lock:
+            future = self._futures.get(job_id)
+            if future is not None and not future.done():
+                return future
+            future = self._executor.submit(self._run, job_id)
+            self._futures[job_id] = future
+            future.add_done_callback(lambda _f, job_id=job_id: self._forget(job_id))
+            return future
+
+    def cancel(self, job_id):
+        """Ask a queued or running job to stop; it ends cancelled at its next check."""
+        with self._lock:
+            self._cancelled.add(job_id)
+
+    def is_running(self, job_id):
+        with self._lock:
+            future = self._futures.get(job_id)
+            return future is not None and not future.done()
+
+    def active_jobs(self):
+        with self._lock:
+            return [job_id for job_id, future in self._futures.items() if not future.done()]
+
+    def wait(self, job_id, timeout=None):
+        """Block until the job's run here ends (for the CLI and tests)."""
+        with self._lock:
+            future = self._futures.get(job_id)
+        if future is not None:
+            future.result(timeout=timeout)
+
+    def shutdown(self, wait=True):
+        """Stop taking work; running jobs stop after their call in flight and stay resumable."""
+        self._stopping.set()
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+    def _forget(self, job_id):
+        with self._lock:
+            self._futures.pop(job_id, None)
+            self._cancelled.discard(job_id)
+
+    def _run(self, job_id):
+        with self.app.app_context():
+            try:
+                run_job(
+                    job_id,
+                    session=db.session,
+                    owner=self.owner,
+                    settings=ImportSettings.from_config(self.app.config),
+                    bucket=self.bucket,
+                    downstream=self.downstream,
+                    broker=self.broker,
+                    should_stop=lambda: self._stopping.is_set() or job_id in self._cancelled,
+                    cancel_requested=lambda: job_id in self._cancelled,
+                )
+            except Exception:  # run_job records failures itself; this is the last line of defence
+                log.exception("import #%s crashed outside its own error handling", job_id)
+            finally:
+                db.session.remove()

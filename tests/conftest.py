@@ -1,0 +1,77 @@
+"""Shared fixtures: an app on a temporary database (SQLite, or PostgreSQL when IMPORTDASH_TEST_DATABASE_URL is set)."""
+import os
+
+import pytest
+
+from importdash import create_app
+from importdash.extensions import db
+from importdash.models import ImportJob
+from importdash.runtime import get_runtime
+
+TEST_DATABASE_URL = os.environ.get("IMPORTDASH_TEST_DATABASE_URL")
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}",
+            "UPLOAD_FOLDER": str(tmp_path / "uploads"),
+            "RATE_PER_SECOND": 0,
+            "SIMULATED_LATENCY_MS": 0,
+            "PROGRESS_INTERVAL_SECONDS": 0.05,
+        }
+    )
+    if TEST_DATABASE_URL:
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+    yield app
+    get_runtime(app).runner.shutdown(wait=True)
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_job(app):
+    """Create an ImportJob row directly, with any field overridden."""
+
+    def make(**overrides):
+        fields = {"mode": "batch", "source": "contacts.csv", "path": app.config["SAMPLE_FILE"]} | overrides
+        job = ImportJob(**fields)
+        db.session.add(job)
+        db.session.commit()
+        return job
+
+    return make
+
+
+@pytest.fixture
+def write_csv(tmp_path):
+    """Write text to a CSV file in the test's folder and return its path."""
+
+    def write(text, name="contacts.csv", encoding="utf-8"):
+        path = tmp_path / name
+        path.write_bytes(text.encode(encoding))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def wait_for_job(app):
+    """Wait for a job's background run to end and return its final state as the API shows it."""
+
+    def wait(job_id, timeout=30):
+        get_runtime(app).runner.wait(job_id, timeout=timeout)
+        db.session.expire_all()
+        return db.session.get(ImportJob, job_id).to_dict()
+
+    return wait

@@ -1,0 +1,44 @@
+"""The flask CLI commands: init-db, clear-records, import."""
+from sqlalchemy import func, select
+
+from importdash.extensions import db
+from importdash.models import ImportJob, Record
+
+
+def test_init_db_creates_and_drop_recreates(runner, make_job):
+    make_job()
+    result = runner.invoke(args=["init-db"])
+    assert result.exit_code == 0 and "Database ready" in result.output
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 1
+    db.session.rollback()  # end the read, or PostgreSQL's DROP TABLE waits for this session's lock
+
+    result = runner.invoke(args=["init-db", "--drop"])
+    assert result.exit_code == 0
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_import_runs_in_the_foreground_and_reports(runner, write_csv):
+    path = write_csv("name,email\nAda,ada@example.com\nBad,not-an-email\n")
+    for mode in ("batch", "stream"):
+        result = runner.invoke(args=["import", str(path), "--mode", mode])
+        assert result.exit_code == 0, result.output
+        assert "completed: 2 of 2 rows processed" in result.output
+    # The second import's Ada is a duplicate of the first's.
+    assert "0 succeeded, 2 failed" in result.output
+    assert db.session.scalar(select(func.count()).select_from(Record)) == 1
+
+
+def test_import_of_a_bad_file_exits_non_zero_with_the_reason(runner, write_csv):
+    result = runner.invoke(args=["import", str(write_csv("who,where\n1,2\n")), "--mode", "stream"])
+    assert result.exit_code != 0
+    assert "email" in result.output and "name" in result.output
+
+
+def test_clear_records_refuses_without_yes(runner, make_job):
+    make_job(status="completed")
+    result = runner.invoke(args=["clear-records"])
+    assert result.exit_code != 0 and "--yes" in result.output
+    result = runner.invoke(args=["clear-records", "--yes"])
+    assert result.exit_code == 0 and "1 imports" in result.output
+    assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
