@@ -43,7 +43,9 @@ def clear_records_command(yes):
 def import_command(path, mode):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
     try:
-        job = create_import(db.session, mode=mode, path=os.path.abspath(path), source=os.path.basename(path))
+        job = create_import(
+            db.session, get_runtime().broker, mode=mode, path=os.path.abspath(path), source=os.path.basename(path)
+        )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     job_id = job.id

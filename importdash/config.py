@@ -38,6 +38,12 @@ class Config:
     UPLOAD_FOLDER = None  # defaults to <instance>/uploads
     MAX_UPLOAD_MB = 100  # larger uploads get 413
 
+    # Live progress over Server-Sent Events.
+    SSE_KEEPALIVE_SECONDS = 15  # a comment this often keeps proxies from closing idle streams and finds dead clients
+    SSE_MAX_STREAMS = 48  # open streams at once (503 beyond); fewer than gunicorn's 64 threads, so requests get one
+    SSE_QUEUE_SIZE = 256  # events waiting for one client; a client further behind is dropped and reconnects
+    SSE_RETRY_MS = 2_000  # how long a browser waits before reconnecting a dropped stream (also Retry-After on a 503)
+
     # API paging.
     DEFAULT_PAGE_SIZE = 100
     MAX_PAGE_SIZE = 1_000

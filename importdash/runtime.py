@@ -32,7 +32,7 @@ def init_app(app):
     config = app.config
     bucket = TokenBucket(rate=config["RATE_PER_SECOND"], capacity=config["RATE_BURST"])
     downstream = build_downstream(config)
-    broker = EventBroker()
+    broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
     runner = JobRunner(app, bucket=bucket, downstream=downstream, broker=broker, max_workers=config["MAX_JOBS"])
     app.extensions["importdash"] = Runtime(bucket=bucket, downstream=downstream, broker=broker, runner=runner)
     atexit.register(runner.shutdown, wait=False)

@@ -6,8 +6,9 @@ from itertools import islice
 
 from ..models import ErrorCategory, JobMode, JobStatus
 from .downstream import DownstreamError, Outcome
-from .ledger import JobLedger, error_counts
+from .ledger import JobLedger
 from .reader import CsvSource
+from .streams import JOB_FINISHED, JOB_PROGRESS, publish_job
 from .validator import Rejection, validate
 
 log = logging.getLogger(__name__)
@@ -143,25 +144,13 @@ class Importer:
         if self.should_stop():
             raise Stopped
 
-    def publish(self, *, force=False, name="job.progress"):
+    def publish(self, *, force=False, name=JOB_PROGRESS):
         """Announce the job's committed state, at most once per progress interval unless forced."""
         now = self.clock()
         if not force and now - self._last_publish < self.settings.progress_interval:
             return
         self._last_publish = now
         publish_job(self.broker, self.ledger.session, self.ledger.job_id, name)
-
-
-def publish_job(broker, session, job_id, name="job.progress"):
-    """Publish a job's committed state (the API's job shape plus its error counts)."""
-    from ..models import ImportJob
-
-    session.expire_all()
-    job = session.get(ImportJob, job_id)
-    if job is None:
-        return
-    payload = {"job": job.to_dict(), "error_counts": error_counts(session, job_id)}
-    broker.publish(name, payload, job_id=job_id)
 
 
 def run_job(job_id, *, session, owner, settings, bucket, downstream, broker, should_stop, cancel_requested):
@@ -197,4 +186,4 @@ def _finish(ledger, broker, status, error=None):
         log.exception("could not record the end of import #%s", ledger.job_id)
         return
     log.info("import #%s ended %s%s", ledger.job_id, status.value, f": {error}" if error else "")
-    publish_job(broker, ledger.session, ledger.job_id, "job.finished")
+    publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)

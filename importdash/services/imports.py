@@ -5,6 +5,7 @@ import uuid
 from ..errors import InvalidFile
 from ..models import ImportJob, JobMode
 from .reader import count_rows, read_header
+from .streams import JOB_CREATED, publish_job
 
 
 def store_upload(stream, upload_folder):
@@ -16,8 +17,8 @@ def store_upload(stream, upload_folder):
     return path
 
 
-def create_import(session, *, mode, path, source):
-    """Check the file's header and create a pending job for it; a bad file raises InvalidFile, writing nothing."""
+def create_import(session, broker, *, mode, path, source):
+    """Check the file's header, then create and announce a pending job; a bad file raises InvalidFile."""
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
@@ -28,4 +29,5 @@ def create_import(session, *, mode, path, source):
         job.total_records = count_rows(path)
     session.add(job)
     session.commit()
+    publish_job(broker, session, job.id, JOB_CREATED)
     return job

@@ -1,13 +1,14 @@
-"""Blueprints: imports (start), history (jobs and their errors), records (the per-row ledger), health."""
+"""Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
+ledger), health."""
 from flask import current_app
 
 from ..errors import ApiError
 
 
 def register_blueprints(app):
-    from . import health, history, imports, records
+    from . import events, health, history, imports, records
 
-    for module in (imports, history, records, health):
+    for module in (imports, history, events, records, health):
         app.register_blueprint(module.bp)
 
 

@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 from ..errors import NotFound
 from ..extensions import db
 from ..models import ErrorCategory, ImportJob, RowError
+from ..services import streams
 from ..services.ledger import error_counts
 from . import choice_arg, page_args
 
@@ -15,11 +16,8 @@ bp = Blueprint("history", __name__, url_prefix="/api/import")
 def list_jobs():
     """List imports, newest first."""
     limit, offset = page_args(request.args)
-    jobs = db.session.scalars(
-        select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc()).limit(limit).offset(offset)
-    )
-    total = db.session.scalar(select(func.count()).select_from(ImportJob))
-    return {"jobs": [job.to_dict() for job in jobs], "total": total}
+    jobs, total = streams.list_jobs(db.session, limit=limit, offset=offset)
+    return {"jobs": jobs, "total": total}
 
 
 @bp.get("/<int:job_id>")

@@ -31,18 +31,19 @@ def start_stream():
 
 
 def _start(mode, sample_only=False):
+    broker = get_runtime().broker
     upload = None if sample_only else request.files.get("file")
     if upload is None and not sample_only and request.files:
         raise ApiError("Send the CSV as the multipart field 'file'.", code="invalid_upload")
     if upload is None:
         path = current_app.config["SAMPLE_FILE"]
-        job = create_import(db.session, mode=mode, path=path, source=os.path.basename(path))
+        job = create_import(db.session, broker, mode=mode, path=path, source=os.path.basename(path))
     else:
         if not upload.filename:
             raise ApiError("The upload has no file name; choose a CSV file.", code="invalid_upload")
         path = store_upload(upload.stream, current_app.config["UPLOAD_FOLDER"])
         try:
-            job = create_import(db.session, mode=mode, path=path, source=os.path.basename(upload.filename))
+            job = create_import(db.session, broker, mode=mode, path=path, source=os.path.basename(upload.filename))
         except InvalidFile:
             os.remove(path)
             raise
