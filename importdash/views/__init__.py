@@ -1,14 +1,14 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), health."""
+ledger), health, and pages (the dashboard)."""
 from flask import current_app
 
 from ..errors import ApiError
 
 
 def register_blueprints(app):
-    from . import events, health, history, imports, records
+    from . import events, health, history, imports, pages, records
 
-    for module in (imports, history, events, records, health):
+    for module in (imports, history, events, records, health, pages):
         app.register_blueprint(module.bp)
 
 
