@@ -6,6 +6,7 @@ worker_class = "gthread"
 # One process keeps one token bucket and one event broker; more processes are safe (job leases, the unique
 # email index) but each would have its own rate limit.
 workers = int(os.environ.get("IMPORTDASH_WORKERS", "1"))
+# More threads than IMPORTDASH_SSE_MAX_STREAMS (48), so requests are still served while every stream is open.
 threads = int(os.environ.get("IMPORTDASH_THREADS", "64"))
 timeout = 60
 graceful_timeout = 30

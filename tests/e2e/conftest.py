@@ -1,0 +1,173 @@
+"""The real server (gunicorn with the shipped config) on a free loopback port, and Debian's Chromium driven by
+Playwright. Tests here skip, saying why, where Chromium or Playwright is missing; CI installs both."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from importdash.config import PROJECT_ROOT
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # a laptop without the test extra
+    sync_playwright = None
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+START_TIMEOUT = 30
+STOP_TIMEOUT = 15
+SCREENSHOT_MAX_HEIGHT = 1800
+
+
+class Server:
+    """A gunicorn process serving the app, and small JSON helpers to set the scene through its API."""
+
+    def __init__(self, url, process, log_path):
+        self.url = url
+        self.process = process
+        self.log_path = log_path
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url + path, data=data, method=method)
+        request.add_header("Accept", "application/json")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            raise AssertionError(f"{method} {path}: {error.code} {error.read().decode()}") from None
+
+    def wait_until_idle(self, timeout=30):
+        """Wait until no import is pending or processing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            jobs = self.call("GET", "/api/import?limit=1000")["jobs"]
+            if all(job["status"] in ("completed", "failed", "cancelled") for job in jobs):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"imports still running after {timeout}s")
+
+    def run_import(self, path="/api/import/batch"):
+        """Start an import through the API and return its finished state."""
+        job_id = self.call("POST", path)["job"]["id"]
+        self.wait_until_idle()
+        return self.call("GET", f"/api/import/{job_id}")
+
+    def log_tail(self):
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if sync_playwright is None:
+        pytest.skip("Playwright for Python is not installed (pip install -e '.[test]')")
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
+    if os.environ.get("IMPORTDASH_TEST_DATABASE_URL"):
+        pytest.skip("the browser tests run once, in the SQLite pass; the database is the API tests' concern")
+    folder = tmp_path_factory.mktemp("e2e-server")
+    port = _free_port()
+    env = os.environ | {
+        "IMPORTDASH_BIND": f"127.0.0.1:{port}",
+        "IMPORTDASH_DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
+        "IMPORTDASH_UPLOAD_FOLDER": str(folder / "uploads"),
+        # Fast enough to keep the suite quick, slow enough (about 3 s for the sample) to watch progress arrive.
+        "IMPORTDASH_RATE_PER_SECOND": "20",
+        # Dead streams are noticed within a second, so the server stops promptly at the end.
+        "IMPORTDASH_SSE_KEEPALIVE_SECONDS": "1",
+    }
+    log_path = folder / "gunicorn.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+    try:
+        _wait_for_health(running)
+        yield running
+    finally:
+        _stop(process)
+
+
+def _wait_for_health(server):
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer /health within {START_TIMEOUT}s:\n{server.log_tail()}")
+
+
+def _stop(process):
+    """Stop gunicorn and its worker: SIGTERM to its own process group, SIGKILL if it lingers."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """Chromium, started after the server and closed before it, so its streams end first."""
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"]
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh desktop-sized page on an empty ledger; a script error on the page fails the test."""
+    server.wait_until_idle()
+    server.call("DELETE", "/api/records?confirm=true")
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    errors = []
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    yield tab
+    context.close()
+    assert not errors, f"script errors on the page: {errors}"
+
+
+@pytest.fixture
+def screenshot():
+    """Save a full-page screenshot to test-artifacts/ (kept out of git) and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+
+    def take(tab, name):
+        path = ARTIFACTS / f"{name}.png"
+        # The page from its top, at most this tall: enough to judge the layout, small enough to be quick.
+        size = tab.viewport_size
+        height = min(tab.evaluate("document.documentElement.scrollHeight"), SCREENSHOT_MAX_HEIGHT)
+        tab.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": size["width"], "height": height})
+        return path
+
+    return take

@@ -1,0 +1,161 @@
+"""The dashboard in a real browser against the real server: imports, live progress, filters, history."""
+import re
+
+import pytest
+
+expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect
+
+PHONE = {"width": 375, "height": 812}
+DESKTOP = {"width": 1280, "height": 800}
+
+# Remembers every value the progress bar showed, so a test can tell progress arrived live, step by step.
+RECORD_PROGRESS = """
+window.__progress = [];
+new MutationObserver(() => {
+  const bar = document.querySelector("[role=progressbar]");
+  const now = bar && bar.getAttribute("aria-valuenow");
+  if (now !== null && now !== undefined && window.__progress.at(-1) !== Number(now)) window.__progress.push(Number(now));
+}).observe(document, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
+"""
+
+
+def job_id_of(page):
+    return int(re.search(r"/imports/(\d+)", page.url).group(1))
+
+
+def test_the_default_import_shows_live_progress_up_to_100_percent(page, server, screenshot):
+    page.add_init_script(RECORD_PROGRESS)
+    page.goto("/")
+    page.get_by_role("button", name="Import (Default)").click()
+
+    page.wait_for_url(re.compile(r"/imports/\d+$"))
+    page.evaluate("window.__samePage = true")
+    expect(page.locator("[data-headline]")).to_have_text("100%", timeout=30_000)
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+
+    assert page.evaluate("window.__samePage") is True  # no reload: the stream brought every step
+    seen = page.evaluate("window.__progress")
+    assert seen[-1] == 1000 and any(0 < value < 1000 for value in seen), seen
+    job = server.call("GET", f"/api/import/{job_id_of(page)}")["job"]
+    bar = page.get_by_role("progressbar")
+    expect(bar).to_have_attribute("aria-valuemax", "1000")
+    expect(page.locator("[data-success]")).to_have_text(f"{job['success_count']:,}")
+    expect(page.locator("[data-failed]")).to_have_text(f"{job['failed_count']:,}")
+    expect(page.get_by_role("button", name="Cancel import")).to_be_hidden()
+    expect(page.get_by_role("link", name="Download errors (CSV)")).to_have_attribute(
+        "href", f"/api/import/{job['id']}/errors.csv"
+    )
+    expect(page.locator("[data-errors-note]")).to_have_text(f"Showing 100 of {job['failed_count']} errors")
+
+    screenshot(page, "job-desktop")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "job-375")
+    page.get_by_role("link", name="Back to dashboard").click()
+    expect(page.locator(f'tr[data-job-id="{job["id"]}"]')).to_contain_text("Completed")
+    screenshot(page, "dashboard-375")
+    page.set_viewport_size(DESKTOP)
+    screenshot(page, "dashboard-desktop")
+
+
+def test_a_category_card_filters_the_errors_and_the_filter_lives_in_the_url(page, server):
+    state = server.run_import()
+    page.goto(f"/imports/{state['job']['id']}")
+    rows = page.locator("[data-error-rows] tr")
+    expect(rows).to_have_count(100)
+
+    duplicates = page.locator('[data-category="duplicate"]')
+    expect(duplicates.locator("[data-count]")).to_have_text(str(state["error_counts"]["duplicate"]))
+    duplicates.click()
+
+    expect(page).to_have_url(re.compile(r"\?category=duplicate$"))
+    expect(duplicates).to_have_attribute("aria-pressed", "true")
+    expect(rows).to_have_count(min(100, state["error_counts"]["duplicate"]))
+    expect(rows.locator(".tag")).to_have_text(["Duplicates"] * rows.count())
+    expect(page.get_by_role("link", name="Download errors (CSV)")).to_have_attribute(
+        "href", re.compile(r"errors\.csv\?category=duplicate$")
+    )
+
+    duplicates.click()
+    expect(page).not_to_have_url(re.compile("category="))
+    expect(duplicates).to_have_attribute("aria-pressed", "false")
+    expect(rows).to_have_count(100)
+    assert len(set(rows.locator(".tag").all_text_contents())) > 1
+
+    page.goto(f"/imports/{state['job']['id']}?category=missing_value")  # a shared link opens filtered
+    expect(rows).to_have_count(state["error_counts"]["missing_value"])
+    expect(rows.locator(".tag")).to_have_text(["Missing Values"] * rows.count())
+
+
+def test_a_csv_chosen_in_the_picker_is_imported_in_stream_mode_and_shown_as_text(page, tmp_path):
+    csv = tmp_path / "contacts-e2e.csv"
+    csv.write_text(
+        "name,email,company\n"
+        "Ada Lovelace,ada@example.com,Analytical Engines\n"
+        "Ada Again,ADA@example.com,Analytical Engines\n"
+        '"<img src=x onerror=""window.__pwned=1"">",not-an-email,Mischief Inc\n'
+        ",nameless@example.com,Nobody Ltd\n"
+        "Blocked Person,someone@blocked.example,Blocked Co\n"
+    )
+    page.goto("/")
+    page.locator("[data-file-input]").set_input_files(csv)
+    expect(page.locator("[data-file-label]")).to_contain_text("contacts-e2e.csv")
+
+    page.get_by_role("button", name="Import (Stream)").click()
+
+    page.wait_for_url(re.compile(r"/imports/\d+$"))
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+    expect(page.locator(".job__file")).to_have_text("contacts-e2e.csv")
+    expect(page.locator("[data-mode]")).to_have_text("Stream")
+    expect(page.locator("[data-success]")).to_have_text("1")
+    expect(page.locator("[data-failed]")).to_have_text("4")
+    for category in ("duplicate", "missing_value", "invalid_format", "other"):
+        expect(page.locator(f'[data-category="{category}"] [data-count]')).to_have_text("1")
+    errors = page.locator("[data-error-rows]")
+    expect(errors).to_contain_text('<img src=x onerror="window.__pwned=1">')
+    assert errors.locator("img").count() == 0
+    assert page.evaluate("window.__pwned") is None
+
+
+def test_the_history_updates_live_its_rows_open_each_import_and_it_can_be_cleared(page, server):
+    page.goto("/")
+    expect(page.locator("[data-history-empty]")).to_be_visible()
+    expect(page.locator("[data-live]")).to_have_text("Live")
+
+    job_id = server.call("POST", "/api/import/stream")["job"]["id"]  # started elsewhere: the page must notice
+
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    expect(row).to_contain_text("Stream")
+    expect(row).to_contain_text("Completed", timeout=30_000)
+    expect(page.locator("[data-history-empty]")).to_be_hidden()
+
+    row.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(rf"/imports/{job_id}$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"Import #{job_id}")
+    page.get_by_role("link", name="Back to dashboard").click()
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/imports/{job_id}$"))
+    page.go_forward()
+
+    page.get_by_role("button", name="Clear records").click()  # asks first
+    page.get_by_role("dialog").get_by_role("button", name="Cancel").click()
+    expect(row).to_be_visible()
+    page.get_by_role("button", name="Clear records").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete everything").click()
+    expect(page.locator("[data-notice-text]")).to_have_text(re.compile(r"^Deleted [\d,]+ records, \d+ errors and 1 imports\.$"))
+    expect(page.locator("[data-history-empty]")).to_be_visible()
+    assert server.call("GET", "/api/import")["total"] == 0
+
+
+
+def test_a_refused_stream_shows_reconnecting_and_catches_up_when_it_returns(page, server):
+    refuse = '{"error": {"code": "too_many_streams", "message": "Too many live streams are open."}}'
+    page.route("**/api/events", lambda route: route.fulfill(status=503, body=refuse, content_type="application/json"))
+    page.goto("/")
+    expect(page.locator("[data-live]")).to_have_text("Reconnecting…")
+
+    job_id = server.call("POST", "/api/import")["job"]["id"]  # created while the page could not listen
+    page.unroute("**/api/events")
+
+    expect(page.locator("[data-live]")).to_have_text("Live")
+    expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_contain_text("Completed", timeout=30_000)
