@@ -79,7 +79,7 @@ def server(tmp_path_factory):
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; .ci/run does this)")
     if os.environ.get("IMPORTDASH_TEST_DATABASE_URL"):
-        pytest.skip("the browser tests run once, in the SQLite pass; the database is the API tests' concern")
+        pytest.skip("the browser tests run in the SQLite pass only (their server keeps its own SQLite file)")
     folder = tmp_path_factory.mktemp("e2e-server")
     port = _free_port()
     env = os.environ | {
