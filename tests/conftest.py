@@ -2,6 +2,7 @@
 import os
 
 import pytest
+from scripted_downstream import ScriptedDownstream
 
 from importdash import create_app
 from importdash.extensions import db
@@ -75,3 +76,11 @@ def wait_for_job(app):
         return db.session.get(ImportJob, job_id).to_dict()
 
     return wait
+
+
+@pytest.fixture
+def downstream_server():
+    """A real HTTP downstream on loopback, answering as the test scripts it."""
+    server = ScriptedDownstream()
+    yield server
+    server.close()
