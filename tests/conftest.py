@@ -7,13 +7,19 @@ from scripted_downstream import ScriptedDownstream
 from importdash import create_app
 from importdash.extensions import db
 from importdash.models import ImportJob
-from importdash.runtime import get_runtime
+from importdash.runtime import get_runtime, stop_background
 
 TEST_DATABASE_URL = os.environ.get("IMPORTDASH_TEST_DATABASE_URL")
 
 
 @pytest.fixture
-def app(tmp_path):
+def app_config():
+    """Settings a test module adds to (or overrides in) the app's test configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_config):
     app = create_app(
         {
             "TESTING": True,
@@ -23,13 +29,14 @@ def app(tmp_path):
             "SIMULATED_LATENCY_MS": 0,
             "PROGRESS_INTERVAL_SECONDS": 0.05,
         }
+        | app_config
     )
     if TEST_DATABASE_URL:
         with app.app_context():
             db.drop_all()
             db.create_all()
     yield app
-    get_runtime(app).runner.shutdown(wait=True)
+    stop_background(app, wait=True)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
