@@ -1,5 +1,6 @@
 """gunicorn settings: one process of threads, because each open progress stream (SSE) holds a thread."""
 import os
+import signal
 
 bind = os.environ.get("IMPORTDASH_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -11,3 +12,30 @@ threads = int(os.environ.get("IMPORTDASH_THREADS", "64"))
 timeout = 60
 graceful_timeout = 30
 accesslog = "-"
+
+
+def post_worker_init(worker):
+    """Resume unfinished imports in this worker, and make SIGTERM stop its jobs before anything else."""
+    from importdash.runtime import start_background, stop_background
+
+    app = worker.wsgi
+    start_background(app)
+    # gunicorn's own handler first lets open requests (progress streams) drain for up to graceful_timeout;
+    # the jobs stop at once instead: no new downstream calls, the calls in flight finish, the jobs stay
+    # resumable. Otherwise the executor's exit-time join would wait for every running import to end.
+    gunicorn_handler = signal.getsignal(signal.SIGTERM)
+
+    def stop_jobs_then_exit(signum, frame):
+        stop_background(app)
+        gunicorn_handler(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop_jobs_then_exit)
+
+
+def worker_exit(server, worker):
+    """However the worker ends, stop its jobs and wait for their calls in flight, so they stay resumable."""
+    from importdash.runtime import stop_background
+
+    app = getattr(worker, "wsgi", None)  # absent when the app failed to load
+    if app is not None:
+        stop_background(app, wait=True)

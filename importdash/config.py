@@ -18,12 +18,23 @@ class Config:
     CREATE_DB_ON_START = True  # create missing tables when the app starts
 
     # Downstream API and its rate limit.
-    DOWNSTREAM = "simulated"  # "simulated" (built in); a real HTTP downstream comes later
+    DOWNSTREAM = "simulated"  # "simulated" (built in) or "webhook" (HTTP POSTs to WEBHOOK_URL)
     RATE_PER_SECOND = 2.0  # tokens (downstream calls) refilled per second; 0 lifts the limit
     RATE_BURST = 4  # bucket capacity: calls that may go out back to back
     RECORDS_PER_CALL = 16  # records carried by one downstream call (1 = one call per record)
     SIMULATED_LATENCY_MS = 0  # the simulated downstream's response time per call
     SIMULATED_REJECT_DOMAINS = "blocked.example,rejected.example"  # comma-separated; refused by the simulator
+    WEBHOOK_URL = None  # where the webhook downstream POSTs each call's records
+    WEBHOOK_AUTHORIZATION = None  # sent as the Authorization header when set, e.g. "Bearer <token>"
+    WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5.0  # how long to wait for a connection to the webhook
+    WEBHOOK_TIMEOUT_SECONDS = 10.0  # how long to wait for the webhook to take the request and answer it
+
+    # Delivery failures: 408, 5xx, timeouts and connection errors are retried; 429 waits as Retry-After says.
+    DELIVERY_MAX_ATTEMPTS = 5  # tries per call before its records fail (429 and breaker waits do not count)
+    RETRY_BACKOFF_BASE_SECONDS = 0.5  # the first retry waits up to this long (full jitter), doubling per retry
+    RETRY_BACKOFF_CAP_SECONDS = 30.0  # no retry waits longer than this
+    BREAKER_THRESHOLD = 5  # failed calls in a row after which delivery pauses; 0 turns the breaker off
+    BREAKER_COOLDOWN_SECONDS = 15.0  # while paused, one probe call goes out this often
 
     # Jobs.
     MAX_JOBS = 4  # import jobs that may run at once (ThreadPoolExecutor workers); more are queued
@@ -32,6 +43,8 @@ class Config:
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
     DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
+    HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel request this often
+    LEASE_SWEEP_SECONDS = 10  # a serving process takes over unfinished jobs with free or expired leases this often
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
 
     # Uploads.
@@ -48,4 +61,5 @@ class Config:
     DEFAULT_PAGE_SIZE = 100
     MAX_PAGE_SIZE = 1_000
     JOB_ERROR_PREVIEW = 100  # errors included with GET /api/import/<id>
+    EXPORT_BATCH_SIZE = 1_000  # error rows read per query while streaming errors.csv
 

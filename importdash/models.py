@@ -68,6 +68,11 @@ class ImportJob(db.Model):
     completed_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_expires_at: Mapped[datetime | None]
+    # Set by a cancel request from any process; the lease holder sees it at its next heartbeat.
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    notice: Mapped[str | None] = mapped_column(String(255))  # what delivery is waiting for, e.g. the downstream
+    retries: Mapped[int] = mapped_column(default=0)  # how often its failed deliveries were sent again
+    last_retried_at: Mapped[datetime | None]
 
     @property
     def duration_seconds(self):
@@ -91,6 +96,10 @@ class ImportJob(db.Model):
             "completed_at": isoformat(self.completed_at),
             "duration_seconds": self.duration_seconds,
             "error": self.error,
+            "notice": self.notice,
+            "cancel_requested": self.cancel_requested,
+            "retries": self.retries,
+            "last_retried_at": isoformat(self.last_retried_at),
         }
 
 

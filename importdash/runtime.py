@@ -1,41 +1,85 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
-import atexit
 from dataclasses import dataclass
 
 from flask import current_app
 
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
+from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import SimulatedDownstream, parse_domains
+from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
+from .services.webhook import WebhookDownstream
 
 
 @dataclass
 class Runtime:
     bucket: TokenBucket
     downstream: object
+    deliverer: Deliverer
     broker: EventBroker
     runner: JobRunner
+    sweeper: LeaseSweeper
 
 
 def build_downstream(config):
     """Make the configured downstream client."""
-    if config["DOWNSTREAM"] != "simulated":
-        raise ValueError(f"unknown IMPORTDASH_DOWNSTREAM {config['DOWNSTREAM']!r}; expected 'simulated'")
-    return SimulatedDownstream(
-        latency_ms=config["SIMULATED_LATENCY_MS"],
-        reject_domains=parse_domains(config["SIMULATED_REJECT_DOMAINS"]),
-    )
+    kind = config["DOWNSTREAM"]
+    if kind == "simulated":
+        return SimulatedDownstream(
+            latency_ms=config["SIMULATED_LATENCY_MS"],
+            reject_domains=parse_domains(config["SIMULATED_REJECT_DOMAINS"]),
+        )
+    if kind == "webhook":
+        if not config["WEBHOOK_URL"]:
+            raise ValueError("IMPORTDASH_DOWNSTREAM=webhook needs IMPORTDASH_WEBHOOK_URL")
+        return WebhookDownstream(
+            config["WEBHOOK_URL"],
+            authorization=config["WEBHOOK_AUTHORIZATION"],
+            connect_timeout=config["WEBHOOK_CONNECT_TIMEOUT_SECONDS"],
+            timeout=config["WEBHOOK_TIMEOUT_SECONDS"],
+        )
+    raise ValueError(f"unknown IMPORTDASH_DOWNSTREAM {kind!r}; expected 'simulated' or 'webhook'")
 
 
 def init_app(app):
     config = app.config
     bucket = TokenBucket(rate=config["RATE_PER_SECOND"], capacity=config["RATE_BURST"])
     downstream = build_downstream(config)
+    deliverer = Deliverer(
+        downstream,
+        bucket=bucket,
+        breaker=CircuitBreaker(config["BREAKER_THRESHOLD"], config["BREAKER_COOLDOWN_SECONDS"]),
+        policy=RetryPolicy.from_config(config),
+    )
     broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
-    runner = JobRunner(app, bucket=bucket, downstream=downstream, broker=broker, max_workers=config["MAX_JOBS"])
-    app.extensions["importdash"] = Runtime(bucket=bucket, downstream=downstream, broker=broker, runner=runner)
-    atexit.register(runner.shutdown, wait=False)
+    runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
+    sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
+    app.extensions["importdash"] = Runtime(
+        bucket=bucket, downstream=downstream, deliverer=deliverer, broker=broker, runner=runner, sweeper=sweeper
+    )
+
+
+def start_background(app):
+    """Resume unfinished imports and keep taking over those whose process died (once per serving process).
+
+    gunicorn.conf.py calls this in each worker; the flask CLI never does, so `flask import` or `init-db`
+    cannot pick up a server's jobs.
+    """
+    get_runtime(app).sweeper.start()
+
+
+def stop_background(app, wait=False):
+    """Stop sweeping and stop running jobs after their calls in flight, leaving them resumable.
+
+    Without wait this only raises flags, so a signal handler may call it; with wait it also waits for the
+    jobs to let go and closes the downstream client.
+    """
+    runtime = get_runtime(app)
+    runtime.sweeper.stop()
+    runtime.runner.shutdown(wait=wait)
+    if wait:
+        runtime.downstream.close()
 
 
 def get_runtime(app=None):

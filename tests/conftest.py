@@ -2,19 +2,24 @@
 import os
 
 import pytest
+from scripted_downstream import ScriptedDownstream
 
 from importdash import create_app
 from importdash.extensions import db
 from importdash.models import ImportJob
-from importdash.runtime import get_runtime
+from importdash.runtime import get_runtime, stop_background
 
 TEST_DATABASE_URL = os.environ.get("IMPORTDASH_TEST_DATABASE_URL")
 
 
 @pytest.fixture
-def app(tmp_path, request):
-    """The app; a test marked @pytest.mark.app_config(NAME=value) gets those settings on top."""
-    marker = request.node.get_closest_marker("app_config")
+def app_config():
+    """Settings a test module adds to (or overrides in) the app's test configuration."""
+    return {}
+
+
+@pytest.fixture
+def app(tmp_path, app_config):
     app = create_app(
         {
             "TESTING": True,
@@ -24,14 +29,14 @@ def app(tmp_path, request):
             "SIMULATED_LATENCY_MS": 0,
             "PROGRESS_INTERVAL_SECONDS": 0.05,
         }
-        | (marker.kwargs if marker else {})
+        | app_config
     )
     if TEST_DATABASE_URL:
         with app.app_context():
             db.drop_all()
             db.create_all()
     yield app
-    get_runtime(app).runner.shutdown(wait=True)
+    stop_background(app, wait=True)
     with app.app_context():
         db.session.remove()
         db.engine.dispose()
@@ -78,3 +83,11 @@ def wait_for_job(app):
         return db.session.get(ImportJob, job_id).to_dict()
 
     return wait
+
+
+@pytest.fixture
+def downstream_server():
+    """A real HTTP downstream on loopback, answering as the test scripts it."""
+    server = ScriptedDownstream()
+    yield server
+    server.close()

@@ -18,18 +18,27 @@ class Outcome:
 
 
 class DownstreamError(Exception):
-    """A whole call failed; a transient failure may be retried, a permanent one may not."""
+    """A whole call failed; a transient failure may be retried, a permanent one may not.
 
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None):
+    A throttled call (429) was refused only because calls came too fast; retry_after is how long the
+    downstream asked to wait, when it said.
+    """
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None, throttled: bool = False):
         super().__init__(message)
         self.message = message
-        self.transient = transient
+        self.transient = transient or throttled
         self.retry_after = retry_after
+        self.throttled = throttled
 
 
 class Downstream(Protocol):
     def send(self, records: list[dict]) -> list[Outcome]:
         """Deliver the records in one call and return one outcome per record, in the same order."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the process is done with the downstream."""
         ...
 
 
@@ -76,6 +85,9 @@ class SimulatedDownstream:
         if self.latency_ms > 0:
             self._sleep(self.latency_ms / 1000)
         return [self._judge(record) for record in records]
+
+    def close(self) -> None:
+        """Nothing to release."""
 
     def _judge(self, record: dict) -> Outcome:
         key = record["key"]

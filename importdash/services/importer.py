@@ -5,8 +5,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from ..models import ErrorCategory, JobMode, JobStatus
-from .downstream import DownstreamError, Outcome
-from .ledger import JobLedger
+from .ledger import JobLedger, LeaseLost
 from .reader import CsvSource
 from .streams import JOB_FINISHED, JOB_PROGRESS, publish_job
 from .validator import Rejection, validate
@@ -22,6 +21,7 @@ class ImportSettings:
     delivery_window: int
     progress_interval: float
     lease_seconds: float
+    heartbeat_interval: float
 
     @classmethod
     def from_config(cls, config):
@@ -32,6 +32,7 @@ class ImportSettings:
             delivery_window=max(config["DELIVERY_WINDOW"], config["RECORDS_PER_CALL"]),
             progress_interval=config["PROGRESS_INTERVAL_SECONDS"],
             lease_seconds=config["LEASE_SECONDS"],
+            heartbeat_interval=config["HEARTBEAT_SECONDS"],
         )
 
 
@@ -42,22 +43,30 @@ class Stopped(Exception):
 class Importer:
     """Carry one leased job from its file to the downstream; every write goes through the ledger."""
 
-    def __init__(self, ledger: JobLedger, *, settings, bucket, downstream, broker, should_stop, clock=time.monotonic):
+    def __init__(self, ledger: JobLedger, *, settings, deliverer, broker, stop_requested, clock=time.monotonic):
         self.ledger = ledger
         self.settings = settings
-        self.bucket = bucket
-        self.downstream = downstream
+        self.deliverer = deliverer
         self.broker = broker
-        self.should_stop = should_stop
+        self.stop_requested = stop_requested  # this process asks the job to stop (shutdown, or a cancel here)
         self.clock = clock
+        self.cancelled = False  # a cancel request reached the job through the database
+        self._notice = None
         self._last_publish = float("-inf")
+        self._last_heartbeat = clock()
 
     def run(self):
         """Import the whole file, resuming after the last staged row if the job ran before."""
         job = self.ledger.job()
         key, mode, path, cursor = job.key, JobMode(job.mode), job.path, job.cursor
         self.key_prefix = key
+        self.cancelled = job.cancel_requested
+        self._check_stop()
         self.publish(force=True)
+        if job.retries:
+            # A retry of a completed job: its file was read to the end; only its failed records go out again.
+            self._deliver()
+            return
         with CsvSource(path) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
@@ -78,6 +87,15 @@ class Importer:
                     self._deliver(whole_calls_only=True)
                 self.ledger.set_total()
                 self._deliver()
+
+    def should_stop(self):
+        """True once the job must stop; renews the lease and looks for a cancel request every heartbeat."""
+        if self.stop_requested() or self.cancelled:
+            return True
+        if self.clock() - self._last_heartbeat >= self.settings.heartbeat_interval:
+            self._last_heartbeat = self.clock()
+            self.cancelled = self.ledger.heartbeat()
+        return self.cancelled
 
     def _stage(self, rows):
         """Validate and store one batch of rows; False when the file had no rows left."""
@@ -100,7 +118,7 @@ class Importer:
             return Rejection(source_row.row, ErrorCategory.OTHER.value, f"unexpected error: {exc}", source_row.data)
 
     def _deliver(self, *, whole_calls_only=False):
-        """Send the job's undelivered records, one call per token, settling verdicts at least every interval."""
+        """Send the job's undelivered records, one call at a time, settling verdicts at least every interval."""
         per_call, window = self.settings.records_per_call, self.settings.delivery_window
         while True:
             self._check_stop()
@@ -112,10 +130,13 @@ class Importer:
                 if whole_calls_only and len(call) < per_call:
                     waiting_for_rows = True  # these stay in flight and are claimed again with the next rows
                     break
-                if not self.bucket.acquire(should_stop=self.should_stop):
-                    stopped = True
+                outcomes = self.deliverer.deliver(
+                    [self._payload(record) for record in call], should_stop=self.should_stop, on_notice=self._set_notice
+                )
+                if outcomes is None:
+                    stopped = True  # the call stays in flight and goes out again, with the same keys, on resume
                     break
-                settled.extend(zip(call, self._send(call)))
+                settled.extend(zip(call, outcomes))
                 if self.clock() - last_flush >= self.settings.progress_interval:
                     self.ledger.settle(settled)
                     self.publish()
@@ -127,18 +148,23 @@ class Importer:
             if waiting_for_rows or len(records) < window:
                 return
 
-    def _send(self, call):
-        payload = [
-            {"key": self.record_key(r), "name": r["name"], "email": r["email"], "company": r["company"]} for r in call
-        ]
-        try:
-            return self.downstream.send(payload)
-        except DownstreamError as exc:
-            return [Outcome(item["key"], False, f"downstream call failed: {exc}", None) for item in payload]
+    def _payload(self, record):
+        return {
+            "key": self.record_key(record),
+            "name": record["name"],
+            "email": record["email"],
+            "company": record["company"],
+        }
 
     def record_key(self, record):
         """The record's idempotency key: the same on every attempt and across restarts."""
         return f"{self.key_prefix}-{record['row']}"
+
+    def _set_notice(self, notice):
+        if notice != self._notice:
+            self._notice = notice
+            self.ledger.set_notice(notice)
+            self.publish(force=True)
 
     def _check_stop(self):
         if self.should_stop():
@@ -153,37 +179,44 @@ class Importer:
         publish_job(self.broker, self.ledger.session, self.ledger.job_id, name)
 
 
-def run_job(job_id, *, session, owner, settings, bucket, downstream, broker, should_stop, cancel_requested):
+def run_job(job_id, *, session, owner, settings, deliverer, broker, should_stop, cancel_requested):
     """Run a job to a terminal state (or leave it resumable on shutdown); never raises."""
     ledger = JobLedger(session, job_id, owner, settings.lease_seconds)
     if not ledger.claim():
         log.info("import #%s is not runnable here (finished, or leased by another process)", job_id)
         return
-    importer = Importer(
-        ledger, settings=settings, bucket=bucket, downstream=downstream, broker=broker, should_stop=should_stop
-    )
+    importer = Importer(ledger, settings=settings, deliverer=deliverer, broker=broker, stop_requested=should_stop)
     try:
         importer.run()
     except Stopped:
-        if cancel_requested():
-            _finish(ledger, broker, JobStatus.CANCELLED, "cancelled by request")
-        else:
-            log.info("import #%s paused for shutdown; it resumes when the app starts again", job_id)
-            ledger.release()
+        _end(ledger, broker, ledger.cancel if importer.cancelled or cancel_requested() else ledger.release)
+        return
+    except LeaseLost:
+        session.rollback()
+        log.warning("import #%s: lease lost; the process that took it over carries on", job_id)
         return
     except Exception as exc:
         log.exception("import #%s failed", job_id)
         session.rollback()
-        _finish(ledger, broker, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        _end(ledger, broker, ledger.finish, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
         return
-    _finish(ledger, broker, JobStatus.COMPLETED)
+    _end(ledger, broker, ledger.finish, JobStatus.COMPLETED)
 
 
-def _finish(ledger, broker, status, error=None):
+def _end(ledger, broker, end, *args):
+    """Record how the run ended, log it and announce it; a failure to record it is logged, never raised.
+
+    end(*args) returns the job's terminal status, or None when the job stays resumable (shutdown).
+    """
     try:
-        ledger.finish(status, error)
+        status = end(*args)
     except Exception:
         log.exception("could not record the end of import #%s", ledger.job_id)
         return
+    if status is None:
+        log.info("import #%s paused for shutdown; it resumes when the app starts again", ledger.job_id)
+        publish_job(broker, ledger.session, ledger.job_id)
+        return
+    error = ledger.job().error
     log.info("import #%s ended %s%s", ledger.job_id, status.value, f": {error}" if error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)

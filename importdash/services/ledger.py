@@ -1,7 +1,7 @@
 """Write a job's outcomes to the database: staged records, error rows and the counts, one transaction each."""
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, RowError, utcnow
@@ -104,7 +104,11 @@ class JobLedger:
         return [r._asdict() for r in rows]
 
     def settle(self, settled):
-        """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal."""
+        """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal.
+
+        A record settled before (attempts > 0) is a failure being retried: it is already counted, so success
+        moves it from failed to succeeded and drops its error row, and a new refusal replaces the error row.
+        """
         if not settled:
             return
         self.session.execute(
@@ -119,6 +123,15 @@ class JobLedger:
                 for record, outcome in settled
             ],
         )
+        retried_rows = [record["row"] for record, _ in settled if record["attempts"]]
+        if retried_rows:
+            self.session.execute(
+                delete(RowError).where(
+                    RowError.job_id == self.job_id,
+                    RowError.category == ErrorCategory.OTHER.value,
+                    RowError.row.in_(retried_rows),
+                )
+            )
         failures = [
             self._error(
                 record["row"],
@@ -131,10 +144,13 @@ class JobLedger:
         ]
         if failures:
             self.session.execute(insert(RowError.__table__), failures)
+        first_time = sum(1 for record, _ in settled if not record["attempts"])
+        first_time_failures = sum(1 for record, outcome in settled if not record["attempts"] and not outcome.ok)
+        retried_successes = sum(1 for record, outcome in settled if record["attempts"] and outcome.ok)
         self._update_job(
-            processed_count=ImportJob.processed_count + len(settled),
+            processed_count=ImportJob.processed_count + first_time,
             success_count=ImportJob.success_count + len(settled) - len(failures),
-            failed_count=ImportJob.failed_count + len(failures),
+            failed_count=ImportJob.failed_count + first_time_failures - retried_successes,
         )
         self.session.commit()
 
@@ -144,22 +160,58 @@ class JobLedger:
         self.session.commit()
 
     def finish(self, status, error=None):
-        """Put the job in a terminal state and release its lease; a cancelled job's undelivered records end cancelled."""
+        """Put the job in a terminal state, release its lease and return the status.
+
+        A cancelled job's undelivered records end cancelled; records of a retry that were not sent again keep
+        their earlier failure (their error rows are still there).
+        """
+        self.session.execute(
+            update(Record)
+            .where(Record.job_id == self.job_id, Record.status.in_(UNDELIVERED), Record.attempts > 0)
+            .values(status=RecordStatus.FAILED.value)
+        )
         if status is JobStatus.CANCELLED:
             self.session.execute(
                 update(Record)
                 .where(Record.job_id == self.job_id, Record.status.in_(UNDELIVERED))
                 .values(status=RecordStatus.CANCELLED.value)
             )
-        values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
+        values = {
+            "status": status.value,
+            "completed_at": utcnow(),
+            "lease_owner": None,
+            "lease_expires_at": None,
+            "notice": None,
+        }
         if error is not None:
             values["error"] = error
         self._update_job(**values)
         self.session.commit()
+        return status
+
+    def cancel(self):
+        """End the job at a cancel request, and return the status it ended in.
+
+        A cancelled retry leaves the job completed: every row already had its outcome before the retry began.
+        """
+        if self.job().retries:
+            return self.finish(JobStatus.COMPLETED)
+        return self.finish(JobStatus.CANCELLED, "cancelled by request")
 
     def release(self):
         """Give up the lease but leave the job resumable (the process is shutting down)."""
-        self._update_job(lease_owner=None, lease_expires_at=None)
+        self._update_job(lease_owner=None, lease_expires_at=None, notice=None)
+        self.session.commit()
+
+    def heartbeat(self):
+        """Extend the lease, and return whether a cancel request is waiting for the job."""
+        self._update_job()
+        self.session.commit()
+        return bool(self.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == self.job_id)))
+
+    def set_notice(self, notice):
+        """Say what delivery is waiting for (None once it is not waiting)."""
+        self._update_job(notice=notice)
         self.session.commit()
 
     def _update_job(self, **values):

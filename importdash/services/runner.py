@@ -15,34 +15,43 @@ log = logging.getLogger(__name__)
 class JobRunner:
     """A ThreadPoolExecutor of import jobs: MAX_JOBS run at once, the rest wait their turn."""
 
-    def __init__(self, app, *, bucket, downstream, broker, max_workers):
+    def __init__(self, app, *, deliverer, broker, max_workers):
         self.app = app
-        self.bucket = bucket
-        self.downstream = downstream
+        self.deliverer = deliverer
         self.broker = broker
         # Names this process in job leases, so a restarted or second process can tell the lease is not its own.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="importdash-job")
-        self._lock = threading.Lock()
+        # Re-entrant: a job that is already done runs its done-callback (_forget) inside submit's lock.
+        self._lock = threading.RLock()
         self._futures = {}
         self._cancelled = set()
         self._stopping = threading.Event()
 
     def submit(self, job_id):
-        """Queue a job to run; a job already queued or running here is not queued twice."""
+        """Queue a job to run; a job already queued or running here is not queued twice.
+
+        Once the runner is shutting down nothing is queued (None is returned): the job stays pending in the
+        ledger and whichever process sweeps for unowned jobs next runs it.
+        """
         with self._lock:
             future = self._futures.get(job_id)
             if future is not None and not future.done():
                 return future
-            future = self._executor.submit(self._run, job_id)
+            try:
+                future = self._executor.submit(self._run, job_id)
+            except RuntimeError:  # the executor is shut down
+                return None
             self._futures[job_id] = future
             future.add_done_callback(lambda _f, job_id=job_id: self._forget(job_id))
             return future
 
     def cancel(self, job_id):
-        """Ask a queued or running job to stop; it ends cancelled at its next check."""
+        """Ask a job queued or running here to stop; it ends cancelled at its next check."""
         with self._lock:
-            self._cancelled.add(job_id)
+            future = self._futures.get(job_id)
+            if future is not None and not future.done():
+                self._cancelled.add(job_id)
 
     def is_running(self, job_id):
         with self._lock:
@@ -62,6 +71,7 @@ class JobRunner:
 
     def shutdown(self, wait=True):
         """Stop taking work; running jobs stop after their call in flight and stay resumable."""
+        # Safe in a signal handler: nothing here waits for a lock the interrupted thread could hold.
         self._stopping.set()
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
@@ -78,8 +88,7 @@ class JobRunner:
                     session=db.session,
                     owner=self.owner,
                     settings=ImportSettings.from_config(self.app.config),
-                    bucket=self.bucket,
-                    downstream=self.downstream,
+                    deliverer=self.deliverer,
                     broker=self.broker,
                     should_stop=lambda: self._stopping.is_set() or job_id in self._cancelled,
                     cancel_requested=lambda: job_id in self._cancelled,

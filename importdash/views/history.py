@@ -1,11 +1,12 @@
 """Past and running imports, and the errors of each."""
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, request, stream_with_context
 from sqlalchemy import func, select
 
 from ..errors import NotFound
 from ..extensions import db
 from ..models import ErrorCategory, ImportJob, RowError
 from ..services import streams
+from ..services.export import errors_csv, source_keys
 from ..services.ledger import error_counts
 from . import choice_arg, page_args
 
@@ -49,6 +50,23 @@ def list_errors(job_id):
     )
     total = db.session.scalar(select(func.count()).select_from(RowError).where(*conditions))
     return {"errors": [error.to_dict() for error in errors], "total": total}
+
+
+@bp.get("/<int:job_id>/errors.csv")
+def export_errors(job_id):
+    """Download an import's errors (optionally of one category) as CSV, streamed as it is read."""
+    job = _get_job(job_id)
+    category = choice_arg(request.args, "category", ErrorCategory)
+    keys = source_keys(job.path)
+    chunks = errors_csv(
+        db.session, job_id, keys=keys, category=category, batch_size=current_app.config["EXPORT_BATCH_SIZE"]
+    )
+    name = f"import-{job_id}-{category or 'all'}-errors.csv"
+    return current_app.response_class(
+        stream_with_context(chunks),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def _get_job(job_id):

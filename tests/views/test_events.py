@@ -124,7 +124,7 @@ def test_an_unknown_job_is_404_json_and_leaves_no_subscriber(app, client):
     assert subscribers(app) == 0
 
 
-@pytest.mark.app_config(SSE_MAX_STREAMS=1, SSE_RETRY_MS=2500)
+@pytest.mark.parametrize("app_config", [{"SSE_MAX_STREAMS": 1, "SSE_RETRY_MS": 2500}])
 def test_open_streams_are_capped_with_503_and_retry_after(app, client, make_job):
     job_id = make_job().id
     first = open_stream(client, f"/api/import/{job_id}/events")
@@ -140,7 +140,7 @@ def test_open_streams_are_capped_with_503_and_retry_after(app, client, make_job)
     assert subscribers(app) == 0
 
 
-@pytest.mark.app_config(SSE_QUEUE_SIZE=1)
+@pytest.mark.parametrize("app_config", [{"SSE_QUEUE_SIZE": 1}])
 def test_a_client_that_falls_behind_is_dropped_and_its_stream_ends(app, client, make_job):
     job_id = make_job().id
     stream = open_stream(client, f"/api/import/{job_id}/events")
@@ -153,7 +153,7 @@ def test_a_client_that_falls_behind_is_dropped_and_its_stream_ends(app, client, 
     assert subscribers(app) == 0
 
 
-@pytest.mark.app_config(SSE_KEEPALIVE_SECONDS=0.01)
+@pytest.mark.parametrize("app_config", [{"SSE_KEEPALIVE_SECONDS": 0.01}])
 def test_an_idle_stream_gets_keep_alive_comments(client, make_job):
     stream = open_stream(client, f"/api/import/{make_job().id}/events")
     stream.next_event()

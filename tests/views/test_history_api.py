@@ -19,7 +19,8 @@ def test_job_shape(client, make_job):
     job = client.get(f"/api/import/{make_job().id}").get_json()["job"]
     assert set(job) == {
         "id", "mode", "status", "source", "total_records", "processed_count", "success_count", "failed_count",
-        "created_at", "started_at", "completed_at", "duration_seconds", "error",
+        "created_at", "started_at", "completed_at", "duration_seconds", "error", "notice", "cancel_requested",
+        "retries", "last_retried_at",
     }
     assert job["status"] == "pending" and job["created_at"].endswith("Z")
 

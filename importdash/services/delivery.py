@@ -1,0 +1,160 @@
+"""Deliver one call's records however long it takes: the rate limit, retries with backoff, and a circuit breaker."""
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+from .bucket import STOP_CHECK_SECONDS
+from .downstream import DownstreamError, Outcome
+
+UNAVAILABLE = "downstream unavailable, retrying"
+THROTTLED = "downstream asked to slow down, waiting"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a failing call is tried, and how long to wait between tries."""
+
+    max_attempts: int
+    backoff_base: float
+    backoff_cap: float
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(
+            max_attempts=max(int(config["DELIVERY_MAX_ATTEMPTS"]), 1),
+            backoff_base=config["RETRY_BACKOFF_BASE_SECONDS"],
+            backoff_cap=config["RETRY_BACKOFF_CAP_SECONDS"],
+        )
+
+    def backoff(self, failures, rand=random.random):
+        """Full jitter: a uniform wait up to base * 2^(failures - 1), capped, so retrying clients spread out."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1))
+        return rand() * ceiling
+
+
+class CircuitBreaker:
+    """Stop calling a downstream that keeps failing; while it is open, let one probe call out per cool-down.
+
+    Shared by every job of the process, like the token bucket: `threshold` failed calls in a row (from any
+    job) open it; a successful call closes it. threshold <= 0 turns it off.
+    """
+
+    def __init__(self, threshold, cooldown, *, clock=time.monotonic):
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures = 0
+        self._next_probe_at = None  # None while closed
+
+    @property
+    def is_open(self):
+        with self._lock:
+            return self._next_probe_at is not None
+
+    def admit(self):
+        """Return 0.0 if a call may go out now (taking the probe while open), else the seconds to wait first."""
+        with self._lock:
+            if self._next_probe_at is None:
+                return 0.0
+            now = self._clock()
+            if now < self._next_probe_at:
+                return self._next_probe_at - now
+            # This caller is the probe; the others wait for its verdict or, should it never come, the next probe.
+            self._next_probe_at = now + self.cooldown
+            return 0.0
+
+    def record_success(self):
+        """The downstream answered: close the breaker."""
+        with self._lock:
+            self._failures = 0
+            self._next_probe_at = None
+
+    def record_failure(self):
+        """Count a failed call; return True if the breaker is open now (the downstream counts as down)."""
+        with self._lock:
+            self._failures += 1
+            if self.threshold <= 0 or self._failures < self.threshold:
+                return False
+            if self._next_probe_at is None or self._next_probe_at <= self._clock():
+                self._next_probe_at = self._clock() + self.cooldown
+            return True
+
+
+class Deliverer:
+    """Send a call's records until the downstream gives a verdict, whatever it takes; shared by every job.
+
+    A call takes a token from the shared bucket for every try. 429 pauses the bucket for as long as
+    Retry-After asks and is never held against the records; 408, 5xx, timeouts and connection errors are
+    retried with full-jitter backoff up to the policy's attempts, then fail the records with the reason;
+    any other refusal of the whole call fails its records at once. While the breaker is open the call waits
+    (the downstream is down, which is not the records' fault) instead of spending its attempts.
+    """
+
+    def __init__(
+        self, downstream, *, bucket, breaker, policy, sleep=time.sleep, clock=time.monotonic, rand=random.random
+    ):
+        self.downstream = downstream
+        self.bucket = bucket
+        self.breaker = breaker
+        self.policy = policy
+        self._sleep = sleep
+        self._clock = clock
+        self._rand = rand
+
+    def deliver(self, records, *, should_stop, on_notice=lambda notice: None):
+        """Return one Outcome per record, or None if should_stop() turned true first (no call is then in flight)."""
+        failures = throttled = 0
+        while True:
+            if not self._wait_for_breaker(should_stop, on_notice):
+                return None
+            if not self.bucket.acquire(should_stop=should_stop) or should_stop():
+                return None
+            try:
+                outcomes = self.downstream.send(records)
+            except DownstreamError as error:
+                if error.throttled:
+                    self.breaker.record_success()  # it answered; it is only busy
+                    throttled += 1
+                    wait = error.retry_after
+                    self.bucket.pause_for(self.policy.backoff(throttled, self._rand) if wait is None else wait)
+                    on_notice(THROTTLED)
+                    continue
+                if not error.transient:
+                    self.breaker.record_success()
+                    on_notice(None)
+                    return _refuse_all(records, error.message)
+                if self.breaker.record_failure():
+                    on_notice(UNAVAILABLE)
+                    continue
+                failures += 1
+                if failures >= self.policy.max_attempts:
+                    on_notice(None)
+                    return _refuse_all(records, f"{error.message} (gave up after {failures} attempts)")
+                if not self._wait(self.policy.backoff(failures, self._rand), should_stop):
+                    return None
+                continue
+            self.breaker.record_success()
+            on_notice(None)
+            return outcomes
+
+    def _wait_for_breaker(self, should_stop, on_notice):
+        while (wait := self.breaker.admit()) > 0:
+            on_notice(UNAVAILABLE)
+            if not self._wait(wait, should_stop):
+                return False
+        return True
+
+    def _wait(self, seconds, should_stop):
+        """Sleep for the seconds, waking often enough to stop promptly; False if should_stop() turned true."""
+        deadline = self._clock() + seconds
+        while (left := deadline - self._clock()) > 0:
+            if should_stop():
+                return False
+            self._sleep(min(left, STOP_CHECK_SECONDS))
+        return not should_stop()
+
+
+def _refuse_all(records, message):
+    return [Outcome(record["key"], False, message, None) for record in records]
