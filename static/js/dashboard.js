@@ -50,7 +50,12 @@ function rowFor(job) {
       el("a", { href }, el("span", { className: "history__id" }, `#${job.id}`), " ", el("span", { className: "history__source" }, job.source)),
     ),
     el("td", { "data-label": "Mode" }, capitalize(job.mode)),
-    el("td", { "data-label": "Status" }, badge(job.status)),
+    el(
+      "td",
+      { "data-label": "Status" },
+      badge(job.status),
+      job.retries ? el("span", { className: "history__retried muted" }, ` retried ${job.retries}\u00d7`) : "",
+    ),
     el("td", { "data-label": "Rows", className: "num" }, known ? `${count(job.processed_count)} / ${count(job.total_records)}` : count(job.processed_count)),
     el("td", { "data-label": "Succeeded", className: "num ok" }, count(job.success_count)),
     el("td", { "data-label": "Failed", className: "num failed" }, count(job.failed_count)),

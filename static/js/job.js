@@ -78,6 +78,12 @@ function renderProgress() {
   const error = $("[data-job-error]");
   error.hidden = !job.error;
   setText(error, job.error || "");
+  const notice = $("[data-job-notice]");
+  notice.hidden = !job.notice;
+  setText(notice, job.notice ? `Delivery: ${job.notice}` : "");
+  const retries = $("[data-job-retries]");
+  retries.hidden = !job.retries;
+  setText(retries, job.retries ? `Retried ${job.retries}×, last ${new Date(job.last_retried_at).toLocaleString()}` : "");
   renderClock();
 }
 
@@ -114,7 +120,8 @@ function renderActions() {
   const { job } = state;
   const finished = TERMINAL.has(job.status);
   $("[data-cancel]").hidden = finished;
-  $("[data-retry]").hidden = !(finished && job.failed_count > 0);
+  // Only refusals by the downstream can be sent again; validation errors need a fixed file.
+  $("[data-retry]").hidden = !(job.status === "completed" && state.error_counts.other > 0);
   const download = $("[data-download]");
   download.hidden = job.failed_count === 0;
   download.href = withQuery(urls.errorsCsvUrl, { category: currentCategory() });
@@ -142,8 +149,7 @@ $("[data-cancel]").addEventListener("click", (event) =>
 
 $("[data-retry]").addEventListener("click", (event) =>
   act(event.currentTarget, async () => {
-    const category = currentCategory();
-    const answer = await request(urls.retryUrl, { method: "POST", json: category ? { category } : undefined });
+    const answer = await request(urls.retryUrl, { method: "POST" });
     const retried = answer && answer.job;
     if (retried && retried.id !== state.job.id) {
       window.location.assign(fillUrl(document.body.dataset.jobPage, { id: retried.id }));

@@ -159,3 +159,39 @@ def test_a_refused_stream_shows_reconnecting_and_catches_up_when_it_returns(page
 
     expect(page.locator("[data-live]")).to_have_text("Live")
     expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_contain_text("Completed", timeout=30_000)
+
+
+def test_cancel_retry_and_download_from_a_job_page(page, tmp_path):
+    long_file = tmp_path / "long.csv"
+    long_file.write_text("name,email\n" + "".join(f"Person {n},person{n}@example.com\n" for n in range(4000)))
+    page.goto("/")
+    page.locator("[data-file-input]").set_input_files(long_file)
+    page.get_by_role("button", name="Import (Batch)").click()
+    page.wait_for_url(re.compile(r"/imports/\d+$"))
+    expect(page.locator("[data-status]")).to_have_text("Processing")
+    page.get_by_role("button", name="Cancel import").click()
+    expect(page.locator("[data-status]")).to_have_text("Cancelled")
+    processed = int(page.locator("[data-success]").text_content().replace(",", ""))
+    assert 0 <= processed < 4000
+
+    refused = tmp_path / "refused.csv"
+    refused.write_text("name,email\nGood One,good@example.com\n" + "".join(
+        f"Blocked {n},blocked{n}@blocked.example\n" for n in range(3)
+    ))
+    page.goto("/")
+    page.locator("[data-file-input]").set_input_files(refused)
+    page.get_by_role("button", name="Import (Stream)").click()
+    page.wait_for_url(re.compile(r"/imports/\d+$"))
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+    expect(page.locator("[data-failed]")).to_have_text("3")
+
+    download = page.get_by_role("link", name="Download errors (CSV)")
+    response = page.request.get(download.get_attribute("href"))
+    assert response.ok and "attachment" in response.headers["content-disposition"]
+    lines = response.text().lstrip("\ufeff").strip().splitlines()  # a BOM, so spreadsheets read UTF-8
+    assert lines[0].startswith("row,category,message") and len(lines) == 4
+
+    page.get_by_role("button", name="Retry failed").click()
+    expect(page.locator("[data-job-retries]")).to_contain_text("Retried 1×")
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+    expect(page.locator("[data-failed]")).to_have_text("3")  # the simulator refuses that domain again
