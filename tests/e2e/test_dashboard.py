@@ -95,7 +95,10 @@ def test_a_csv_chosen_in_the_picker_is_imported_in_stream_mode_and_shown_as_text
         '"<img src=x onerror=""window.__pwned=1"">",not-an-email,Mischief Inc\n'
         ",nameless@example.com,Nobody Ltd\n"
         "Blocked Person,someone@blocked.example,Blocked Co\n"
+        "<img src=x onerror=alert(1)>,xss@example.com,<script>alert(2)</script>\n"
     )
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(csv)
     expect(page.locator("[data-file-label]")).to_contain_text("contacts-e2e.csv")
@@ -106,7 +109,7 @@ def test_a_csv_chosen_in_the_picker_is_imported_in_stream_mode_and_shown_as_text
     expect(page.locator("[data-status]")).to_have_text("Completed")
     expect(page.locator(".job__file")).to_have_text("contacts-e2e.csv")
     expect(page.locator("[data-mode]")).to_have_text("Stream")
-    expect(page.locator("[data-success]")).to_have_text("1")
+    expect(page.locator("[data-success]")).to_have_text("2")
     expect(page.locator("[data-failed]")).to_have_text("4")
     for category in ("duplicate", "missing_value", "invalid_format", "other"):
         expect(page.locator(f'[data-category="{category}"] [data-count]')).to_have_text("1")
@@ -114,6 +117,14 @@ def test_a_csv_chosen_in_the_picker_is_imported_in_stream_mode_and_shown_as_text
     expect(errors).to_contain_text('<img src=x onerror="window.__pwned=1">')
     assert errors.locator("img").count() == 0
     assert page.evaluate("window.__pwned") is None
+
+    # The hostile name that became a record shows as text in the history, the records API, and fires nothing.
+    page.get_by_role("link", name="Back to dashboard").click()
+    expect(page.locator(".history__source").first).to_have_text("contacts-e2e.csv")
+    records = page.request.get("/api/records?q=xss").json()["records"]
+    assert records[0]["name"] == "<img src=x onerror=alert(1)>"
+    assert page.locator("table img").count() == 0 and page.locator("script:not([src]):not([type])").count() == 0
+    assert dialogs == []
 
 
 def test_the_history_updates_live_its_rows_open_each_import_and_it_can_be_cleared(page, server):
