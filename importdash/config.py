@@ -37,6 +37,14 @@ class Config:
     # Uploads.
     UPLOAD_FOLDER = None  # defaults to <instance>/uploads
     MAX_UPLOAD_MB = 100  # larger uploads get 413
+    MAX_FORM_PARTS = 10  # multipart parts per request (the file and a few fields); more get 413 (Flask setting)
+    MAX_FORM_MEMORY_SIZE = 64 * 1024  # bytes in one form field other than the file; more get 413 (Flask setting)
+    MAX_LINE_LENGTH = 1 << 20  # characters in one line of an uploaded file; a longer line refuses the file
+
+    # Web security.
+    AUTH_USERNAME = None  # with AUTH_PASSWORD: every route but /health needs HTTP Basic auth
+    AUTH_PASSWORD = None
+    TRUSTED_ORIGINS = ""  # comma-separated origins (https://host[:port]) allowed to POST besides the app's own
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100

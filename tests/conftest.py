@@ -12,7 +12,9 @@ TEST_DATABASE_URL = os.environ.get("IMPORTDASH_TEST_DATABASE_URL")
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(request, tmp_path):
+    """The app; a test marked @pytest.mark.app_config(NAME=value) gets those settings on top."""
+    marker = request.node.get_closest_marker("app_config")
     app = create_app(
         {
             "TESTING": True,
@@ -22,6 +24,7 @@ def app(tmp_path):
             "SIMULATED_LATENCY_MS": 0,
             "PROGRESS_INTERVAL_SECONDS": 0.05,
         }
+        | (marker.kwargs if marker else {})
     )
     if TEST_DATABASE_URL:
         with app.app_context():

@@ -4,7 +4,7 @@ from sqlalchemy import func, select
 
 from ..errors import NotFound
 from ..extensions import db
-from ..models import ErrorCategory, ImportJob, RowError
+from ..models import MAX_ID, ErrorCategory, ImportJob, RowError
 from ..services.ledger import error_counts
 from . import choice_arg, page_args
 
@@ -54,7 +54,7 @@ def list_errors(job_id):
 
 
 def _get_job(job_id):
-    job = db.session.get(ImportJob, job_id)
+    job = db.session.get(ImportJob, job_id) if job_id <= MAX_ID else None
     if job is None:
         raise NotFound(f"No import #{job_id}.")
     return job
