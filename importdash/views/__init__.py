@@ -1,4 +1,4 @@
-"""Blueprints: imports (start), history (jobs and their errors), records (the per-row ledger), health."""
+"""Blueprints: imports (start), history (jobs and their errors), records (the per-row ledger), health, docs."""
 from flask import current_app
 
 from ..errors import ApiError
@@ -6,9 +6,9 @@ from ..models import MAX_ID
 
 
 def register_blueprints(app):
-    from . import health, history, imports, records
+    from . import docs, health, history, imports, records
 
-    for module in (imports, history, records, health):
+    for module in (imports, history, records, health, docs):
         app.register_blueprint(module.bp)
 
 
