@@ -88,18 +88,24 @@ def test_the_fuzzed_document_is_the_served_one(client):
     assert client.get("/api/openapi.json").get_json() == DOCUMENT
 
 
+CHECKS = [
+    checks.not_a_server_error,
+    openapi_checks.status_code_conformance,
+    openapi_checks.content_type_conformance,
+    openapi_checks.response_headers_conformance,
+    openapi_checks.response_schema_conformance,
+    openapi_checks.negative_data_rejection,
+]
+
+
 @live.parametrize()
-@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_live_app_keeps_the_document(app, case):
-    """No response is a 500, and every status, content type, header and body is the documented one."""
-    case.call_and_validate(
-        app=app,
-        checks=[
-            checks.not_a_server_error,
-            openapi_checks.status_code_conformance,
-            openapi_checks.content_type_conformance,
-            openapi_checks.response_headers_conformance,
-            openapi_checks.response_schema_conformance,
-            openapi_checks.negative_data_rejection,
-        ],
-    )
+    """No response is a 500, every status, content type, header and body is the documented one, and input
+    that violates the document is refused."""
+    excluded = []
+    if case.body == "":
+        # Schemathesis sends its schema-violating body "" as no body at all: a valid request for an optional
+        # body (an upload without a file imports the sample), so accepting it is right.
+        excluded.append(openapi_checks.negative_data_rejection)
+    case.call_and_validate(app=app, checks=CHECKS, excluded_checks=excluded)

@@ -57,11 +57,12 @@ def _upload_form():
             "Send the CSV as a multipart/form-data upload in the field 'file' (curl -F file=@contacts.csv).",
             code="invalid_upload",
         )
-    unknown = sorted((set(request.form) | set(request.files)) - {"file", "encoding", "delimiter"})
+    unknown = sorted((set(request.form) | set(request.files)) - {"file", "encoding", "delimiter"}, key=str)
     if unknown:
         noun = "field" if len(unknown) == 1 else "fields"
+        names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
         raise ApiError(
-            f"Unknown form {noun} {', '.join(map(repr, unknown[:5]))}; "
+            f"Unknown form {noun} {names}; "
             "an upload takes the fields 'file', 'encoding' and 'delimiter'.",
             code="invalid_upload",
         )

@@ -244,3 +244,10 @@ def test_a_misspelt_form_field_is_refused_not_ignored(upload, client):
     response = upload(b"name;email\nAda;ada@example.com\n", delimeter=";")
     assert response.status_code == 400
     assert "'delimeter'" in response.get_json()["error"]["message"]
+
+
+def test_a_form_part_without_a_name_is_refused(client):
+    body = b'--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name="z"\r\n\r\ny\r\n--b--\r\n'
+    response = client.post("/api/import/batch", data=body, content_type="multipart/form-data; boundary=b")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"].startswith("Unknown form fields (unnamed), 'z';")
