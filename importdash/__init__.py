@@ -20,11 +20,12 @@ def create_app(test_config=None):
         app.config.update(test_config)
     _resolve_paths(app)
 
-    from . import cli, errors, extensions, runtime
+    from . import cli, errors, extensions, runtime, security
     from .views import register_blueprints
 
     extensions.init_db(app)
     errors.init_app(app)
+    security.init_app(app)
     runtime.init_app(app)
     cli.init_app(app)
     register_blueprints(app)

@@ -40,11 +40,20 @@ def clear_records_command(yes):
 @click.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option("--mode", type=click.Choice(["batch", "stream"]), default="batch", show_default=True)
-def import_command(path, mode):
+@click.option("--encoding", help="The file's encoding when it has no byte order mark (default UTF-8), e.g. cp1252.")
+@click.option("--delimiter", help="The field separator: , ; | tab (default: detected from the header).")
+def import_command(path, mode, encoding, delimiter):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
     try:
         job = create_import(
-            db.session, get_runtime().broker, mode=mode, path=os.path.abspath(path), source=os.path.basename(path)
+            db.session,
+            get_runtime().broker,
+            mode=mode,
+            path=os.path.abspath(path),
+            source=os.path.basename(path),
+            encoding=encoding,
+            delimiter=delimiter,
+            max_line_length=current_app.config["MAX_LINE_LENGTH"],
         )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None

@@ -50,6 +50,16 @@ class Config:
     # Uploads.
     UPLOAD_FOLDER = None  # defaults to <instance>/uploads
     MAX_UPLOAD_MB = 100  # larger uploads get 413
+    MAX_FORM_PARTS = 10  # multipart parts per request (the file and a few fields); more get 413 (Flask setting)
+    # Bytes in one form field other than the file; more get 413 (Flask setting). Werkzeug also applies it to its
+    # parse buffer, which takes 64 KiB reads, so it must stay well above that or large files are refused.
+    MAX_FORM_MEMORY_SIZE = 500_000
+    MAX_LINE_LENGTH = 1 << 20  # characters in one line of an uploaded file; a longer line refuses the file
+
+    # Web security.
+    AUTH_USERNAME = None  # with AUTH_PASSWORD: every route but /health needs HTTP Basic auth
+    AUTH_PASSWORD = None
+    TRUSTED_ORIGINS = ""  # comma-separated origins (https://host[:port]) allowed to POST besides the app's own
 
     # Live progress over Server-Sent Events.
     SSE_KEEPALIVE_SECONDS = 15  # a comment this often keeps proxies from closing idle streams and finds dead clients

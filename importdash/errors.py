@@ -2,7 +2,7 @@
 import logging
 
 from flask import jsonify, render_template_string, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +74,10 @@ def init_app(app):
         headers.pop("Content-Type", None)
         return error_response(error.code or 500, code, error.description or error.name, headers)
 
+    @app.errorhandler(RequestEntityTooLarge)
+    def handle_too_large(_error):
+        return error_response(413, "request_entity_too_large", _too_large_message())
+
     @app.errorhandler(Exception)
     def handle_unexpected(error):
         from .extensions import db
@@ -81,3 +85,15 @@ def init_app(app):
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+
+def _too_large_message():
+    """Say which limit a 413 hit: the upload's size, or the form's parts."""
+    limit = request.max_content_length
+    if limit is not None and (request.content_length is None or request.content_length > limit):
+        size = f"{limit / (1 << 20):g} MB" if limit >= 1 << 20 else f"{limit:,} bytes"
+        return f"The upload is larger than {size}, the most this server accepts."
+    return (
+        f"The form is too large: at most {request.max_form_parts} parts, and fields other than the file "
+        f"up to {request.max_form_memory_size:,} bytes each."
+    )

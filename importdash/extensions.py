@@ -1,7 +1,6 @@
 """Unbound extension objects, bound to the app in the factory."""
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
 

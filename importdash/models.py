@@ -9,6 +9,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .extensions import db
 
 
+MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and would overflow the driver)
+
+
 def utcnow():
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -55,6 +58,10 @@ class ImportJob(db.Model):
     mode: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255))  # the file's display name
     path: Mapped[str] = mapped_column(Text)  # where the server keeps the file to read
+    # How the file is read, fixed when it is checked at upload so the job reads it the same way.
+    encoding: Mapped[str] = mapped_column(String(64), default="utf-8-sig")
+    delimiter: Mapped[str] = mapped_column(String(1), default=",")
+    started_by: Mapped[str] = mapped_column(Text, default="anonymous")  # the signed-in user, or "anonymous"
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
     total_records: Mapped[int | None]
     processed_count: Mapped[int] = mapped_column(default=0)
@@ -87,6 +94,9 @@ class ImportJob(db.Model):
             "mode": self.mode,
             "status": self.status,
             "source": self.source,
+            "started_by": self.started_by,
+            "encoding": self.encoding,
+            "delimiter": self.delimiter,
             "total_records": self.total_records,
             "processed_count": self.processed_count,
             "success_count": self.success_count,

@@ -42,3 +42,14 @@ def test_clear_records_refuses_without_yes(runner, make_job):
     result = runner.invoke(args=["clear-records", "--yes"])
     assert result.exit_code == 0 and "1 imports" in result.output
     assert db.session.scalar(select(func.count()).select_from(ImportJob)) == 0
+
+
+def test_import_takes_the_encoding_and_the_delimiter(runner, write_csv):
+    path = write_csv("name;email\nZoë;zoe@example.com\n", encoding="cp1252")
+
+    refused = runner.invoke(args=["import", str(path)])
+    assert refused.exit_code != 0 and "not valid UTF-8 text: byte 0xEB" in refused.output
+
+    result = runner.invoke(args=["import", str(path), "--encoding", "cp1252", "--delimiter", "semicolon"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalars(select(Record.name)).all() == ["Zoë"]

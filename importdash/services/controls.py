@@ -4,7 +4,7 @@ import uuid
 from sqlalchemy import update
 
 from ..errors import ApiError, Conflict, NotFound
-from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, utcnow
+from ..models import MAX_ID, ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, utcnow
 from .importer import publish_job
 from .ledger import JobLedger
 
@@ -41,7 +41,7 @@ def retry_import(session, job_id, *, category=None, runner):
     became records, which only a corrected file can fix.
     """
     category = category or ErrorCategory.OTHER.value
-    if category not in {item.value for item in ErrorCategory}:
+    if not isinstance(category, str) or category not in {item.value for item in ErrorCategory}:
         allowed = ", ".join(item.value for item in ErrorCategory)
         raise ApiError(f"category must be one of {allowed}; got {category!r}", code="invalid_parameter")
     if category != ErrorCategory.OTHER.value:
@@ -81,7 +81,7 @@ def retry_import(session, job_id, *, category=None, runner):
 def get_job(session, job_id):
     """Read the job afresh, or raise NotFound."""
     session.expire_all()
-    job = session.get(ImportJob, job_id)
+    job = session.get(ImportJob, job_id) if job_id <= MAX_ID else None
     if job is None:
         raise NotFound(f"No import #{job_id}.")
     return job

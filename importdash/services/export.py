@@ -6,7 +6,7 @@ from sqlalchemy import select, tuple_
 
 from ..errors import InvalidFile
 from ..models import RowError
-from .reader import EXTRA_KEY, KNOWN_COLUMNS, _unique_keys, read_header
+from .reader import EXTRA_KEY, KNOWN_COLUMNS, read_header
 
 ERROR_COLUMNS = ("row", "category", "message")
 # A cell starting with one of these runs as a formula in a spreadsheet (OWASP "CSV injection").
@@ -19,10 +19,10 @@ def neutralise(value):
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def source_keys(path):
+def source_keys(path, encoding, delimiter):
     """The keys the job's rows were stored under: its file's columns, or name, email, company if it is gone."""
     try:
-        return _unique_keys(read_header(path))
+        return read_header(path, encoding, delimiter)
     except (OSError, InvalidFile):
         return list(KNOWN_COLUMNS)
 

@@ -58,7 +58,8 @@ class Importer:
     def run(self):
         """Import the whole file, resuming after the last staged row if the job ran before."""
         job = self.ledger.job()
-        key, mode, path, cursor = job.key, JobMode(job.mode), job.path, job.cursor
+        key, mode, cursor = job.key, JobMode(job.mode), job.cursor
+        path, encoding, delimiter = job.path, job.encoding, job.delimiter
         self.key_prefix = key
         self.cancelled = job.cancel_requested
         self._check_stop()
@@ -67,7 +68,7 @@ class Importer:
             # A retry of a completed job: its file was read to the end; only its failed records go out again.
             self._deliver()
             return
-        with CsvSource(path) as source:
+        with CsvSource(path, encoding, delimiter) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.

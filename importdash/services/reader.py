@@ -1,15 +1,43 @@
-"""Read contact rows from a CSV file with the stdlib csv module."""
+"""Read contact rows from a CSV file with the stdlib csv module, after checking the file once at upload."""
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import InvalidFile
+from ..errors import ApiError, InvalidFile
 
 REQUIRED_COLUMNS = ("name", "email")
 KNOWN_COLUMNS = ("name", "email", "company")
 EXTRA_KEY = "_extra"  # where a row's cells beyond the header go in SourceRow.data
-_SCAN_CHUNK_BYTES = 1 << 20  # read size when locating an undecodable byte
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
+DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # the ones detected or accepted by name
+MAX_LINE_LENGTH = 1 << 20  # characters in one line of a file, unless the caller says otherwise
+_SCAN_CHUNK_BYTES = 1 << 20  # read size while checking a file
+_SNIFF_BYTES = 4096  # the start of a file, looked at for signs of what it is
+_LISTED_COLUMNS = 20  # header names quoted in an error message
+
+# A byte order mark names its encoding; the UTF-32 marks come first because UTF-32-LE's begins with UTF-16-LE's.
+_BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# What people upload instead of a CSV file, recognised by its first bytes.
+_BINARY_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook or another old Office document"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+)
+# The line breaks the csv reader sees in a file opened with newline="".
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +52,22 @@ class SourceRow:
     problem: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class FileFormat:
+    """Say how to read a file that check_file accepted."""
+
+    encoding: str
+    delimiter: str
+    columns: list[str]
+
+
 class CsvSource:
     """Open a contact CSV file, check its header, and iterate its data rows."""
 
-    def __init__(self, path, encoding="utf-8-sig"):
+    def __init__(self, path, encoding=DEFAULT_ENCODING, delimiter=","):
         self.path = path
         self.encoding = encoding
+        self.delimiter = delimiter
         try:
             self._file = open(path, encoding=encoding, newline="")
         except LookupError:
@@ -37,7 +75,6 @@ class CsvSource:
         try:
             self._header_row, self.columns = self._read_header()
             self._indexes = _column_indexes(self.columns)
-            self._keys = _unique_keys(self.columns)
         except BaseException:
             self._file.close()
             raise
@@ -56,74 +93,83 @@ class CsvSource:
         """Yield the data rows numbered above start_after, in file order."""
         reader, row = self._reader_after(start_after)
         name_at, email_at, company_at = self._indexes
-        keys = self._keys
+        keys = self.columns
         width = len(keys)
-        try:
-            for cells in reader:
+        while True:
+            try:
+                for cells in reader:
+                    row += 1
+                    if len(cells) == width:
+                        yield SourceRow(
+                            row,
+                            cells[name_at],
+                            cells[email_at],
+                            None if company_at is None else cells[company_at],
+                            dict(zip(keys, cells)),
+                            None,
+                        )
+                    elif not _is_blank(cells):
+                        yield self._ragged_row(row, cells)
+                return
+            except csv.Error as error:
+                # One unreadable record (a field over the csv module's limit) is one bad row; reading goes on
+                # at the next line.
                 row += 1
-                if len(cells) == width:
-                    yield SourceRow(
-                        row,
-                        cells[name_at],
-                        cells[email_at],
-                        None if company_at is None else cells[company_at],
-                        dict(zip(keys, cells)),
-                        None,
-                    )
-                elif not _is_blank(cells):
-                    yield self._ragged_row(row, cells)
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise self._unreadable(error, row + 1) from None
+                yield SourceRow(row, None, None, None, {}, _record_problem(row, error))
+            except UnicodeError as error:
+                raise self._undecodable(error) from None
 
     def count(self) -> int:
         """Count the data rows that rows() would yield."""
-        reader, row = self._reader_after(0)
+        reader, _row = self._reader_after(0)
         count = 0
         try:
-            for cells in reader:
-                row += 1
-                if not _is_blank(cells):
+            for cells in _records(reader):
+                if isinstance(cells, csv.Error) or not _is_blank(cells):
                     count += 1
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise self._unreadable(error, row + 1) from None
+        except UnicodeError as error:
+            raise self._undecodable(error) from None
         return count
 
     def _read_header(self):
-        reader = csv.reader(self._file)
+        reader = csv.reader(self._file, delimiter=self.delimiter)
         row = 0
         try:
             for cells in reader:
                 row += 1
                 if not _is_blank(cells):
                     columns = [cell.strip() for cell in cells]
-                    # Files saved as plain "utf-8" keep their byte order mark in the first name.
+                    # Files read as plain "utf-8" keep their byte order mark in the first name.
                     columns[0] = columns[0].lstrip("\ufeff").strip()
                     return row, columns
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise self._unreadable(error, row + 1) from None
+        except csv.Error as error:
+            raise InvalidFile(f"The header (row {row + 1}) cannot be read as CSV: {error}.") from None
+        except UnicodeError as error:
+            raise self._undecodable(error) from None
         raise InvalidFile("The file is empty.")
 
     def _reader_after(self, start_after):
         """Return a reader positioned after the header and any row up to start_after, and the last row number read."""
         # Re-reading from the top lets rows() and count() be called again on the same source.
         self._file.seek(0)
-        reader = csv.reader(self._file)
+        reader = csv.reader(self._file, delimiter=self.delimiter)
+        records = _records(reader)
         row = 0
         last = max(self._header_row, start_after)
         try:
             while row < last:
-                if next(reader, None) is None:
+                if next(records, None) is None:
                     break
                 row += 1
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise self._unreadable(error, row + 1) from None
+        except UnicodeError as error:
+            raise self._undecodable(error) from None
         return reader, row
 
     def _ragged_row(self, row, cells):
         name_at, email_at, company_at = self._indexes
-        width = len(self._keys)
+        width = len(self.columns)
         size = len(cells)
-        data = dict(zip(self._keys, cells))
+        data = dict(zip(self.columns, cells))
         if size > width:
             data[EXTRA_KEY] = cells[width:]
         fields = "field" if size == 1 else "fields"
@@ -136,75 +182,116 @@ class CsvSource:
             f"row {row} has {size} {fields}, expected {width}",
         )
 
-    def _unreadable(self, error, row):
-        if isinstance(error, UnicodeDecodeError):
-            return _undecodable(self.path, self.encoding, error)
-        return InvalidFile(f"The file cannot be read as CSV at row {row}: {error}.")
+    def _undecodable(self, error):
+        """Explain a decoding failure met while reading, locating the bad byte with a scan of the file."""
+        for _text in _text_blocks(self.path, self.encoding):
+            pass  # raises InvalidFile naming the first undecodable byte
+        return InvalidFile(f"The file is not valid {_label(self.encoding)} text: {error}.")
 
 
-def read_header(path, encoding="utf-8-sig") -> list[str]:
+def check_file(path, *, encoding=None, delimiter=None, max_line_length=MAX_LINE_LENGTH) -> FileFormat:
+    """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
+
+    One pass over the file in blocks (memory stays flat) refuses binary files, text that does not decode in
+    the encoding (a byte order mark decides it; otherwise the one named, or UTF-8) and lines longer than
+    max_line_length. The delimiter is the one named, or the one that splits the header into the needed columns.
+    """
+    encoding = _choose_encoding(path, encoding)
+    _scan(path, encoding, max_line_length)
+    delimiter = parse_delimiter(delimiter) if delimiter else _detect_delimiter(path, encoding)
+    with CsvSource(path, encoding, delimiter) as source:
+        if next(source.rows(), None) is None:
+            raise InvalidFile("The file has a header but no data rows: there is nothing to import.")
+        return FileFormat(encoding, delimiter, source.columns)
+
+
+def read_header(path, encoding=DEFAULT_ENCODING, delimiter=",") -> list[str]:
     """Return the checked header of a contact CSV file, raising InvalidFile if it cannot be imported."""
-    with CsvSource(path, encoding) as source:
+    with CsvSource(path, encoding, delimiter) as source:
         return source.columns
 
 
-def count_rows(path, encoding="utf-8-sig") -> int:
+def count_rows(path, encoding=DEFAULT_ENCODING, delimiter=",") -> int:
     """Count the data rows of a contact CSV file."""
-    with CsvSource(path, encoding) as source:
+    with CsvSource(path, encoding, delimiter) as source:
         return source.count()
 
 
-def _is_blank(cells):
-    return not cells or (len(cells) == 1 and not cells[0].strip())
+def parse_encoding(name) -> str:
+    """Return the canonical name of a text encoding given by a user; 400 naming it if Python has no such one."""
+    try:
+        info = codecs.lookup(name)
+    except (LookupError, ValueError):
+        info = None
+    # Codecs such as rot13 or base64 turn bytes into bytes; open() refuses them, and so do we.
+    if info is None or not getattr(info, "_is_text_encoding", True):
+        raise ApiError(
+            f"encoding {name!r} is not a text encoding Python knows (try utf-8, cp1252, latin-1 or shift_jis).",
+            code="invalid_parameter",
+        )
+    return DEFAULT_ENCODING if info.name == "utf-8" else info.name
 
 
-def _column_indexes(columns):
-    """Return the indexes of the name, email and company columns, raising InvalidFile if the header is unusable."""
-    found = {}
-    for index, column in enumerate(columns):
-        key = column.lower()
-        if key in KNOWN_COLUMNS:
-            if key in found:
-                raise InvalidFile(f'The header has more than one "{key}" column.')
-            found[key] = index
-    missing = [column for column in REQUIRED_COLUMNS if column not in found]
-    if missing:
-        needed = " and ".join(f'"{column}"' for column in missing)
-        noun = "column" if len(missing) == 1 else "columns"
-        listed = ", ".join(f'"{column}"' for column in columns)
-        raise InvalidFile(f"The header has no {needed} {noun}. Columns found: {listed}.")
-    return found["name"], found["email"], found.get("company")
-
-
-def _unique_keys(columns):
-    """Return the data keys for the columns: the names as written, numbered when a name repeats."""
-    keys = []
-    seen = set()
-    for column in columns:
-        key = column
-        number = 1
-        while key in seen:
-            number += 1
-            key = f"{column} ({number})"
-        seen.add(key)
-        keys.append(key)
-    return keys
-
-
-def _undecodable(path, encoding, error):
-    label = "UTF-8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
-    found = _find_undecodable(path, encoding)
-    if found is None:
-        return InvalidFile(f"The file is not valid {label} text: {error.reason}.")
-    position, line, bad_bytes = found
-    return InvalidFile(
-        f"The file is not valid {label} text: byte 0x{bad_bytes[0]:02X} at byte position {position} "
-        f"(line {line}) cannot be decoded. Save it as {label} and try again."
+def parse_delimiter(value) -> str:
+    """Return the delimiter a user named, as a character or by name; 400 listing the choices otherwise."""
+    for character, name in DELIMITERS.items():
+        if value in (character, name):
+            return character
+    choices = ", ".join(f'"{name}"' for name in DELIMITERS.values())
+    raise ApiError(
+        f"delimiter must be one of , ; | or a tab, or its name ({choices}); got {value!r}.", code="invalid_parameter"
     )
 
 
-def _find_undecodable(path, encoding):
-    """Return the file offset, line number and bytes of the first undecodable sequence, or None."""
+def _choose_encoding(path, requested):
+    """A byte order mark decides the encoding; without one it is the requested encoding, or UTF-8."""
+    encoding = parse_encoding(requested) if requested else DEFAULT_ENCODING
+    with open(path, "rb") as file:
+        start = file.read(_SNIFF_BYTES)
+    for signature, description in _BINARY_SIGNATURES:
+        if start.startswith(signature):
+            raise InvalidFile(f"The file is {description}, not CSV text. Export the contacts as CSV and upload that.")
+    for mark, marked in _BYTE_ORDER_MARKS:
+        if start.startswith(mark):
+            return marked
+    # Without a mark or a named encoding, NUL bytes mean binary data or UTF-16 (whose NULs UTF-8 reading
+    # might not reach before some other byte fails to decode).
+    nul = start.find(b"\x00")
+    if not requested and nul >= 0:
+        raise _not_text(encoding, 1 + _count_breaks(start[:nul].decode("latin-1")))
+    return encoding
+
+
+def _scan(path, encoding, max_line_length):
+    """Read the whole file as text once, refusing it at the first NUL character or over-long line."""
+    line = 1  # the line the scan has reached
+    length = 0  # characters of that line seen so far
+    for text in _text_blocks(path, encoding):
+        nul = text.find("\x00")
+        if nul >= 0:
+            raise _not_text(encoding, line + _count_breaks(text[:nul]))
+        breaks = _count_breaks(text)
+        if breaks:
+            first = min(index for index in (text.find("\n"), text.find("\r")) if index >= 0)
+            if length + first > max_line_length:
+                raise _line_too_long(line, max_line_length)
+            if len(text) > max_line_length:  # only then can a line inside this block be too long
+                for number, segment in enumerate(_LINE_BREAK.split(text)[1:-1], start=line + 1):
+                    if len(segment) > max_line_length:
+                        raise _line_too_long(number, max_line_length)
+            line += breaks
+            length = len(text) - 1 - max(text.rfind("\n"), text.rfind("\r"))
+        else:
+            length += len(text)
+        if length > max_line_length:
+            raise _line_too_long(line, max_line_length)
+
+
+def _text_blocks(path, encoding, end=None):
+    """Yield the file's text (up to byte `end`) in blocks, each CRLF whole in one block.
+
+    Raises InvalidFile at the first byte that does not decode, naming its position and line.
+    """
     codec = codecs.lookup(encoding).name
     with open(path, "rb") as file:
         offset = 0
@@ -216,28 +303,129 @@ def _find_undecodable(path, encoding):
             else:
                 file.seek(0)
         decoder = codecs.getincrementaldecoder(codec)()
-        final = False
-        while not final:
-            chunk = file.read(_SCAN_CHUNK_BYTES)
-            final = not chunk
+        after_cr = False
+        while True:
+            size = _SCAN_CHUNK_BYTES if end is None else min(_SCAN_CHUNK_BYTES, end - offset)
+            block = file.read(size) if size > 0 else b""
+            final = not block
             pending = len(decoder.getstate()[0])
             try:
-                decoder.decode(chunk, final=final)
-            except UnicodeDecodeError as decode_error:
-                position = offset - pending + decode_error.start
-                line = _count_newlines(file, position) + 1
-                return position, line, decode_error.object[decode_error.start : decode_error.end]
-            offset += len(chunk)
-    return None
+                text = decoder.decode(block, final)
+            except UnicodeDecodeError as error:
+                position = offset - pending + error.start
+                raise _undecodable_byte(path, encoding, position, error.object[error.start]) from None
+            except UnicodeError as error:
+                raise InvalidFile(f"The file cannot be decoded as {_label(encoding)}: {error}.") from None
+            if after_cr and text.startswith("\n"):
+                text, after_cr = text[1:], False  # the rest of a CRLF whose CR ended the previous block
+            if text:
+                after_cr = text.endswith("\r")
+                yield text
+            if final:
+                return
+            offset += len(block)
 
 
-def _count_newlines(file, end):
-    file.seek(0)
-    newlines = 0
-    while end > 0:
-        chunk = file.read(min(_SCAN_CHUNK_BYTES, end))
-        if not chunk:
-            break
-        newlines += chunk.count(b"\n")
-        end -= len(chunk)
-    return newlines
+def _count_breaks(text):
+    return text.count("\n") + text.count("\r") - text.count("\r\n")
+
+
+def _undecodable_byte(path, encoding, position, value):
+    line = 1 + sum(_count_breaks(text) for text in _text_blocks(path, encoding, end=position))
+    label = _label(encoding)
+    return InvalidFile(
+        f"The file is not valid {label} text: byte 0x{value:02X} at byte position {position} (line {line}) "
+        f"cannot be decoded. Save it as UTF-8, or name the encoding it was saved in with the \"encoding\" field "
+        f"(for example cp1252, latin-1 or shift_jis)."
+    )
+
+
+def _not_text(encoding, line):
+    hint = ""
+    if _label(encoding) == "UTF-8":
+        hint = ' If it is UTF-16 text without a byte order mark, name its encoding ("utf-16-le" or "utf-16-be").'
+    return InvalidFile(
+        f"The file is not text: it has a NUL character on line {line}. Export the contacts as CSV and upload that."
+        + hint
+    )
+
+
+def _line_too_long(line, limit):
+    return InvalidFile(
+        f"Line {line} is longer than {limit:,} characters, the most one line may hold. "
+        "Is this a CSV file, and does every line end?"
+    )
+
+
+def _detect_delimiter(path, encoding):
+    """Pick the delimiter that splits the first non-blank line into the needed columns (else the most columns)."""
+    with open(path, encoding=encoding, newline="") as file:
+        header = next((line for line in file if line.strip()), "")
+    best, best_count = ",", 0
+    for delimiter in DELIMITERS:
+        names = {cell.strip().lower() for cell in next(csv.reader([header], delimiter=delimiter), [])}
+        if names.issuperset(REQUIRED_COLUMNS):
+            return delimiter
+        if len(names) > best_count:
+            best, best_count = delimiter, len(names)
+    return best
+
+
+def _records(reader):
+    """Yield each record's cells, or the csv.Error a record raised, so one bad record never ends the file."""
+    while True:
+        try:
+            yield from reader
+            return
+        except csv.Error as error:
+            yield error
+
+
+def _record_problem(row, error):
+    if "field limit" in str(error):
+        return f"row {row} has a field longer than {csv.field_size_limit():,} characters (is a quote left open?)"
+    return f"row {row} cannot be read as CSV ({error})"
+
+
+def _is_blank(cells):
+    return not cells or (len(cells) == 1 and not cells[0].strip())
+
+
+def _column_indexes(columns):
+    """Return the indexes of the name, email and company columns, raising InvalidFile if the header is unusable."""
+    unnamed = [str(number) for number, column in enumerate(columns, start=1) if not column]
+    if unnamed:
+        noun = "Column" if len(unnamed) == 1 else "Columns"
+        raise InvalidFile(
+            f"{noun} {', '.join(unnamed)} of the header {'has' if len(unnamed) == 1 else 'have'} no name; every "
+            f"column needs one. Columns found: {_listed(columns)}."
+        )
+    seen, repeated = set(), {}
+    for column in columns:
+        key = column.lower()
+        if key in seen:
+            repeated.setdefault(key, column)
+        seen.add(key)
+    if repeated:
+        names = ", ".join(f'"{name}"' for name in repeated.values())
+        raise InvalidFile(f"The header repeats the column {'name' if len(repeated) == 1 else 'names'} {names}; "
+                          "every column needs its own name.")
+    found = {column.lower(): index for index, column in enumerate(columns) if column.lower() in KNOWN_COLUMNS}
+    missing = [column for column in REQUIRED_COLUMNS if column not in found]
+    if missing:
+        needed = " and ".join(f'"{column}"' for column in missing)
+        noun = "column" if len(missing) == 1 else "columns"
+        raise InvalidFile(f"The header has no {needed} {noun}. Columns found: {_listed(columns)}.")
+    return found["name"], found["email"], found.get("company")
+
+
+def _listed(columns):
+    listed = ", ".join(f'"{column}"' for column in columns[:_LISTED_COLUMNS])
+    if len(columns) > _LISTED_COLUMNS:
+        listed += f" and {len(columns) - _LISTED_COLUMNS} more"
+    return listed
+
+
+def _label(encoding):
+    name = codecs.lookup(encoding).name
+    return "UTF-8" if name in ("utf-8", "utf-8-sig") else name

@@ -70,9 +70,9 @@ def _format_problems(name, email, company):
     reason = _email_problem(email)
     if reason is not None:
         problems.append(f"email {_shown(email)} is not a valid address ({reason})")
-    for field, value in (("name", name), ("company", company)):
+    for column, value in (("name", name), ("company", company)):
         if value is not None and len(value) > MAX_TEXT_LENGTH:
-            problems.append(f"{field} is too long ({len(value)} characters, at most {MAX_TEXT_LENGTH})")
+            problems.append(f"{column} is too long ({len(value)} characters, at most {MAX_TEXT_LENGTH})")
     return "; ".join(problems)
 
 

@@ -1,37 +1,40 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), health, and pages (the dashboard)."""
+ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
 from flask import current_app
 
 from ..errors import ApiError
+from ..models import MAX_ID
 
 
 def register_blueprints(app):
-    from . import events, health, history, imports, pages, records
+    from . import docs, events, health, history, imports, pages, records
 
-    for module in (imports, history, events, records, health, pages):
+    for module in (imports, history, events, records, health, docs, pages):
         app.register_blueprint(module.bp)
 
 
 def page_args(args):
     """Read ?limit=&offset= with the configured default and cap; 400 on anything that is not a count."""
     config = current_app.config
-    limit = _non_negative_int(args, "limit", config["DEFAULT_PAGE_SIZE"])
-    offset = _non_negative_int(args, "offset", 0)
-    if limit < 1 or limit > config["MAX_PAGE_SIZE"]:
-        raise ApiError(f"limit must be between 1 and {config['MAX_PAGE_SIZE']}", code="invalid_parameter")
+    limit = _whole_number(args, "limit", config["DEFAULT_PAGE_SIZE"], 1, config["MAX_PAGE_SIZE"])
+    offset = _whole_number(args, "offset", 0, 0, MAX_ID)
     return limit, offset
 
 
-def _non_negative_int(args, name, default):
+def id_arg(args, name):
+    """Read an optional id query parameter; 400 if it is not a whole number."""
+    return _whole_number(args, name, None, 1, MAX_ID)
+
+
+def _whole_number(args, name, default, minimum, maximum):
     raw = args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(f"{name} must be a whole number, got {raw!r}", code="invalid_parameter") from None
-    if value < 0:
-        raise ApiError(f"{name} must not be negative", code="invalid_parameter")
+    if not (raw.isascii() and raw.removeprefix("-").isdigit()):
+        raise ApiError(f"{name} must be a whole number, got {raw!r}", code="invalid_parameter")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise ApiError(f"{name} must be between {minimum} and {maximum}, got {value}", code="invalid_parameter")
     return value
 
 

@@ -2,10 +2,10 @@
 from flask import Blueprint, current_app, request, stream_with_context
 from sqlalchemy import func, select
 
-from ..errors import NotFound
 from ..extensions import db
-from ..models import ErrorCategory, ImportJob, RowError
+from ..models import ErrorCategory, RowError
 from ..services import streams
+from ..services.controls import get_job
 from ..services.export import errors_csv, source_keys
 from ..services.ledger import error_counts
 from . import choice_arg, page_args
@@ -24,7 +24,7 @@ def list_jobs():
 @bp.get("/<int:job_id>")
 def show_job(job_id):
     """Show one import with its error counts and its first errors."""
-    job = _get_job(job_id)
+    job = get_job(db.session, job_id)
     errors = db.session.scalars(
         select(RowError).where(RowError.job_id == job_id).order_by(RowError.row, RowError.id)
         .limit(current_app.config["JOB_ERROR_PREVIEW"])
@@ -39,7 +39,7 @@ def show_job(job_id):
 @bp.get("/<int:job_id>/errors")
 def list_errors(job_id):
     """Page through an import's errors, optionally of one category."""
-    _get_job(job_id)
+    get_job(db.session, job_id)
     limit, offset = page_args(request.args)
     category = choice_arg(request.args, "category", ErrorCategory)
     conditions = [RowError.job_id == job_id]
@@ -55,9 +55,9 @@ def list_errors(job_id):
 @bp.get("/<int:job_id>/errors.csv")
 def export_errors(job_id):
     """Download an import's errors (optionally of one category) as CSV, streamed as it is read."""
-    job = _get_job(job_id)
+    job = get_job(db.session, job_id)
     category = choice_arg(request.args, "category", ErrorCategory)
-    keys = source_keys(job.path)
+    keys = source_keys(job.path, job.encoding, job.delimiter)
     chunks = errors_csv(
         db.session, job_id, keys=keys, category=category, batch_size=current_app.config["EXPORT_BATCH_SIZE"]
     )
@@ -67,10 +67,3 @@ def export_errors(job_id):
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-
-def _get_job(job_id):
-    job = db.session.get(ImportJob, job_id)
-    if job is None:
-        raise NotFound(f"No import #{job_id}.")
-    return job

@@ -3,11 +3,12 @@ import os
 
 from flask import Blueprint, current_app, request
 
-from ..errors import ApiError, InvalidFile
+from ..errors import ApiError
 from ..extensions import db
 from ..models import JobMode, JobStatus
 from ..runtime import get_runtime
 from ..services.controls import cancel_import, retry_import
+from ..security import current_user
 from ..services.imports import create_import, store_upload
 
 bp = Blueprint("imports", __name__, url_prefix="/api/import")
@@ -50,21 +51,43 @@ def retry(job_id):
 
 
 def _start(mode, sample_only=False):
-    broker = get_runtime().broker
-    upload = None if sample_only else request.files.get("file")
-    if upload is None and not sample_only and request.files:
-        raise ApiError("Send the CSV as the multipart field 'file'.", code="invalid_upload")
+    config, runtime = current_app.config, get_runtime()
+    upload, options = (None, {}) if sample_only else _upload_form()
+    options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"])
     if upload is None:
-        path = current_app.config["SAMPLE_FILE"]
-        job = create_import(db.session, broker, mode=mode, path=path, source=os.path.basename(path))
+        path = config["SAMPLE_FILE"]
+        job = create_import(db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options)
     else:
-        if not upload.filename:
-            raise ApiError("The upload has no file name; choose a CSV file.", code="invalid_upload")
-        path = store_upload(upload.stream, current_app.config["UPLOAD_FOLDER"])
+        path = store_upload(upload.stream, config["UPLOAD_FOLDER"])
         try:
-            job = create_import(db.session, broker, mode=mode, path=path, source=os.path.basename(upload.filename))
-        except InvalidFile:
-            os.remove(path)
+            job = create_import(db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options)
+        except BaseException:
+            os.remove(path)  # a refused file leaves nothing behind
             raise
-    get_runtime().runner.submit(job.id)
+    runtime.runner.submit(job.id)
     return {"job": job.to_dict()}, 202
+
+
+def _upload_form():
+    """Return the uploaded file (None: the sample) and the encoding and delimiter fields; 400 for anything else."""
+    sent_body = request.content_length or request.headers.get("Transfer-Encoding")
+    if sent_body and not (request.files or request.form):
+        raise ApiError(
+            "Send the CSV as a multipart/form-data upload in the field 'file' (curl -F file=@contacts.csv).",
+            code="invalid_upload",
+        )
+    unknown = sorted((set(request.form) | set(request.files)) - {"file", "encoding", "delimiter"}, key=str)
+    if unknown:
+        noun = "field" if len(unknown) == 1 else "fields"
+        names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
+        raise ApiError(
+            f"Unknown form {noun} {names}; "
+            "an upload takes the fields 'file', 'encoding' and 'delimiter'.",
+            code="invalid_upload",
+        )
+    upload = request.files.get("file")
+    if upload is None and "file" in request.form:
+        raise ApiError("Send the CSV as a file in the multipart field 'file'.", code="invalid_upload")
+    if upload is not None and not upload.filename:
+        raise ApiError("The upload has no file name; choose a CSV file.", code="invalid_upload")
+    return upload, {name: request.form.get(name) or None for name in ("encoding", "delimiter")}

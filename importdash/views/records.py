@@ -7,7 +7,7 @@ from ..extensions import db
 from ..models import Record, RecordStatus
 from ..runtime import get_runtime
 from ..services.records import clear_all
-from . import choice_arg, page_args
+from . import choice_arg, id_arg, page_args
 
 bp = Blueprint("records", __name__, url_prefix="/api/records")
 
@@ -17,13 +17,13 @@ def list_records():
     """Page through records, filtered by job, status or a search of email and name."""
     limit, offset = page_args(request.args)
     conditions = []
-    if job := request.args.get("job"):
-        if not job.isdigit():
-            raise ApiError(f"job must be an import id, got {job!r}", code="invalid_parameter")
-        conditions.append(Record.job_id == int(job))
+    if (job_id := id_arg(request.args, "job")) is not None:
+        conditions.append(Record.job_id == job_id)
     if status := choice_arg(request.args, "status", RecordStatus):
         conditions.append(Record.status == status)
     if query := request.args.get("q", "").strip():
+        if "\x00" in query:
+            raise ApiError("q must not contain NUL characters", code="invalid_parameter")
         pattern = f"%{query.lower()}%"
         conditions.append(or_(Record.email_key.like(pattern), func.lower(Record.name).like(pattern)))
     records = db.session.scalars(

@@ -1,9 +1,19 @@
 import csv
+import tracemalloc
 
 import pytest
 
 from importdash.errors import InvalidFile
-from importdash.services.reader import KNOWN_COLUMNS, REQUIRED_COLUMNS, CsvSource, SourceRow, count_rows, read_header
+from importdash.services.reader import (
+    KNOWN_COLUMNS,
+    REQUIRED_COLUMNS,
+    CsvSource,
+    FileFormat,
+    SourceRow,
+    check_file,
+    count_rows,
+    read_header,
+)
 
 
 @pytest.fixture
@@ -160,12 +170,34 @@ def test_without_company_column_company_is_none(write):
     assert row.data == {"name": "Ada", "email": "ada@example.com"}
 
 
-def test_repeated_unknown_column_names_are_kept_apart_in_data(write):
-    path = write("name,email,note,note\nAda,ada@example.com,first,second\n")
+def test_repeated_column_names_are_refused_with_the_names(write):
+    path = write("name,email,note,Note,phone,phone\nAda,ada@example.com,first,second,1,2\n")
 
-    [row] = read_all(path)
+    with pytest.raises(InvalidFile) as raised:
+        read_header(path)
 
-    assert row.data == {"name": "Ada", "email": "ada@example.com", "note": "first", "note (2)": "second"}
+    assert raised.value.message == (
+        'The header repeats the column names "Note", "phone"; every column needs its own name.'
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ("name,email,", 'Column 3 of the header has no name; every column needs one. Columns found: "name", "email", "".'),
+        (
+            ' ,name,"",email',
+            'Columns 1, 3 of the header have no name; every column needs one. Columns found: "", "name", "", "email".',
+        ),
+    ],
+)
+def test_empty_column_names_are_refused_with_their_positions(write, header, message):
+    path = write(f"{header}\nAda,ada@example.com,x,y\n")
+
+    with pytest.raises(InvalidFile) as raised:
+        read_header(path)
+
+    assert raised.value.message == message
 
 
 @pytest.mark.parametrize(
@@ -191,7 +223,7 @@ def test_header_missing_required_columns(write, header, expected):
 def test_header_with_a_known_column_twice(write):
     path = write("name,email,Email\nAda,a@example.com,b@example.com\n")
 
-    with pytest.raises(InvalidFile, match='more than one "email" column'):
+    with pytest.raises(InvalidFile, match='repeats the column name "Email"'):
         read_header(path)
 
 
@@ -307,7 +339,8 @@ def test_undecodable_byte_in_the_header_chunk(write):
     position = content.index(b"\xe9")
     assert raised.value.message == (
         f"The file is not valid UTF-8 text: byte 0xE9 at byte position {position} (line 2) cannot be decoded. "
-        "Save it as UTF-8 and try again."
+        'Save it as UTF-8, or name the encoding it was saved in with the "encoding" field '
+        "(for example cp1252, latin-1 or shift_jis)."
     )
 
 
@@ -349,14 +382,48 @@ def test_unknown_encoding(write):
         read_header(path, encoding="no-such-codec")
 
 
-def test_csv_error_names_the_row(write):
+def test_a_field_over_the_csv_limit_is_one_bad_row_and_reading_goes_on(write):
     runaway = "x" * (csv.field_size_limit() + 10)
     path = write(f'name,email\na,a@example.com\nb,"{runaway}\nc,c@example.com\n')
 
-    with CsvSource(path) as source:
-        rows = source.rows()
-        assert next(rows).row == 2
-        with pytest.raises(InvalidFile) as raised:
-            next(rows)
+    rows = read_all(path)
 
-    assert raised.value.message.startswith("The file cannot be read as CSV at row 3: field larger than field limit")
+    assert [(row.row, row.name, row.problem) for row in rows] == [
+        (2, "a", None),
+        (3, None, "row 3 has a field longer than 131,072 characters (is a quote left open?)"),
+        (4, "c", None),
+    ]
+    assert rows[1].data == {}
+    assert count_rows(path) == 3
+    with CsvSource(path) as source:
+        assert [row.row for row in source.rows(start_after=3)] == [4]
+
+
+def test_check_file_reads_a_large_file_in_bounded_memory(write):
+    rows = "".join(f"Person {number},person{number}@example.com,Company {number % 97}\r\n" for number in range(400_000))
+    path = write("name,email,company\r\n" + rows)
+    assert path.stat().st_size > 20_000_000
+
+    tracemalloc.start()
+    try:
+        file_format = check_file(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert file_format == FileFormat("utf-8-sig", ",", ["name", "email", "company"])
+    assert peak < 8_000_000
+
+
+def test_a_line_without_an_end_is_refused_without_reading_it_whole(write):
+    path = write(b"name,email\n" + b"x" * 5_000_000)
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidFile, match="Line 2 is longer than 1,048,576 characters"):
+            check_file(path)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 8_000_000

@@ -18,11 +18,12 @@ def test_jobs_are_listed_newest_first_and_paged(client, make_job):
 def test_job_shape(client, make_job):
     job = client.get(f"/api/import/{make_job().id}").get_json()["job"]
     assert set(job) == {
-        "id", "mode", "status", "source", "total_records", "processed_count", "success_count", "failed_count",
-        "created_at", "started_at", "completed_at", "duration_seconds", "error", "notice", "cancel_requested",
-        "retries", "last_retried_at",
+        "id", "mode", "status", "source", "started_by", "encoding", "delimiter", "total_records", "processed_count",
+        "success_count", "failed_count", "created_at", "started_at", "completed_at", "duration_seconds", "error",
+        "notice", "cancel_requested", "retries", "last_retried_at",
     }
     assert job["status"] == "pending" and job["created_at"].endswith("Z")
+    assert (job["started_by"], job["encoding"], job["delimiter"]) == ("anonymous", "utf-8-sig", ",")
 
 
 def test_errors_are_paged_and_filtered_by_category(client, finished_job):

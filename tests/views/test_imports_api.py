@@ -1,6 +1,5 @@
 """Each import mode end to end through the JSON API, with the rate limit lifted."""
 import io
-import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -164,3 +163,11 @@ def test_every_published_state_keeps_the_counts_consistent(app, client, wait_for
             seen += 1
     subscription.close()
     assert seen >= 2
+
+
+def test_a_file_far_larger_than_one_form_field_is_accepted(client, wait_for_job):
+    big = "name,email\n" + "".join(f"Person {n},person{n}@example.com\n" for n in range(12_000))
+    assert len(big) > 400_000
+    response = client.post("/api/import/batch", data={"file": (io.BytesIO(big.encode()), "big.csv")})
+    assert response.status_code == 202, response.get_json()
+    assert wait_for_job(response.get_json()["job"]["id"])["success_count"] == 12_000

@@ -1,0 +1,357 @@
+"""The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
+from .models import MAX_ID, ErrorCategory, JobMode, JobStatus, RecordStatus
+from .services.reader import DELIMITERS
+
+
+def document(config, *, auth_required):
+    """Return the OpenAPI document for this app's configuration (page sizes, whether auth is on)."""
+    job_id = {
+        "name": "job_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    }
+    limit = _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": config["MAX_PAGE_SIZE"]},
+        f"Items per page (default {config['DEFAULT_PAGE_SIZE']}).",
+    )
+    offset = _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "Items to skip (default 0).")
+    category = _query("category", _enum(ErrorCategory), "Only errors of this category.")
+    writes = {"403": _error("A cross-site browser request (checked with Sec-Fetch-Site and Origin).")}
+
+    paths = {
+        "/api/import": {
+            "get": _operation(
+                "listImports", "List imports, newest first.", [limit, offset],
+                {"200": _json("JobList", "A page of imports."), "400": _error("A bad paging parameter.")},
+            ),
+            "post": _operation(
+                "startDefaultImport", "Start the default import of the bundled sample file.", [],
+                {
+                    "202": _json("JobEnvelope", "The import was queued."),
+                    "400": _error("The bundled sample file is missing or cannot be imported."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/import/batch": {"post": _upload_operation("startBatchImport", "batch", writes)},
+        "/api/import/stream": {"post": _upload_operation("startStreamImport", "stream", writes)},
+        "/api/import/{job_id}": {
+            "get": _operation(
+                "showImport", "Show one import with its error counts and its first errors.", [job_id],
+                {"200": _json("JobDetail", "The import."), "404": _error("No such import.")},
+            ),
+        },
+        "/api/import/{job_id}/errors": {
+            "get": _operation(
+                "listImportErrors", "Page through an import's errors, in row order.", [job_id, category, limit, offset],
+                {
+                    "200": _json("ErrorList", "A page of errors."),
+                    "400": _error("A bad paging parameter or category."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
+        "/api/import/{job_id}/errors.csv": {
+            "get": _operation(
+                "exportImportErrors",
+                "Download every error of an import as CSV: row, category, message and the row's columns.",
+                [job_id, category],
+                {
+                    "200": {
+                        "description": "The errors, streamed; cells a spreadsheet would run as formulas are neutralised.",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("A bad category."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
+        "/api/import/{job_id}/cancel": {
+            "post": _operation(
+                "cancelImport", "Stop a pending or running import; undelivered records end cancelled.", [job_id],
+                {
+                    "200": _json("JobEnvelope", "The import has ended cancelled."),
+                    "202": _json("JobEnvelope", "The import is stopping at its next check."),
+                    "404": _error("No such import."),
+                    "409": _error("The import has already ended."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/import/{job_id}/retry": {
+            "post": {
+                **_operation(
+                    "retryImport", "Deliver again the records the downstream refused or that failed.", [job_id],
+                    {
+                        "202": _json("JobEnvelope", "The retry was queued."),
+                        "400": _error("A bad category."),
+                        "404": _error("No such import."),
+                        "409": _error("The import is still running, or has nothing to retry."),
+                        **writes,
+                    },
+                ),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"category": _enum(ErrorCategory)},
+                                "additionalProperties": False,
+                            }
+                        }
+                    },
+                },
+            },
+        },
+        "/api/import/{job_id}/events": {
+            "get": _operation(
+                "streamImportEvents",
+                "Follow one import as Server-Sent Events: its state now, each change, then job.finished.",
+                [job_id],
+                {"200": _event_stream(), "404": _error("No such import."), "503": _too_many_streams()},
+            ),
+        },
+        "/api/events": {
+            "get": _operation(
+                "streamEvents", "Follow every import as Server-Sent Events.", [],
+                {"200": _event_stream(), "503": _too_many_streams()},
+            ),
+        },
+        "/api/records": {
+            "get": _operation(
+                "listRecords",
+                "Page through records, filtered by import, status or a search of email and name.",
+                [
+                    _query("job", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only this import's records."),
+                    _query("status", _enum(RecordStatus), "Only records in this status."),
+                    _query("q", {"type": "string", "pattern": "^[^\\u0000]*$"}, "Text to find in email or name."),
+                    limit,
+                    offset,
+                ],
+                {"200": _json("RecordList", "A page of records."), "400": _error("A bad filter or paging parameter.")},
+            ),
+            "delete": _operation(
+                "deleteRecords",
+                "Delete every record, error and import.",
+                [{"name": "confirm", "in": "query", "required": True, "schema": {"const": "true"}}],
+                {
+                    "200": {
+                        "description": "What was deleted.",
+                        "content": {"application/json": {"schema": _object(deleted=_object(
+                            records=_INTEGER, errors=_INTEGER, jobs=_INTEGER))}},
+                    },
+                    "400": _error("confirm=true is missing."),
+                    "409": _error("An import is pending or running."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/openapi.json": {
+            "get": _operation(
+                "openapi", "This document.", [],
+                {"200": {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}},
+            ),
+        },
+        "/health": {
+            "get": {
+                **_operation(
+                    "health", "Report whether the app and its database answer; never needs credentials.", [],
+                    {"200": _json("Health", "The app and its database answer."),
+                     "503": _json("Health", "The database is unreachable.")},
+                ),
+                "security": [],
+            },
+        },
+    }
+
+    if auth_required:
+        unauthorized = {
+            "description": "Credentials are missing or wrong.",
+            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+        for path, operations in paths.items():
+            for operation in operations.values():
+                if path != "/health":
+                    operation["responses"]["401"] = unauthorized
+
+    document = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "importdash",
+            "version": "1",
+            "description": "Import contact CSV files, validate and de-duplicate every row, and deliver them under a "
+            "rate limit. Every error is {\"error\": {\"code\", \"message\"}}.",
+        },
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS},
+    }
+    if auth_required:
+        document["components"]["securitySchemes"] = {"basic": {"type": "http", "scheme": "basic"}}
+        document["security"] = [{"basic": []}]
+    return document
+
+
+def _upload_operation(operation_id, mode, writes):
+    return {
+        **_operation(
+            operation_id,
+            f"Start a {mode} import of the uploaded CSV file, or of the bundled sample when no file is sent.",
+            [],
+            {
+                "202": _json("JobEnvelope", "The file was checked and its import queued."),
+                "400": _error("The file cannot be imported (not text, undecodable, a bad header, no rows), "
+                              "or a bad encoding or delimiter."),
+                "413": _error("The upload is too large, or the form has too many parts."),
+                **writes,
+            },
+        ),
+        "requestBody": {
+            "required": False,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {
+                            "file": {"type": "string", "format": "binary", "description": "The CSV file."},
+                            "encoding": {
+                                "type": "string",
+                                "description": "The file's text encoding when it has no byte order mark "
+                                "(UTF-8 when empty or omitted), for example cp1252, latin-1 or shift_jis.",
+                            },
+                            "delimiter": {
+                                "type": "string",
+                                "enum": ["", *DELIMITERS, *DELIMITERS.values()],
+                                "description": "The field separator, as a character or by name; detected from "
+                                "the header when empty or omitted.",
+                            },
+                        },
+                        "additionalProperties": False,
+                    }
+                }
+            },
+        },
+    }
+
+
+def _operation(operation_id, summary, parameters, responses):
+    operation = {"operationId": operation_id, "summary": summary, "responses": dict(responses)}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+def _query(name, schema, description):
+    """An optional query parameter; sent empty (?limit=) it counts as not sent, as HTML forms expect."""
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"anyOf": [schema, {"const": ""}]},
+        "description": f"{description} Empty means not sent.",
+    }
+
+
+def _enum(choices):
+    return {"type": "string", "enum": [choice.value for choice in choices]}
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema_name, description):
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema_name)}}}
+
+
+def _error(description):
+    return _json("Error", description)
+
+
+def _event_stream():
+    return {
+        "description": "A text/event-stream of named events (job.progress, job.finished) with JSON data: "
+        "{\"job\": Job, \"error_counts\": ErrorCounts}.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+
+
+def _too_many_streams():
+    return {
+        "description": "Too many open streams; try again later.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _object(**properties):
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
+
+
+def _nullable(schema):
+    return {**schema, "type": [schema["type"], "null"]}
+
+
+_INTEGER = {"type": "integer"}
+_COUNT = {"type": "integer", "minimum": 0}
+_STRING = {"type": "string"}
+_TIMESTAMP = {"type": "string", "format": "date-time"}
+
+_SCHEMAS = {
+    "Error": _object(error=_object(code=_STRING, message=_STRING)),
+    "Job": _object(
+        id=_INTEGER,
+        mode=_enum(JobMode),
+        status=_enum(JobStatus),
+        source=_STRING,
+        started_by={"type": "string", "description": "Who started the import: the signed-in user, or anonymous."},
+        encoding={"type": "string", "description": "The encoding the file is read with."},
+        delimiter={"type": "string", "enum": list(DELIMITERS)},
+        total_records=_nullable(_COUNT),
+        processed_count=_COUNT,
+        success_count=_COUNT,
+        failed_count=_COUNT,
+        created_at=_TIMESTAMP,
+        started_at=_nullable(_TIMESTAMP),
+        completed_at=_nullable(_TIMESTAMP),
+        duration_seconds=_nullable({"type": "number", "minimum": 0}),
+        error=_nullable(_STRING),
+        notice=_nullable({"type": "string", "description": "What delivery waits for, e.g. downstream unavailable."}),
+        cancel_requested={"type": "boolean"},
+        retries=_COUNT,
+        last_retried_at=_nullable(_TIMESTAMP),
+    ),
+    "ErrorCounts": _object(**{category.value: _COUNT for category in ErrorCategory}),
+    "RowError": _object(
+        row=_INTEGER,
+        category=_enum(ErrorCategory),
+        message=_STRING,
+        data={"type": ["object", "null"], "description": "The row as read: column name to value."},
+    ),
+    "Record": _object(
+        id=_INTEGER,
+        job_id=_INTEGER,
+        row=_INTEGER,
+        name=_STRING,
+        email=_STRING,
+        company=_nullable(_STRING),
+        status=_enum(RecordStatus),
+        attempts=_COUNT,
+        response={"type": ["object", "null"], "description": "What the downstream answered."},
+    ),
+    "JobEnvelope": _object(job=_ref("Job")),
+    "JobDetail": _object(
+        job=_ref("Job"),
+        error_counts=_ref("ErrorCounts"),
+        errors={"type": "array", "items": _ref("RowError"), "description": "The first errors, in row order."},
+    ),
+    "JobList": _object(jobs={"type": "array", "items": _ref("Job")}, total=_COUNT),
+    "ErrorList": _object(errors={"type": "array", "items": _ref("RowError")}, total=_COUNT),
+    "RecordList": _object(records={"type": "array", "items": _ref("Record")}, total=_COUNT),
+    "Health": _object(status={"type": "string", "enum": ["ok", "degraded"]},
+                      database={"type": "string", "enum": ["ok", "unreachable"]}),
+}

@@ -1,0 +1,164 @@
+"""Web security: optional HTTP Basic auth, refusal of cross-site writes, security headers on every response,
+and requests that close their uploads even when a form limit cuts parsing short."""
+import hmac
+import os
+from urllib.parse import urlsplit
+
+import flask
+from flask import g, request
+
+from .errors import ApiError
+from .services.imports import ANONYMOUS
+
+PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials, for load balancers and monitors
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Only this origin's scripts, styles, images and connections; no inline script or style, no plugins, no framing.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self):
+        super().__init__(
+            "Sign in: this server needs a user name and password (HTTP Basic auth).",
+            headers={"WWW-Authenticate": 'Basic realm="importdash", charset="UTF-8"'},
+        )
+
+
+class CrossSiteRequest(ApiError):
+    status_code = 403
+    code = "cross_site_request"
+
+
+class Request(flask.Request):
+    """Flask's request, closing every upload stream it opened.
+
+    Werkzeug closes the files of a parsed form, but when parsing stops at a limit (MAX_FORM_PARTS) the files
+    begun before it would stay open, spooled to disk, until garbage collection.
+    """
+
+    def _get_file_stream(self, total_content_length, content_type, filename=None, content_length=None):
+        stream = super()._get_file_stream(total_content_length, content_type, filename, content_length)
+        self.__dict__.setdefault("_upload_streams", []).append(stream)
+        return stream
+
+    def close(self):
+        super().close()
+        for stream in self.__dict__.get("_upload_streams", ()):
+            stream.close()
+
+
+def init_app(app):
+    """Check credentials and the request's origin before every view; add the security headers after it."""
+    app.request_class = Request
+    credentials = _credentials(app)
+    trusted_origins = {
+        origin.strip().rstrip("/").lower() for origin in app.config["TRUSTED_ORIGINS"].split(",") if origin.strip()
+    }
+
+    @app.before_request
+    def authenticate():
+        g.user = ANONYMOUS
+        if credentials is not None and request.path not in PUBLIC_PATHS:
+            g.user = _check_credentials(request.authorization, *credentials)
+
+    @app.before_request
+    def refuse_cross_site_writes():
+        if request.method not in SAFE_METHODS and not _same_origin(request, trusted_origins):
+            raise CrossSiteRequest("Cross-site requests may not change anything here; use the dashboard or the API.")
+
+    @app.after_request
+    def add_security_headers(response):
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+
+def auth_required(app):
+    """Whether the app asks for credentials (both IMPORTDASH_AUTH_USERNAME and IMPORTDASH_AUTH_PASSWORD are set)."""
+    return _credentials(app) is not None
+
+
+def current_user():
+    """The signed-in user's name, or "anonymous" when authentication is off."""
+    return g.get("user", ANONYMOUS)
+
+
+def _credentials(app):
+    """Return the configured (user name, password) as bytes, or None when authentication is off."""
+    username, password = _text_setting(app, "AUTH_USERNAME"), _text_setting(app, "AUTH_PASSWORD")
+    if not username and not password:
+        return None
+    if not username or not password:
+        raise ValueError("Set both IMPORTDASH_AUTH_USERNAME and IMPORTDASH_AUTH_PASSWORD, or neither.")
+    if ":" in username:
+        raise ValueError("IMPORTDASH_AUTH_USERNAME cannot contain ':' (HTTP Basic auth splits user and password there).")
+    return username.encode(), password.encode()
+
+
+def _text_setting(app, name):
+    value = app.config[name]
+    if isinstance(value, str):
+        return value
+    # from_prefixed_env reads values as JSON, so a password such as 1234 or null arrives as a number or None;
+    # the text as written in the environment is what was meant.
+    raw = os.environ.get(f"IMPORTDASH_{name}")
+    if raw is not None:
+        return raw
+    return None if value is None else str(value)
+
+
+def _check_credentials(authorization, username, password):
+    """Return the user name if the Basic credentials match; both parts are always compared, in constant time."""
+    if authorization is None or authorization.type != "basic":
+        raise Unauthorized()
+    given_username = (authorization.username or "").encode()
+    given_password = (authorization.password or "").encode()
+    username_matches = hmac.compare_digest(given_username, username)
+    password_matches = hmac.compare_digest(given_password, password)
+    if not (username_matches & password_matches):
+        raise Unauthorized()
+    return authorization.username
+
+
+def _same_origin(request, trusted_origins):
+    """Whether a state-changing request may go ahead: a same-origin page, a trusted origin, or no browser at all.
+
+    Browsers say where a request comes from in Sec-Fetch-Site (trustworthy origins, recent browsers) or at least
+    in Origin; clients such as curl send neither and are not exposed to cross-site request forgery. This is the
+    algorithm of Go's net/http CrossOriginProtection.
+    """
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/").lower() in trusted_origins:
+        return True
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None:
+        return site in ("same-origin", "none")
+    if origin is None:
+        return True
+    try:
+        return urlsplit(origin).netloc.lower() == request.host.lower()
+    except ValueError:
+        return False
