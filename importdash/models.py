@@ -60,6 +60,12 @@ class ImportJob(db.Model):
     processed_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
+    # Error rows per category (ErrorCategory value + "_count"), committed with the rows they count, so progress
+    # and the history pages never have to count a big job's errors.
+    duplicate_count: Mapped[int] = mapped_column(default=0)
+    missing_value_count: Mapped[int] = mapped_column(default=0)
+    invalid_format_count: Mapped[int] = mapped_column(default=0)
+    other_count: Mapped[int] = mapped_column(default=0)
     rows_read: Mapped[int] = mapped_column(default=0)  # data rows staged so far; becomes the total at the end
     cursor: Mapped[int] = mapped_column(default=0)  # last source row staged; a resumed job reads on from here
     error: Mapped[str | None] = mapped_column(Text)  # why the job failed
@@ -75,6 +81,11 @@ class ImportJob(db.Model):
             return None
         end = self.completed_at or utcnow()
         return round((end - self.started_at).total_seconds(), 3)
+
+    @property
+    def error_counts(self):
+        """The job's error rows per category, with every category present."""
+        return {category.value: getattr(self, f"{category.value}_count") for category in ErrorCategory}
 
     def to_dict(self):
         return {
@@ -98,7 +109,9 @@ class Record(db.Model):
     __tablename__ = "records"
     __table_args__ = (
         UniqueConstraint("job_id", "row", name="uq_records_job_row"),
-        Index("ix_records_job_status", "job_id", "status"),
+        # Delivery claims a job's undelivered records in row order; with the row in the index each claim is one
+        # short range scan, not a walk over every record the job has already delivered.
+        Index("ix_records_job_status_row", "job_id", "status", "row"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
