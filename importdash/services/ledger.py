@@ -55,11 +55,12 @@ class JobLedger:
         self.session.expire_all()
         return self.session.get(ImportJob, self.job_id)
 
-    def stage(self, outcomes, *, last_row, rows_read):
+    def stage(self, outcomes, *, last_row, rows_read, commit=True):
         """Store validated rows: contacts become pending records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
-        an email. Returns the number of error rows written.
+        an email. With commit=False the rows, their counts and the cursor stay in the open transaction and
+        are committed by the next ledger write. Returns the number of error rows written.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
         errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
@@ -79,7 +80,8 @@ class JobLedger:
             cursor=last_row,
             **self._insert_errors(errors),
         )
-        self.session.commit()
+        if commit:
+            self.session.commit()
         return len(errors)
 
     def claim_for_delivery(self, limit):
