@@ -172,8 +172,13 @@ class JobLedger:
     def _update_job(self, **values):
         """Update the job while this process holds its lease, extending the lease as a heartbeat."""
         values.setdefault("lease_expires_at", utcnow() + self.lease)
+        # No session synchronisation: every read of the job expires the session first (job(), publish_job),
+        # and evaluating the WHERE against loaded objects on each write is measurable at a million rows.
         result = self.session.execute(
-            update(ImportJob).where(ImportJob.id == self.job_id, ImportJob.lease_owner == self.owner).values(**values)
+            update(ImportJob)
+            .where(ImportJob.id == self.job_id, ImportJob.lease_owner == self.owner)
+            .values(**values)
+            .execution_options(synchronize_session=False)
         )
         if result.rowcount != 1:
             self.session.rollback()
