@@ -16,6 +16,7 @@ def init_db(app):
     """Bind the database; SQLite gets WAL and a busy timeout so job and request threads never see 'locked'."""
     db.init_app(app)
     busy_timeout_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+    checkpoint_pages = app.config["SQLITE_CHECKPOINT_PAGES"]
 
     with app.app_context():
         engine = db.engine
@@ -27,6 +28,7 @@ def init_db(app):
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 
