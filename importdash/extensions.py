@@ -17,6 +17,7 @@ def init_db(app):
     db.init_app(app)
     busy_timeout_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
     checkpoint_pages = app.config["SQLITE_CHECKPOINT_PAGES"]
+    cache_kb = int(app.config["SQLITE_CACHE_MB"] * 1024)
 
     with app.app_context():
         engine = db.engine
@@ -29,6 +30,7 @@ def init_db(app):
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
                 cursor.execute("PRAGMA synchronous=NORMAL")
                 cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
+                cursor.execute(f"PRAGMA cache_size=-{cache_kb}")  # negative: in kB, not pages
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 
