@@ -48,6 +48,8 @@ class ErrorCategory(str, Enum):
 
 class ImportJob(db.Model):
     __tablename__ = "import_jobs"
+    # The history lists jobs newest first by (created_at, id): one index serves that order on both databases.
+    __table_args__ = (Index("ix_import_jobs_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # A random key that makes record idempotency keys unique even if ids are reused after a clear.
@@ -69,7 +71,7 @@ class ImportJob(db.Model):
     rows_read: Mapped[int] = mapped_column(default=0)  # data rows staged so far; becomes the total at the end
     cursor: Mapped[int] = mapped_column(default=0)  # last source row staged; a resumed job reads on from here
     error: Mapped[str | None] = mapped_column(Text)  # why the job failed
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -142,8 +144,10 @@ class Record(db.Model):
 
 class RowError(db.Model):
     __tablename__ = "import_errors"
-    __table_args__ = (Index("ix_import_errors_job_category_row", "job_id", "category", "row"),
-                      Index("ix_import_errors_job_row", "job_id", "row"))
+    # Error pages are ordered by (row, id); with the id in the index PostgreSQL reads a page straight from it
+    # instead of sorting every error of the job (SQLite appends the rowid to every index anyway).
+    __table_args__ = (Index("ix_import_errors_job_category_row_id", "job_id", "category", "row", "id"),
+                      Index("ix_import_errors_job_row_id", "job_id", "row", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
