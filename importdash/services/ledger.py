@@ -2,8 +2,8 @@
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.dialects import sqlite
 
 from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, RowError, utcnow
 from .validator import Contact, Rejection
@@ -65,7 +65,7 @@ class JobLedger:
         contacts = [item for item in outcomes if isinstance(item, Contact)]
         errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
         if contacts:
-            stored = set(self.session.execute(self._insert_new_emails(), [self._record(c) for c in contacts]).scalars())
+            stored = self._insert_new_emails(contacts)
             duplicates = [c for c in contacts if c.row not in stored]
             if duplicates:
                 owners = self._owners_of({c.email_key for c in duplicates})
@@ -192,14 +192,25 @@ class JobLedger:
         added = Counter(error["category"] for error in errors)
         return {f"{category}_count": getattr(ImportJob, f"{category}_count") + n for category, n in added.items()}
 
-    def _insert_new_emails(self):
-        """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING row, in this database's dialect."""
-        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-        return (
-            dialect.insert(Record.__table__)
-            .on_conflict_do_nothing(index_elements=["email_key"])
-            .returning(Record.__table__.c.row)
-        )
+    def _insert_new_emails(self, contacts):
+        """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING row, in this database's dialect; the rows stored."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            # One statement over arrays. A multi-row VALUES statement (SQLAlchemy's insertmanyvalues) carries
+            # thousands of placeholders, and psycopg parses each such statement in Python: most of the time of
+            # a big PostgreSQL import went there.
+            columns = {"rows": "row", "names": "name", "emails": "email", "email_keys": "email_key", "companies": "company"}
+            arrays = {array: [getattr(contact, field) for contact in contacts] for array, field in columns.items()}
+            result = self.session.execute(
+                _INSERT_FROM_ARRAYS, {"job_id": self.job_id, "status": RecordStatus.PENDING.value, **arrays}
+            )
+        else:
+            statement = (
+                sqlite.insert(Record.__table__)
+                .on_conflict_do_nothing(index_elements=["email_key"])
+                .returning(Record.__table__.c.row)
+            )
+            result = self.session.execute(statement, [self._record(c) for c in contacts])
+        return set(result.scalars())
 
     def _record(self, contact):
         return {
@@ -234,6 +245,15 @@ class JobLedger:
         if owner_job is not None:
             return f'email "{contact.email}" was already imported (import #{owner_job}, row {owner_row})'
         return f'email "{contact.email}" is a duplicate'
+
+
+_INSERT_FROM_ARRAYS = text(
+    'INSERT INTO records (job_id, "row", name, email, email_key, company, status, attempts)'
+    ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company, :status, 0'
+    " FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
+    " CAST(:email_keys AS text[]), CAST(:companies AS text[])) AS staged(\"row\", name, email, email_key, company)"
+    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row"'
+)
 
 
 def error_counts(session, job_id):
