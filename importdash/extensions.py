@@ -15,6 +15,8 @@ def init_db(app):
     """Bind the database; SQLite gets WAL and a busy timeout so job and request threads never see 'locked'."""
     db.init_app(app)
     busy_timeout_ms = app.config["SQLITE_BUSY_TIMEOUT_MS"]
+    checkpoint_pages = app.config["SQLITE_CHECKPOINT_PAGES"]
+    cache_kb = int(app.config["SQLITE_CACHE_MB"] * 1024)
 
     with app.app_context():
         engine = db.engine
@@ -26,6 +28,8 @@ def init_db(app):
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
                 cursor.execute("PRAGMA synchronous=NORMAL")
+                cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
+                cursor.execute(f"PRAGMA cache_size=-{cache_kb}")  # negative: in kB, not pages
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
 

@@ -51,6 +51,8 @@ class ErrorCategory(str, Enum):
 
 class ImportJob(db.Model):
     __tablename__ = "import_jobs"
+    # The history lists jobs newest first by (created_at, id): one index serves that order on both databases.
+    __table_args__ = (Index("ix_import_jobs_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # A random key that makes record idempotency keys unique even if ids are reused after a clear.
@@ -67,10 +69,16 @@ class ImportJob(db.Model):
     processed_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
+    # Error rows per category (ErrorCategory value + "_count"), committed with the rows they count, so progress
+    # and the history pages never have to count a big job's errors.
+    duplicate_count: Mapped[int] = mapped_column(default=0)
+    missing_value_count: Mapped[int] = mapped_column(default=0)
+    invalid_format_count: Mapped[int] = mapped_column(default=0)
+    other_count: Mapped[int] = mapped_column(default=0)
     rows_read: Mapped[int] = mapped_column(default=0)  # data rows staged so far; becomes the total at the end
     cursor: Mapped[int] = mapped_column(default=0)  # last source row staged; a resumed job reads on from here
     error: Mapped[str | None] = mapped_column(Text)  # why the job failed
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -87,6 +95,11 @@ class ImportJob(db.Model):
             return None
         end = self.completed_at or utcnow()
         return round((end - self.started_at).total_seconds(), 3)
+
+    @property
+    def error_counts(self):
+        """The job's error rows per category, with every category present."""
+        return {category.value: getattr(self, f"{category.value}_count") for category in ErrorCategory}
 
     def to_dict(self):
         return {
@@ -117,7 +130,9 @@ class Record(db.Model):
     __tablename__ = "records"
     __table_args__ = (
         UniqueConstraint("job_id", "row", name="uq_records_job_row"),
-        Index("ix_records_job_status", "job_id", "status"),
+        # Delivery claims a job's undelivered records in row order; with the row in the index each claim is one
+        # short range scan, not a walk over every record the job has already delivered.
+        Index("ix_records_job_status_row", "job_id", "status", "row"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -148,8 +163,10 @@ class Record(db.Model):
 
 class RowError(db.Model):
     __tablename__ = "import_errors"
-    __table_args__ = (Index("ix_import_errors_job_category_row", "job_id", "category", "row"),
-                      Index("ix_import_errors_job_row", "job_id", "row"))
+    # Error pages are ordered by (row, id); with the id in the index PostgreSQL reads a page straight from it
+    # instead of sorting every error of the job (SQLite appends the rowid to every index anyway).
+    __table_args__ = (Index("ix_import_errors_job_category_row_id", "job_id", "category", "row", "id"),
+                      Index("ix_import_errors_job_row_id", "job_id", "row", "id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))

@@ -41,7 +41,8 @@ class Server:
             )
         wait_for(lambda: self._healthy(), timeout=30, what="the server to start", server=self)
 
-    def signal(self, signum, timeout=30):
+    # gunicorn may take its whole graceful_timeout (30 s) to stop on SIGTERM; leave room beyond it.
+    def signal(self, signum, timeout=60):
         os.killpg(self.process.pid, signum)
         self.process.wait(timeout=timeout)
 

@@ -17,6 +17,16 @@ def assert_counts_consistent(job):
         assert job["processed_count"] <= job["total_records"]
 
 
+def assert_error_counts_match_the_error_rows(client, job_id):
+    """The per-category counts the ledger keeps on the job equal a count of the job's error rows."""
+    counted = dict.fromkeys(CATEGORIES, 0)
+    query = select(RowError.category, func.count()).where(RowError.job_id == job_id).group_by(RowError.category)
+    counted.update(db.session.execute(query).all())
+    assert client.get(f"/api/import/{job_id}").get_json()["error_counts"] == counted
+    for category, count in counted.items():
+        assert client.get(f"/api/import/{job_id}/errors?category={category}").get_json()["total"] == count
+
+
 def assert_every_row_accounted_for(job_id):
     """Each row ends as exactly one succeeded record or one error row, never both and never neither."""
     succeeded_rows = set(db.session.scalars(select(Record.row).where(Record.job_id == job_id, Record.status == "succeeded")))
@@ -38,6 +48,7 @@ def test_default_import_runs_the_bundled_sample_with_every_category(client, wait
     assert job["processed_count"] == job["total_records"] == 1000
     assert_counts_consistent(job)
     assert len(assert_every_row_accounted_for(job["id"])) == 1000
+    assert_error_counts_match_the_error_rows(client, job["id"])
 
     detail = client.get(f"/api/import/{job['id']}").get_json()
     assert set(detail["error_counts"]) == CATEGORIES
@@ -75,6 +86,7 @@ def test_upload_import_counts_each_category(client, wait_for_job, mode):
 
     detail = client.get(f"/api/import/{job['id']}").get_json()
     assert detail["error_counts"] == {"duplicate": 1, "missing_value": 1, "invalid_format": 2, "other": 1}
+    assert_error_counts_match_the_error_rows(client, job["id"])
     by_row = {error["row"]: error for error in detail["errors"]}
     assert by_row[4]["category"] == "duplicate" and "row 3" in by_row[4]["message"]
     assert by_row[5]["message"] == "name is missing"
@@ -149,6 +161,7 @@ def test_concurrent_imports_of_overlapping_files_store_each_email_once(app, clie
     assert duplicates == 500 + 300  # the third import repeats all of the second's rows
     for job in jobs:
         assert_counts_consistent(job)
+        assert_error_counts_match_the_error_rows(client, job["id"])
 
 
 def test_every_published_state_keeps_the_counts_consistent(app, client, wait_for_job):

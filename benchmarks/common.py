@@ -1,0 +1,229 @@
+"""Helpers the benchmark scripts share: sample files, a real server as a subprocess, HTTP calls, statistics.
+
+Nothing here is imported by the app or the tests; the scripts put this folder on sys.path by being run from it.
+"""
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "data"))
+
+import generate_sample  # noqa: E402  (data/generate_sample.py: the same generator the bundled sample comes from)
+
+BENCH_DIR = Path(os.environ.get("IMPORTDASH_BENCH_DIR", Path(tempfile.gettempdir()) / "importdash-bench"))
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def sample_file(rows, seed=generate_sample.DEFAULT_SEED):
+    """Return the path of a generated contacts file of `rows` rows under BENCH_DIR, writing it once."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"contacts-{rows}-{seed}.csv"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        generate_sample.write_csv(partial, rows, seed=seed)
+        partial.rename(path)
+    return path
+
+
+def scratch_dir(prefix):
+    """A fresh directory under BENCH_DIR for one run's database and uploads."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=BENCH_DIR))
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def sqlite_url(directory):
+    return f"sqlite:///{Path(directory) / 'importdash.db'}"
+
+
+def reset_database(url):
+    """Drop and create the app's tables (for a PostgreSQL database shared between runs)."""
+    from importdash import create_app
+    from importdash.extensions import db
+    from importdash.runtime import get_runtime
+
+    app = create_app({"DATABASE_URL": url, "CREATE_DB_ON_START": False})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        db.engine.dispose()
+    get_runtime(app).runner.shutdown()
+
+
+class Server:
+    """The shipped gunicorn configuration serving the app in a subprocess, on a free port."""
+
+    def __init__(self, workdir, database_url, *, app="wsgi:app", **settings):
+        self.port = free_port()
+        self.workdir = Path(workdir)
+        self.log_path = self.workdir / "server.log"
+        env = dict(os.environ)
+        env.update(
+            IMPORTDASH_BIND=f"127.0.0.1:{self.port}",
+            IMPORTDASH_DATABASE_URL=database_url,
+            IMPORTDASH_UPLOAD_FOLDER=str(self.workdir / "uploads"),
+        )
+        env.update({f"IMPORTDASH_{name.upper()}": str(value) for name, value in settings.items()})
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [str(GUNICORN), "-c", "gunicorn.conf.py", "--pythonpath", str(ROOT / "benchmarks"), "--access-logfile", "-", app],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout=60):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited; see {self.log_path}:\n{self.log_path.read_text()[-2000:]}")
+            with contextlib.suppress(OSError):
+                if self.get("/health")[0] == 200 and self.worker_pid():
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"the server did not answer within {timeout}s; see {self.log_path}")
+
+    def worker_pid(self):
+        """The pid of gunicorn's (single) worker process, the one that serves requests and runs imports."""
+        path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        children = path.read_text().split() if path.exists() else []
+        return int(children[0]) if children else None
+
+    def rss_kb(self, field="VmRSS"):
+        """The worker's resident set size (VmRSS) or its peak so far (VmHWM), in kB."""
+        for line in Path(f"/proc/{self.worker_pid()}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no {field} for the worker")
+
+    def cpu_seconds(self):
+        """User plus system CPU time the worker has used so far."""
+        fields = Path(f"/proc/{self.worker_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def connection(self, timeout=120):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path, connection=None):
+        """GET a path; return (status, parsed JSON body)."""
+        own = connection is None
+        connection = connection or self.connection()
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read() or b"null")
+        finally:
+            if own:
+                connection.close()
+
+    def post(self, path):
+        connection = self.connection()
+        try:
+            connection.request("POST", path)
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    def upload(self, path, file_path):
+        """POST a file as multipart field 'file', streamed from disk; return (status, parsed JSON body)."""
+        boundary = uuid.uuid4().hex
+        head = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{Path(file_path).name}\"\r\n"
+            "Content-Type: text/csv\r\n\r\n"
+        ).encode()
+        tail = f"\r\n--{boundary}--\r\n".encode()
+        size = len(head) + os.path.getsize(file_path) + len(tail)
+
+        def body():
+            yield head
+            with open(file_path, "rb") as file:
+                while chunk := file.read(1 << 20):
+                    yield chunk
+            yield tail
+
+        connection = self.connection()
+        try:
+            connection.request(
+                "POST", path, body=body(),
+                headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size)},
+            )
+            response = connection.getresponse()
+            return response.status, json.loads(response.read())
+        finally:
+            connection.close()
+
+    def wait_for_job(self, job_id, *, timeout, poll=0.1, on_poll=None):
+        """Poll the job list (cheap, unlike the detail page) until the job ends; return its final dict."""
+        deadline = time.monotonic() + timeout
+        connection = self.connection()
+        try:
+            while time.monotonic() < deadline:
+                status, body = self.get(f"/api/import?limit=5", connection)
+                job = next((j for j in body["jobs"] if j["id"] == job_id), None) if status == 200 else None
+                if job is None:
+                    raise RuntimeError(f"import #{job_id} is not among the newest jobs: {status} {body}")
+                if on_poll is not None:
+                    on_poll(job)
+                if job["status"] in ("completed", "failed", "cancelled"):
+                    return job
+                time.sleep(poll)
+        finally:
+            connection.close()
+        raise TimeoutError(f"import #{job_id} did not end within {timeout}s")
+
+    def stop(self):
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=35)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+def remove(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def median(values):
+    return statistics.median(values)
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def spread(values):
+    """'median (min-max)' of a list of figures."""
+    return f"{median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"

@@ -1,0 +1,159 @@
+"""Target 6: the history API at size, 10,000 past jobs and 1,000,000 error rows, served by the real server.
+
+The database is filled directly (Core executemany, not through imports, which would take hours): 10,000
+finished jobs, of which a few are big (100,000 errors each, like a 1,000,000-row import with its share of
+bad rows) and the rest small, with their counts matching their error rows. Then gunicorn (shipped config)
+answers, over one keep-alive connection, each request many times:
+
+  GET /api/import                                  the first page of the history
+  GET /api/import/<big id>                         a big job with its error counts and first errors
+  GET /api/import/<big id>/errors?category=...     a filtered error page (first page, and a deep one)
+
+and the script prints the median and p95 of each (target: median < 50 ms), and each median as a multiple
+of GET /health on the same server (the floor of any request: HTTP, Flask, one database round trip).
+
+    .venv/bin/python benchmarks/history.py [--requests 50] [--database-url postgresql://...]
+"""
+import argparse
+import random
+import time
+from datetime import datetime, timedelta
+
+import common
+from importdash import create_app
+from importdash.extensions import db
+from importdash.models import ErrorCategory, ImportJob, RowError
+from importdash.runtime import get_runtime
+from sqlalchemy import insert
+
+JOBS = 10_000
+BIG_JOBS = 5
+BIG_JOB_ERRORS = 100_000
+TOTAL_ERRORS = 1_000_000
+CATEGORY_WEIGHTS = {"duplicate": 5, "missing_value": 3, "invalid_format": 3, "other": 2}
+INSERT_BATCH = 20_000
+
+
+def populate(url):
+    """Fill the database with the jobs and error rows; return (a big job's id, a small job's id)."""
+    app = create_app({"DATABASE_URL": url})
+    try:
+        with app.app_context():
+            db.drop_all()
+            db.create_all()
+            _fill(db.session)
+            db.session.commit()
+    finally:
+        get_runtime(app).runner.shutdown()
+        with app.app_context():
+            db.engine.dispose()
+    return JOBS - 1, JOBS  # the newest big job and the newest (small) job
+
+
+def _fill(session):
+    rng = random.Random(6)
+    big = set(range(JOBS - 2 * BIG_JOBS + 1, JOBS, 2))  # every other job among the newest ones
+    small_errors = (TOTAL_ERRORS - BIG_JOBS * BIG_JOB_ERRORS) // (JOBS - BIG_JOBS)
+    categories = [c for c, weight in CATEGORY_WEIGHTS.items() for _ in range(weight)]
+    start = datetime(2026, 1, 1)
+    jobs, errors = [], []
+    for job_id in range(1, JOBS + 1):
+        error_total = BIG_JOB_ERRORS if job_id in big else small_errors
+        rows = error_total * 8
+        counts = dict.fromkeys(CATEGORY_WEIGHTS, 0)
+        for number in range(error_total):
+            category = categories[rng.randrange(len(categories))]
+            counts[category] += 1
+            row = 2 + number * 8 + rng.randrange(8)
+            email = f"person{job_id}.{row}@example.com"
+            errors.append({
+                "job_id": job_id, "row": row, "category": category, "message": f'email "{email}" is a duplicate',
+                "data": {"name": f"Person {row}", "email": email, "company": "Acme Analytics"}, "created_at": start,
+            })
+        created = start + timedelta(minutes=job_id)
+        job = {
+            "id": job_id, "key": f"{job_id:032x}", "mode": ("batch", "stream", "default")[job_id % 3],
+            "source": f"contacts-{job_id}.csv", "path": f"/nonexistent/{job_id}.csv", "status": "completed",
+            "total_records": rows, "processed_count": rows, "success_count": rows - error_total,
+            "failed_count": error_total, "rows_read": rows, "cursor": rows + 1, "created_at": created,
+            "started_at": created, "completed_at": created + timedelta(seconds=30),
+        }
+        # The per-category counters kept on the job, where the schema has them.
+        job.update({f"{category}_count": n for category, n in counts.items() if hasattr(ImportJob, f"{category}_count")})
+        jobs.append(job)
+        if len(errors) >= INSERT_BATCH:
+            _flush(session, jobs, errors)
+    _flush(session, jobs, errors)
+
+
+def _flush(session, jobs, errors):
+    if jobs:
+        session.execute(insert(ImportJob.__table__), jobs)
+        jobs.clear()
+    if errors:
+        session.execute(insert(RowError.__table__), errors)
+        errors.clear()
+    session.commit()
+
+
+def timed(server, connection, path, requests):
+    """Return the response times of `requests` GETs of path, in ms, after one warm-up request."""
+    status, body = server.get(path, connection)
+    assert status == 200, (path, status, body)
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        times.append(1000 * (time.perf_counter() - started))
+        assert response.status == 200, (path, response.status)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=2, help="rounds of requests against the same server")
+    parser.add_argument("--database-url", help="fill this database instead of a fresh SQLite file (its tables are dropped!)")
+    args = parser.parse_args()
+    workdir = common.scratch_dir("history-")
+    try:
+        url = args.database_url or common.sqlite_url(workdir)
+        started = time.perf_counter()
+        big_id, small_id = populate(url)
+        print(f"history: {JOBS:,} jobs and {TOTAL_ERRORS:,} error rows on "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'} (filled in {time.perf_counter() - started:.0f} s)")
+        paths = {
+            "health (baseline)": "/health",
+            "list jobs": "/api/import",
+            "big job": f"/api/import/{big_id}",
+            "big job errors, filtered": f"/api/import/{big_id}/errors?category=invalid_format",
+            "same, deep page": f"/api/import/{big_id}/errors?category=invalid_format&offset=20000",
+            "small job": f"/api/import/{small_id}",
+            "small job errors, filtered": f"/api/import/{small_id}/errors?category=duplicate",
+        }
+        with common.Server(workdir, url, rate_per_second=0) as server:
+            connection = server.connection()
+            try:
+                for round_number in range(1, args.runs + 1):
+                    medians = {}
+                    for name, path in paths.items():
+                        times = timed(server, connection, path, args.requests)
+                        medians[name] = common.median(times)
+                        verdict = "" if name.startswith("health") else (
+                            " ok" if medians[name] < 50 else " MISSED (target < 50 ms)")
+                        print(
+                            f"round {round_number}: {name:27} median {medians[name]:6.1f} ms, "
+                            f"p95 {common.percentile(times, 0.95):6.1f} ms, "
+                            f"{medians[name] / medians['health (baseline)']:5.1f}x health{verdict}",
+                            flush=True,
+                        )
+            finally:
+                connection.close()
+    finally:
+        common.remove(workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""Target 5: 200 concurrent SSE subscribers on one gunicorn process (the shipped config, threads enough).
+
+  live   one server (rate 20 calls/s, so the import runs for a while and publishes progress), an upload of
+         a 5,000-row file, and 200 clients on GET /api/import/<id>/events, all read by one selector loop in
+         this process. Every client must get the job's terminal event (job.finished); the latency from the
+         commit behind each event to its receipt (the server stamps each event with its commit time, see
+         sse_app.py; same machine, same clock) must be under 20 ms at the median and 100 ms at p99.
+  idle   a second server whose rate (one call per 50 s) keeps its import waiting in the token bucket, 200
+         streams open on it: the worker's CPU over a quiet spell must stay under 5 % of a core. The
+         baseline is the same worker's CPU over the same spell with no stream open.
+
+    .venv/bin/python benchmarks/sse.py [--clients 200] [--idle-seconds 10]
+"""
+import argparse
+import json
+import selectors
+import socket
+import time
+
+import common
+from sse_app import STAMP
+
+ROWS = 5_000
+TERMINAL = "job.finished"
+
+
+class Stream:
+    """One SSE client on a non-blocking socket: sends the GET, then parses headers, chunks and frames."""
+
+    def __init__(self, port, path):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.sock.setblocking(False)
+        self.raw = b""
+        self.headers = None
+        self.chunked = False
+        self.text = ""
+        self.events = []  # (name, data, received_at)
+        self.closed = False
+
+    def feed(self, now):
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.closed = True
+            return
+        self.raw += data
+        if self.headers is None:
+            head, sep, rest = self.raw.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.headers = head.decode("latin-1")
+            status = self.headers.split("\r\n", 1)[0]
+            if " 200 " not in status or "text/event-stream" not in self.headers.lower():
+                raise RuntimeError(f"not an event stream: {self.headers!r}")
+            self.chunked = "transfer-encoding: chunked" in self.headers.lower()
+            self.raw = rest
+        self._decode()
+        while "\n\n" in self.text:
+            frame, self.text = self.text.split("\n\n", 1)
+            self._frame(frame, now)
+
+    def _decode(self):
+        if not self.chunked:
+            self.text += self.raw.decode()
+            self.raw = b""
+            return
+        while True:
+            size_line, sep, rest = self.raw.partition(b"\r\n")
+            if not sep:
+                return
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                self.closed = True
+                self.raw = b""
+                return
+            if len(rest) < size + 2:
+                return
+            self.text += rest[:size].decode()
+            self.raw = rest[size + 2 :]
+
+    def _frame(self, frame, now):
+        name, data = "message", []
+        for line in frame.split("\n"):
+            if line.startswith(":"):
+                continue  # a keep-alive comment
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            self.events.append((name, json.loads("\n".join(data)), now))
+
+    def close(self):
+        self.sock.close()
+
+
+def open_streams(port, path, count):
+    selector = selectors.DefaultSelector()
+    streams = []
+    for _ in range(count):
+        stream = Stream(port, path)
+        selector.register(stream.sock, selectors.EVENT_READ, stream)
+        streams.append(stream)
+    return selector, streams
+
+
+def pump(selector, until, stop=lambda: False):
+    """Read whatever arrives until the deadline or stop(); receipt times are taken as soon as bytes arrive."""
+    while time.time() < until and not stop():
+        for key, _ in selector.select(timeout=0.05):
+            stream = key.data
+            stream.feed(time.time())
+            if stream.closed:
+                selector.unregister(stream.sock)
+
+
+def live(clients):
+    workdir = common.scratch_dir("sse-")
+    try:
+        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32,
+                           rate_per_second=20, rate_burst=4) as server:
+            status, body = server.upload("/api/import/batch", common.sample_file(ROWS))
+            assert status == 202, body
+            job_id = body["job"]["id"]
+            selector, streams = open_streams(server.port, f"/api/import/{job_id}/events", clients)
+            try:
+                def all_finished():
+                    return all(any(name == TERMINAL for name, _, _ in s.events) for s in streams)
+
+                pump(selector, time.time() + 600, all_finished)
+            finally:
+                for stream in streams:
+                    stream.close()
+    finally:
+        common.remove(workdir)
+    finished = sum(any(name == TERMINAL for name, _, _ in s.events) for s in streams)
+    latencies = [1000 * (received - data[STAMP]) for s in streams for _, data, received in s.events if STAMP in data]
+    progress = [len([e for e in s.events if e[0] == "job.progress"]) for s in streams]
+    print(
+        f"live: {clients} subscribers, {finished} got {TERMINAL} (target: all); "
+        f"{min(progress)}-{max(progress)} progress events each; commit-to-receipt latency over "
+        f"{len(latencies):,} events: median {common.median(latencies):.1f} ms (target < 20), "
+        f"p99 {common.percentile(latencies, 0.99):.1f} ms (target < 100), max {max(latencies):.1f} ms",
+        flush=True,
+    )
+
+
+def idle(clients, seconds):
+    workdir = common.scratch_dir("sse-idle-")
+    try:
+        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32,
+                           rate_per_second=0.02, rate_burst=1) as server:
+            status, body = server.post("/api/import/batch")  # the bundled sample; one call per 50 s
+            assert status == 202, body
+            time.sleep(3)  # staging done, the job now waits for tokens
+            before = server.cpu_seconds()
+            time.sleep(seconds)
+            baseline = (server.cpu_seconds() - before) / seconds
+            selector, streams = open_streams(server.port, f"/api/import/{body['job']['id']}/events", clients)
+            try:
+                pump(selector, time.time() + 3)  # everyone connected and served its first frames
+                before = server.cpu_seconds()
+                pump(selector, time.time() + seconds)
+                busy = (server.cpu_seconds() - before) / seconds
+                still_open = sum(not s.closed for s in streams)
+            finally:
+                for stream in streams:
+                    stream.close()
+    finally:
+        common.remove(workdir)
+    print(
+        f"idle: {still_open} of {clients} streams open, worker CPU {100 * busy:.2f} % of a core over {seconds} s "
+        f"(target < 5 %); with no stream open {100 * baseline:.2f} %",
+        flush=True,
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--idle-seconds", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    for _ in range(args.runs):
+        live(args.clients)
+        idle(args.clients, args.idle_seconds)
+
+
+if __name__ == "__main__":
+    main()
