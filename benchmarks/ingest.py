@@ -120,7 +120,7 @@ def app_import(mode, csv_path, seed_path, workdir, database_url):
             if job["total_records"] is not None and not staged_at:
                 staged_at.append(time.perf_counter())
 
-        job = server.wait_for_job(body["job"]["id"], timeout=TIMEOUT, poll=0.05, on_poll=watch)
+        job = server.wait_for_job(body["job"]["id"], timeout=TIMEOUT, poll=0.2, on_poll=watch)
         finished = time.perf_counter()
     assert job["status"] == "completed", job
     assert job["processed_count"] == job["total_records"], job
