@@ -122,7 +122,7 @@ def pump(selector, until, stop=lambda: False):
 def live(clients):
     workdir = common.scratch_dir("sse-")
     try:
-        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32,
+        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32, sse_max_streams=clients + 8,
                            rate_per_second=20, rate_burst=4) as server:
             status, body = server.upload("/api/import/batch", common.sample_file(ROWS))
             assert status == 202, body
@@ -153,7 +153,7 @@ def live(clients):
 def idle(clients, seconds):
     workdir = common.scratch_dir("sse-idle-")
     try:
-        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32,
+        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32, sse_max_streams=clients + 8,
                            rate_per_second=0.02, rate_burst=1) as server:
             status, body = server.post("/api/import/batch")  # the bundled sample; one call per 50 s
             assert status == 202, body
