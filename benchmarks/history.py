@@ -48,6 +48,7 @@ def populate(url):
                 # the fresh table for a small one and sorts a big job's errors instead of reading the index.
                 with db.engine.connect() as connection:
                     connection.exec_driver_sql("ANALYZE")
+                    connection.commit()  # statistics are stored transactionally
     finally:
         get_runtime(app).runner.shutdown()
         with app.app_context():

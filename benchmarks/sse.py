@@ -28,6 +28,7 @@ class Stream:
     """One SSE client on a non-blocking socket: sends the GET, then parses headers, chunks and frames."""
 
     def __init__(self, port, path):
+        self.opened_at = time.time()
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
         self.sock.setblocking(False)
@@ -139,7 +140,12 @@ def live(clients):
     finally:
         common.remove(workdir)
     finished = sum(any(name == TERMINAL for name, _, _ in s.events) for s in streams)
-    latencies = [1000 * (received - data[STAMP]) for s in streams for _, data, received in s.events if STAMP in data]
+    # Only events committed after the client subscribed: a replay of older ones (on connect) is not latency.
+    latencies = [
+        1000 * (received - data[STAMP])
+        for s in streams for _, data, received in s.events
+        if data.get(STAMP, 0) >= s.opened_at
+    ]
     progress = [len([e for e in s.events if e[0] == "job.progress"]) for s in streams]
     print(
         f"live: {clients} subscribers, {finished} got {TERMINAL} (target: all); "
