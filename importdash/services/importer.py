@@ -54,6 +54,7 @@ class Importer:
         self._notice = None
         self._last_publish = float("-inf")
         self._last_heartbeat = clock()
+        self._delivered_through = 0  # the row of the last record sent in this run; claims start after it
 
     def run(self):
         """Import the whole file, resuming after the last staged row if the job ran before."""
@@ -78,10 +79,11 @@ class Importer:
                 self.publish(force=True)
                 self._deliver()
             elif mode is JobMode.STREAM:
-                # A chunk's rows commit with the in-flight marks of their first claim: one transaction instead
-                # of two, which matters because every commit rewrites the unique email index's touched pages.
-                while self._stage(islice(rows, self.settings.chunk_size), commit=False):
-                    self._deliver()
+                # A chunk's records are stored in flight and committed by its first claim: one transaction and one
+                # write per record instead of two, which matters because every commit rewrites the pages of the
+                # unique email index that the chunk touched.
+                while self._stage(islice(rows, self.settings.chunk_size), commit=False, in_flight=True):
+                    self._deliver(hold_last_settle=True)
                 self.ledger.set_total()
                 self._deliver()
             else:
@@ -100,7 +102,7 @@ class Importer:
             self.cancelled = self.ledger.heartbeat()
         return self.cancelled
 
-    def _stage(self, rows, commit=True):
+    def _stage(self, rows, commit=True, in_flight=False):
         """Validate and store one batch of rows; False when the file had no rows left."""
         outcomes, last_row = [], None
         for source_row in rows:
@@ -108,7 +110,7 @@ class Importer:
             last_row = source_row.row
         if last_row is None:
             return False
-        self.ledger.stage(outcomes, last_row=last_row, rows_read=len(outcomes), commit=commit)
+        self.ledger.stage(outcomes, last_row=last_row, rows_read=len(outcomes), commit=commit, in_flight=in_flight)
         if commit:  # progress is published only once committed
             self.publish()
         return True
@@ -121,12 +123,17 @@ class Importer:
             log.exception("unexpected failure validating row %s", source_row.row)
             return Rejection(source_row.row, ErrorCategory.OTHER.value, f"unexpected error: {exc}", source_row.data)
 
-    def _deliver(self, *, whole_calls_only=False):
-        """Send the job's undelivered records, one call at a time, settling verdicts at least every interval."""
+    def _deliver(self, *, whole_calls_only=False, hold_last_settle=False):
+        """Send the job's undelivered records, one call at a time, settling verdicts at least every interval.
+
+        With hold_last_settle the last verdicts stay in the open transaction, to be committed (and published)
+        with the caller's next write: a stream commits each chunk once, with its claim.
+        """
         per_call, window = self.settings.records_per_call, self.settings.delivery_window
         while True:
             self._check_stop()
-            records = self.ledger.claim_for_delivery(window)
+            records = self.ledger.claim_for_delivery(window, after_row=self._delivered_through)
+            self.publish()
             settled, last_flush = [], self.clock()
             stopped = waiting_for_rows = False
             for start in range(0, len(records), per_call):
@@ -141,12 +148,16 @@ class Importer:
                     stopped = True  # the call stays in flight and goes out again, with the same keys, on resume
                     break
                 settled.extend(zip(call, outcomes))
+                self._delivered_through = call[-1]["row"]
                 if self.clock() - last_flush >= self.settings.progress_interval:
                     self.ledger.settle(settled)
                     self.publish()
                     settled, last_flush = [], self.clock()
-            self.ledger.settle(settled)
-            self.publish()
+            if hold_last_settle and not stopped and len(records) < window:
+                self.ledger.settle(settled, commit=False)
+            else:
+                self.ledger.settle(settled)
+                self.publish()
             if stopped:
                 raise Stopped
             if waiting_for_rows or len(records) < window:

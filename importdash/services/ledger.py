@@ -3,7 +3,7 @@ import json
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 
 from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, RowError, utcnow
 from .validator import Contact, Rejection
@@ -55,17 +55,20 @@ class JobLedger:
         self.session.expire_all()
         return self.session.get(ImportJob, self.job_id)
 
-    def stage(self, outcomes, *, last_row, rows_read, commit=True):
+    def stage(self, outcomes, *, last_row, rows_read, commit=True, in_flight=False):
         """Store validated rows: contacts become pending records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
         an email. With commit=False the rows, their counts and the cursor stay in the open transaction and
-        are committed by the next ledger write. Returns the number of error rows written.
+        are committed by the next ledger write. With in_flight=True the records are stored already in flight,
+        for a caller that sends them before anything else (a stream chunk), which saves rewriting each one.
+        Returns the number of error rows written.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
         errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
         if contacts:
-            stored = self._insert_new_emails(contacts)
+            status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
+            stored = self._insert_new_emails(contacts, status)
             duplicates = [c for c in contacts if c.row not in stored]
             if duplicates:
                 owners = self._owners_of({c.email_key for c in duplicates})
@@ -84,23 +87,30 @@ class JobLedger:
             self.session.commit()
         return len(errors)
 
-    def claim_for_delivery(self, limit):
-        """Mark up to `limit` undelivered records in flight and return them as dicts, in row order.
+    def claim_for_delivery(self, limit, *, after_row=0):
+        """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
 
         Records a crash left in flight come back too, so they are re-sent with the same idempotency key.
         """
         # One query per status, each a range of the (job_id, status, row) index read in order and cut at the
         # limit; a single "status IN (...)" query would read (and sort) every undelivered record of the job.
+        # The lower bound on the row keeps each claim short whichever index the planner picks: PostgreSQL,
+        # with statistics taken while every record was pending, reads (job_id, row) and would otherwise walk
+        # past every record delivered so far, on every claim.
         columns = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
-        rows = []
+        rows, pending = [], []
         for status in UNDELIVERED:
-            query = select(*columns).where(Record.job_id == self.job_id, Record.status == status)
-            rows.extend(self.session.execute(query.order_by(Record.row).limit(limit)))
+            query = select(*columns).where(Record.job_id == self.job_id, Record.status == status, Record.row > after_row)
+            found = self.session.execute(query.order_by(Record.row).limit(limit)).all()
+            rows.extend(found)
+            if status == RecordStatus.PENDING.value:
+                pending = found
         rows = sorted(rows, key=lambda r: r.row)[:limit]
-        if rows:
+        if pending:
+            last = rows[-1].row
             self.session.execute(
                 update(Record)
-                .where(Record.id.in_([r.id for r in rows]), Record.status == RecordStatus.PENDING.value)
+                .where(Record.id.in_([r.id for r in pending if r.row <= last]))
                 .values(status=RecordStatus.IN_FLIGHT.value)
             )
         self._update_job()
@@ -108,7 +118,7 @@ class JobLedger:
         keys = [column.key for column in columns]  # Row._asdict() rebuilds the key list for every row
         return [dict(zip(keys, r)) for r in rows]
 
-    def settle(self, settled):
+    def settle(self, settled, commit=True):
         """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal.
 
         A record settled before (attempts > 0) is a failure being retried: it is already counted, so success
@@ -116,21 +126,11 @@ class JobLedger:
         """
         if not settled:
             return
-        # A Core UPDATE run as one executemany: the ORM's bulk update by primary key costs several times more
-        # Python per record for the same statement.
-        records = Record.__table__
-        self.session.execute(
-            update(records).where(records.c.id == bindparam("record_id")),
-            [
-                {
-                    "record_id": record["id"],
-                    "status": (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value,
-                    "response": outcome.response,
-                    "attempts": record["attempts"] + 1,
-                }
-                for record, outcome in settled
-            ],
-        )
+        verdicts = [
+            (record["id"], (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value, json.dumps(outcome.response))
+            for record, outcome in settled
+        ]
+        self._update_records(verdicts)
         retried_rows = [record["row"] for record, _ in settled if record["attempts"]]
         replaced = 0
         if retried_rows:
@@ -164,7 +164,8 @@ class JobLedger:
             failed_count=ImportJob.failed_count + first_time_failures - retried_successes,
             **counts,
         )
-        self.session.commit()
+        if commit:
+            self.session.commit()
 
     def set_total(self):
         """Fix the job's total at the number of rows read, once the whole file has been read."""
@@ -249,7 +250,7 @@ class JobLedger:
         added = Counter(error["category"] for error in errors)
         return {f"{category}_count": getattr(ImportJob, f"{category}_count") + n for category, n in added.items()}
 
-    def _insert_new_emails(self, contacts):
+    def _insert_new_emails(self, contacts, status):
         """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING row, in this database's dialect; the rows stored."""
         if self.session.get_bind().dialect.name == "postgresql":
             # One statement over arrays. A multi-row VALUES statement (SQLAlchemy's insertmanyvalues) carries
@@ -258,16 +259,32 @@ class JobLedger:
             columns = {"rows": "row", "names": "name", "emails": "email", "email_keys": "email_key", "companies": "company"}
             arrays = {array: [getattr(contact, field) for contact in contacts] for array, field in columns.items()}
             result = self.session.execute(
-                _INSERT_FROM_ARRAYS, {"job_id": self.job_id, "status": RecordStatus.PENDING.value, **arrays}
+                _INSERT_FROM_ARRAYS, {"job_id": self.job_id, "status": status.value, **arrays}
             )
         else:
             # SQLite has no arrays, but it reads a JSON array in C; one such parameter costs less than the
             # per-value parameter handling of a multi-row VALUES statement.
             payload = json.dumps([[c.row, c.name, c.email, c.email_key, c.company] for c in contacts])
             result = self.session.execute(
-                _INSERT_FROM_JSON, {"job_id": self.job_id, "status": RecordStatus.PENDING.value, "contacts": payload}
+                _INSERT_FROM_JSON, {"job_id": self.job_id, "status": status.value, "contacts": payload}
             )
         return set(result.scalars())
+
+    def _update_records(self, verdicts):
+        """Set each record's status and response, [(id, status, response as JSON text)], and count the attempt.
+
+        An executemany of one UPDATE per record spends its time on per-row parameter handling in Python (and,
+        on PostgreSQL, a statement per record); joining the table to the verdicts passed as one parameter
+        leaves the loop to the database.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            ids, statuses, responses = zip(*verdicts)
+            self.session.execute(
+                _UPDATE_FROM_ARRAYS,
+                {"ids": list(ids), "statuses": list(statuses), "responses": list(responses)},
+            )
+        else:
+            self.session.execute(_UPDATE_FROM_JSON, {"verdicts": json.dumps(verdicts)})
 
     def _error(self, row, category, message, data):
         return {
@@ -307,6 +324,18 @@ _INSERT_FROM_JSON = text(
     " json_extract(value, '$[3]'), json_extract(value, '$[4]'), :status, 0"
     " FROM json_each(:contacts) WHERE true"
     ' ON CONFLICT (email_key) DO NOTHING RETURNING "row"'
+)
+
+
+_UPDATE_FROM_ARRAYS = text(
+    "UPDATE records SET status = verdict.status, response = verdict.response, attempts = records.attempts + 1"
+    " FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS text[]), CAST(:responses AS json[]))"
+    " AS verdict(id, status, response) WHERE records.id = verdict.id"
+)
+
+_UPDATE_FROM_JSON = text(
+    "UPDATE records SET status = json_extract(value, '$[1]'), response = json_extract(value, '$[2]'),"
+    " attempts = attempts + 1 FROM json_each(:verdicts) WHERE records.id = json_extract(value, '$[0]')"
 )
 
 
