@@ -92,30 +92,24 @@ class JobLedger:
 
         Records a crash left in flight come back too, so they are re-sent with the same idempotency key.
         """
-        # One query per status, each a range of the (job_id, status, row) index read in order and cut at the
-        # limit; a single "status IN (...)" query would read (and sort) every undelivered record of the job.
-        # The lower bound on the row keeps each claim short whichever index the planner picks: PostgreSQL,
-        # with statistics taken while every record was pending, reads (job_id, row) and would otherwise walk
-        # past every record delivered so far, on every claim.
-        columns = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
-        rows, pending = [], []
-        for status in UNDELIVERED:
-            query = select(*columns).where(Record.job_id == self.job_id, Record.status == status, Record.row > after_row)
-            found = self.session.execute(query.order_by(Record.row).limit(limit)).all()
-            rows.extend(found)
-            if status == RecordStatus.PENDING.value:
-                pending = found
-        rows = sorted(rows, key=lambda r: r.row)[:limit]
+        # A range of the (job_id, row) index read in order from the last row sent and cut at the limit. Only a
+        # retry, whose failed records are scattered, reads settled records on the way; each of them once.
+        columns = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts, Record.status)
+        query = (
+            select(*columns)
+            .where(Record.job_id == self.job_id, Record.row > after_row, Record.status.in_(UNDELIVERED))
+            .order_by(Record.row)
+            .limit(limit)
+        )
+        rows = self.session.execute(query).all()
+        pending = [r.id for r in rows if r.status == RecordStatus.PENDING.value]
         if pending:
-            last = rows[-1].row
             self.session.execute(
-                update(Record)
-                .where(Record.id.in_([r.id for r in pending if r.row <= last]))
-                .values(status=RecordStatus.IN_FLIGHT.value)
+                update(Record).where(Record.id.in_(pending)).values(status=RecordStatus.IN_FLIGHT.value)
             )
         self._update_job()
         self.session.commit()
-        keys = [column.key for column in columns]  # Row._asdict() rebuilds the key list for every row
+        keys = [column.key for column in columns if column is not Record.status]  # zip() stops before the status
         return [dict(zip(keys, r)) for r in rows]
 
     def settle(self, settled, commit=True):
@@ -246,7 +240,21 @@ class JobLedger:
         """Insert error rows; return the job's per-category count increments, to be committed with them."""
         if not errors:
             return {}
-        self.session.execute(insert(RowError.__table__), errors)
+        if self.session.get_bind().dialect.name == "postgresql":
+            # psycopg runs an executemany INSERT as one statement per row; arrays make it one statement.
+            self.session.execute(
+                _INSERT_ERRORS_FROM_ARRAYS,
+                {
+                    "job_id": self.job_id,
+                    "created_at": errors[0]["created_at"],
+                    "rows": [error["row"] for error in errors],
+                    "categories": [error["category"] for error in errors],
+                    "messages": [error["message"] for error in errors],
+                    "data": [json.dumps(error["data"]) for error in errors],
+                },
+            )
+        else:
+            self.session.execute(insert(RowError.__table__), errors)
         added = Counter(error["category"] for error in errors)
         return {f"{category}_count": getattr(ImportJob, f"{category}_count") + n for category, n in added.items()}
 
@@ -326,6 +334,13 @@ _INSERT_FROM_JSON = text(
     ' ON CONFLICT (email_key) DO NOTHING RETURNING "row"'
 )
 
+
+_INSERT_ERRORS_FROM_ARRAYS = text(
+    'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
+    ' SELECT :job_id, error."row", error.category, error.message, error.data, :created_at'
+    " FROM unnest(CAST(:rows AS integer[]), CAST(:categories AS text[]), CAST(:messages AS text[]),"
+    ' CAST(:data AS json[])) AS error("row", category, message, data)'
+)
 
 _UPDATE_FROM_ARRAYS = text(
     "UPDATE records SET status = verdict.status, response = verdict.response, attempts = records.attempts + 1"
