@@ -73,22 +73,23 @@ class Importer:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.
-                while self._stage(islice(rows, self.settings.stage_batch_size)):
+                while self._stage(islice(rows, self.settings.stage_batch_size)) is not None:
                     self._check_stop()
                 self.ledger.set_total()
                 self.publish(force=True)
                 self._deliver()
             elif mode is JobMode.STREAM:
-                # A chunk's records are stored in flight and committed by its first claim: one transaction and one
-                # write per record instead of two, which matters because every commit rewrites the pages of the
-                # unique email index that the chunk touched.
-                while self._stage(islice(rows, self.settings.chunk_size), commit=False, in_flight=True):
-                    self._deliver(hold_last_settle=True)
+                # Each chunk's records are stored in flight and go out at once: one commit per chunk, which
+                # matters because every commit rewrites the pages of the unique email index that it touched.
+                # A chunk's last verdicts are committed with the next chunk.
+                self._deliver()  # what a stopped run left in flight goes first
+                while (records := self._stage(islice(rows, self.settings.chunk_size), in_flight=True)) is not None:
+                    self._check_stop()
+                    self._send(records, hold_last_settle=True)
                 self.ledger.set_total()
-                self._deliver()
             else:
                 # Default: rows are stored as read; a call goes out as soon as a call's worth of records waits.
-                while self._stage(islice(rows, self.settings.records_per_call)):
+                while self._stage(islice(rows, self.settings.records_per_call)) is not None:
                     self._deliver(whole_calls_only=True)
                 self.ledger.set_total()
                 self._deliver()
@@ -102,18 +103,17 @@ class Importer:
             self.cancelled = self.ledger.heartbeat()
         return self.cancelled
 
-    def _stage(self, rows, commit=True, in_flight=False):
-        """Validate and store one batch of rows; False when the file had no rows left."""
+    def _stage(self, rows, in_flight=False):
+        """Validate and store one batch of rows; return the records stored, or None when no rows were left."""
         outcomes, last_row = [], None
         for source_row in rows:
             outcomes.append(self._validate(source_row))
             last_row = source_row.row
         if last_row is None:
-            return False
-        self.ledger.stage(outcomes, last_row=last_row, rows_read=len(outcomes), commit=commit, in_flight=in_flight)
-        if commit:  # progress is published only once committed
-            self.publish()
-        return True
+            return None
+        records = self.ledger.stage(outcomes, last_row=last_row, rows_read=len(outcomes), in_flight=in_flight)
+        self.publish()
+        return records
 
     @staticmethod
     def _validate(source_row):
@@ -123,45 +123,49 @@ class Importer:
             log.exception("unexpected failure validating row %s", source_row.row)
             return Rejection(source_row.row, ErrorCategory.OTHER.value, f"unexpected error: {exc}", source_row.data)
 
-    def _deliver(self, *, whole_calls_only=False, hold_last_settle=False):
-        """Send the job's undelivered records, one call at a time, settling verdicts at least every interval.
-
-        With hold_last_settle the last verdicts stay in the open transaction, to be committed (and published)
-        with the caller's next write: a stream commits each chunk once, with its claim.
-        """
-        per_call, window = self.settings.records_per_call, self.settings.delivery_window
+    def _deliver(self, *, whole_calls_only=False):
+        """Claim the job's undelivered records a window at a time and send them, until none are left."""
+        window = self.settings.delivery_window
         while True:
             self._check_stop()
             records = self.ledger.claim_for_delivery(window, after_row=self._delivered_through)
-            self.publish()
-            settled, last_flush = [], self.clock()
-            stopped = waiting_for_rows = False
-            for start in range(0, len(records), per_call):
-                call = records[start : start + per_call]
-                if whole_calls_only and len(call) < per_call:
-                    waiting_for_rows = True  # these stay in flight and are claimed again with the next rows
-                    break
-                outcomes = self.deliverer.deliver(
-                    [self._payload(record) for record in call], should_stop=self.should_stop, on_notice=self._set_notice
-                )
-                if outcomes is None:
-                    stopped = True  # the call stays in flight and goes out again, with the same keys, on resume
-                    break
-                settled.extend(zip(call, outcomes))
-                self._delivered_through = call[-1]["row"]
-                if self.clock() - last_flush >= self.settings.progress_interval:
-                    self.ledger.settle(settled)
-                    self.publish()
-                    settled, last_flush = [], self.clock()
-            if hold_last_settle and not stopped and len(records) < window:
-                self.ledger.settle(settled, commit=False)
-            else:
-                self.ledger.settle(settled)
-                self.publish()
-            if stopped:
-                raise Stopped
-            if waiting_for_rows or len(records) < window:
+            if not self._send(records, whole_calls_only=whole_calls_only) or len(records) < window:
                 return
+
+    def _send(self, records, *, whole_calls_only=False, hold_last_settle=False):
+        """Send records committed in flight, one call at a time, settling verdicts at least every interval.
+
+        Returns False when it kept back the last, partial call (whole_calls_only): those records stay in flight
+        and are claimed again with the next ones. With hold_last_settle the last verdicts stay in the open
+        transaction, for the caller's next write to commit.
+        """
+        per_call = self.settings.records_per_call
+        settled, last_flush = [], self.clock()
+        for start in range(0, len(records), per_call):
+            call = records[start : start + per_call]
+            if whole_calls_only and len(call) < per_call:
+                self._settle(settled)
+                return False
+            outcomes = self.deliverer.deliver(
+                [self._payload(record) for record in call], should_stop=self.should_stop, on_notice=self._set_notice
+            )
+            if outcomes is None:  # the call stays in flight and goes out again, with the same keys, on resume
+                self._settle(settled)
+                raise Stopped
+            settled.extend(zip(call, outcomes))
+            self._delivered_through = call[-1]["row"]
+            if self.clock() - last_flush >= self.settings.progress_interval:
+                self._settle(settled)
+                settled, last_flush = [], self.clock()
+        if hold_last_settle:
+            self.ledger.settle(settled, commit=False)
+        else:
+            self._settle(settled)
+        return True
+
+    def _settle(self, settled):
+        self.ledger.settle(settled)
+        self.publish()
 
     def _payload(self, record):
         return {

@@ -3,7 +3,7 @@ import json
 from collections import Counter
 from datetime import timedelta
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import DateTime, bindparam, delete, func, select, text, update
 
 from ..models import ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, RowError, utcnow
 from .validator import Contact, Rejection
@@ -55,21 +55,26 @@ class JobLedger:
         self.session.expire_all()
         return self.session.get(ImportJob, self.job_id)
 
-    def stage(self, outcomes, *, last_row, rows_read, commit=True, in_flight=False):
-        """Store validated rows: contacts become pending records, rejections and duplicates error rows.
+    def stage(self, outcomes, *, last_row, rows_read, in_flight=False):
+        """Store validated rows and commit: contacts become records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
-        an email. With commit=False the rows, their counts and the cursor stay in the open transaction and
-        are committed by the next ledger write. With in_flight=True the records are stored already in flight,
-        for a caller that sends them before anything else (a stream chunk), which saves rewriting each one.
-        Returns the number of error rows written.
+        an email. Records are stored pending, or with in_flight=True already in flight, for a caller that
+        sends them at once (a stream chunk), which saves writing each record once more before its call.
+        Returns the records stored, as claim_for_delivery() does.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
         errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
+        records = []
         if contacts:
             status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
-            stored = self._insert_new_emails(contacts, status)
-            duplicates = [c for c in contacts if c.row not in stored]
+            ids = self._insert_new_emails(contacts, status)
+            records = [
+                {"id": ids[c.row], "row": c.row, "name": c.name, "email": c.email, "company": c.company, "attempts": 0}
+                for c in contacts
+                if c.row in ids
+            ]
+            duplicates = [c for c in contacts if c.row not in ids]
             if duplicates:
                 owners = self._owners_of({c.email_key for c in duplicates})
                 errors.extend(
@@ -83,9 +88,8 @@ class JobLedger:
             cursor=last_row,
             **self._insert_errors(errors),
         )
-        if commit:
-            self.session.commit()
-        return len(errors)
+        self.session.commit()
+        return records
 
     def claim_for_delivery(self, limit, *, after_row=0):
         """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
@@ -120,11 +124,12 @@ class JobLedger:
         """
         if not settled:
             return
-        verdicts = [
-            (record["id"], (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value, json.dumps(outcome.response))
-            for record, outcome in settled
-        ]
-        self._update_records(verdicts)
+        self._update_records(
+            [
+                (record["id"], (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value, outcome.response)
+                for record, outcome in settled
+            ]
+        )
         retried_rows = [record["row"] for record, _ in settled if record["attempts"]]
         replaced = 0
         if retried_rows:
@@ -241,7 +246,7 @@ class JobLedger:
         if not errors:
             return {}
         if self.session.get_bind().dialect.name == "postgresql":
-            # psycopg runs an executemany INSERT as one statement per row; arrays make it one statement.
+            # An executemany INSERT is one statement per row to psycopg; arrays make it one statement.
             self.session.execute(
                 _INSERT_ERRORS_FROM_ARRAYS,
                 {
@@ -254,12 +259,16 @@ class JobLedger:
                 },
             )
         else:
-            self.session.execute(insert(RowError.__table__), errors)
+            # SQLite reads the rows from one JSON parameter in C, as for records.
+            payload = json.dumps([[e["row"], e["category"], e["message"], e["data"]] for e in errors])
+            self.session.execute(
+                _INSERT_ERRORS_FROM_JSON, {"job_id": self.job_id, "created_at": errors[0]["created_at"], "errors": payload}
+            )
         added = Counter(error["category"] for error in errors)
         return {f"{category}_count": getattr(ImportJob, f"{category}_count") + n for category, n in added.items()}
 
     def _insert_new_emails(self, contacts, status):
-        """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING row, in this database's dialect; the rows stored."""
+        """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING, in this database's dialect; {row: id} of those stored."""
         if self.session.get_bind().dialect.name == "postgresql":
             # One statement over arrays. A multi-row VALUES statement (SQLAlchemy's insertmanyvalues) carries
             # thousands of placeholders, and psycopg parses each such statement in Python: most of the time of
@@ -276,10 +285,10 @@ class JobLedger:
             result = self.session.execute(
                 _INSERT_FROM_JSON, {"job_id": self.job_id, "status": status.value, "contacts": payload}
             )
-        return set(result.scalars())
+        return dict(result.all())
 
     def _update_records(self, verdicts):
-        """Set each record's status and response, [(id, status, response as JSON text)], and count the attempt.
+        """Set each record's status and response, [(id, status, response)], and count the attempt: one statement.
 
         An executemany of one UPDATE per record spends its time on per-row parameter handling in Python (and,
         on PostgreSQL, a statement per record); joining the table to the verdicts passed as one parameter
@@ -287,10 +296,8 @@ class JobLedger:
         """
         if self.session.get_bind().dialect.name == "postgresql":
             ids, statuses, responses = zip(*verdicts)
-            self.session.execute(
-                _UPDATE_FROM_ARRAYS,
-                {"ids": list(ids), "statuses": list(statuses), "responses": list(responses)},
-            )
+            arrays = {"ids": list(ids), "statuses": list(statuses), "responses": [json.dumps(r) for r in responses]}
+            self.session.execute(_UPDATE_FROM_ARRAYS, arrays)
         else:
             self.session.execute(_UPDATE_FROM_JSON, {"verdicts": json.dumps(verdicts)})
 
@@ -322,7 +329,7 @@ _INSERT_FROM_ARRAYS = text(
     ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company, :status, 0'
     " FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
     " CAST(:email_keys AS text[]), CAST(:companies AS text[])) AS staged(\"row\", name, email, email_key, company)"
-    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row"'
+    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
 )
 
 # "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
@@ -331,7 +338,7 @@ _INSERT_FROM_JSON = text(
     " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
     " json_extract(value, '$[3]'), json_extract(value, '$[4]'), :status, 0"
     " FROM json_each(:contacts) WHERE true"
-    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row"'
+    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
 )
 
 
@@ -342,6 +349,12 @@ _INSERT_ERRORS_FROM_ARRAYS = text(
     ' CAST(:data AS json[])) AS error("row", category, message, data)'
 )
 
+_INSERT_ERRORS_FROM_JSON = text(
+    'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
+    " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+    " json_quote(json_extract(value, '$[3]')), :created_at FROM json_each(:errors)"
+).bindparams(bindparam("created_at", type_=DateTime()))
+
 _UPDATE_FROM_ARRAYS = text(
     "UPDATE records SET status = verdict.status, response = verdict.response, attempts = records.attempts + 1"
     " FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS text[]), CAST(:responses AS json[]))"
@@ -349,7 +362,7 @@ _UPDATE_FROM_ARRAYS = text(
 )
 
 _UPDATE_FROM_JSON = text(
-    "UPDATE records SET status = json_extract(value, '$[1]'), response = json_extract(value, '$[2]'),"
+    "UPDATE records SET status = json_extract(value, '$[1]'), response = json_quote(json_extract(value, '$[2]')),"
     " attempts = attempts + 1 FROM json_each(:verdicts) WHERE records.id = json_extract(value, '$[0]')"
 )
 

@@ -1,17 +1,19 @@
 """The ledger's writes on this test run's database (SQLite, or PostgreSQL when its URL is set)."""
+from datetime import datetime
+
 import pytest
 from sqlalchemy import select
 
 from importdash.extensions import db
-from importdash.models import ImportJob, Record
+from importdash.models import ImportJob, Record, RowError
 from importdash.services.downstream import Outcome
 from importdash.services.ledger import JobLedger
-from importdash.services.validator import Contact
+from importdash.services.validator import Contact, Rejection
 
 
-def contact(row):
-    email = f"person{row}@example.com"
-    return Contact(row, f"Person {row}", email, email, "Acme", {})
+def contact(row, email=None):
+    email = email or f"person{row}@example.com"
+    return Contact(row, f"Person {row}", email, email, "Acme", {"email": email})
 
 
 @pytest.fixture
@@ -81,3 +83,17 @@ def test_a_settle_held_open_is_committed_by_the_next_write(ledger):
     ledger.set_total()
     ledger.session.rollback()
     assert statuses(ledger.job_id) == {2: "succeeded"}
+
+
+def test_error_rows_keep_their_data_time_and_counts(ledger):
+    rejection = Rejection(3, "missing_value", 'missing "email"', {"name": "Ann", "email": "", "company": None})
+    records = ledger.stage([contact(2), rejection, contact(4, email="person2@example.com")], last_row=4, rows_read=3)
+
+    assert [record["row"] for record in records] == [2]
+    errors = db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id).order_by(RowError.row)).all()
+    assert [(e.row, e.category) for e in errors] == [(3, "missing_value"), (4, "duplicate")]
+    assert errors[0].data == {"name": "Ann", "email": "", "company": None}
+    assert errors[1].message == 'email "person2@example.com" duplicates row 2 of this file'
+    assert all(isinstance(e.created_at, datetime) for e in errors)
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.missing_value_count, job.duplicate_count, job.processed_count, job.failed_count) == (1, 1, 2, 2)
