@@ -1,6 +1,7 @@
 """gunicorn settings: one process of threads, because each open progress stream (SSE) holds a thread."""
 import os
 import signal
+import sys
 
 bind = os.environ.get("IMPORTDASH_BIND", "127.0.0.1:8000")
 worker_class = "gthread"
@@ -15,10 +16,11 @@ accesslog = "-"
 
 
 def post_worker_init(worker):
-    """Resume unfinished imports in this worker, and make SIGTERM stop its jobs before anything else."""
+    """Tune this worker's GIL for its many threads, resume unfinished imports, and make SIGTERM stop its jobs first."""
     from importdash.runtime import start_background, stop_background
 
     app = worker.wsgi
+    sys.setswitchinterval(app.config["GIL_SWITCH_INTERVAL_MS"] / 1000)
     start_background(app)
     # gunicorn's own handler first lets open requests (progress streams) drain for up to graceful_timeout;
     # the jobs stop at once instead: no new downstream calls, the calls in flight finish, the jobs stay

@@ -74,6 +74,12 @@ class Config:
     SSE_MAX_STREAMS = 48  # open streams at once (503 beyond); fewer than gunicorn's 64 threads, so requests get one
     SSE_QUEUE_SIZE = 256  # events waiting for one client; a client further behind is dropped and reconnects
     SSE_RETRY_MS = 2_000  # how long a browser waits before reconnecting a dropped stream (also Retry-After on a 503)
+    # How long a thread may keep the GIL while others wait for it, in the gunicorn worker (Python's default is
+    # 5 ms). Each open stream is a thread and an event wakes them all at once: at 5 ms the waiting threads keep
+    # timing out and forcing switches, which cost more than the writes they wait for (200 streams, six paired
+    # runs: p99 commit-to-receipt 27-63 ms at 5 ms, 22-34 ms at 20; benchmarks/README.md, section 5). Much
+    # longer lets a CPU-bound thread hold every other one up for that long: 50 ms was already worse than 20.
+    GIL_SWITCH_INTERVAL_MS = 20
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100
