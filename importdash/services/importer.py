@@ -77,6 +77,7 @@ class Importer:
                     self._check_stop()
                 self.ledger.set_total()
                 self.publish(force=True)
+                self.ledger.refresh_statistics()
                 self._deliver()
             elif mode is JobMode.STREAM:
                 # Each chunk's records are stored in flight and go out at once: one commit per chunk, which

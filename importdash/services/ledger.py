@@ -171,6 +171,18 @@ class JobLedger:
         self._update_job(total_records=ImportJob.rows_read)
         self.session.commit()
 
+    def refresh_statistics(self):
+        """Let PostgreSQL's planner see the records just staged, before delivery claims them (a no-op on SQLite).
+
+        Autovacuum analyses a table a minute or so after a big load, if it runs at all. Until then the planner
+        expects a few hundred records for the job, and answers each claim by reading every undelivered record
+        after the last one sent and sorting them all, instead of reading the (job_id, row) index in order up
+        to the limit: a batch of 1,000,000 rows spent over 5 minutes delivering instead of 1.
+        """
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(text("ANALYZE records"))
+            self.session.commit()
+
     def finish(self, status, error=None):
         """Put the job in a terminal state, release its lease and return the status.
 
