@@ -69,11 +69,12 @@ class JobLedger:
         if contacts:
             status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
             ids = self._insert_new_emails(contacts, status)
-            records = [
-                {"id": ids[c.row], "row": c.row, "name": c.name, "email": c.email, "company": c.company, "attempts": 0}
-                for c in contacts
-                if c.row in ids
-            ]
+            if in_flight:
+                records = [
+                    {"id": ids[c.row], "row": c.row, "name": c.name, "email": c.email, "company": c.company, "attempts": 0}
+                    for c in contacts
+                    if c.row in ids
+                ]
             duplicates = [c for c in contacts if c.row not in ids]
             if duplicates:
                 owners = self._owners_of({c.email_key for c in duplicates})
@@ -291,11 +292,16 @@ class JobLedger:
                 _INSERT_FROM_ARRAYS, {"job_id": self.job_id, "status": status.value, **arrays}
             )
         else:
-            # SQLite has no arrays, but it reads a JSON array in C; one such parameter costs less than the
-            # per-value parameter handling of a multi-row VALUES statement.
-            payload = json.dumps([[c.row, c.name, c.email, c.email_key, c.company] for c in contacts])
+            # sqlite3's executemany binds each row in C; the rows it stored are then read back by their numbers.
+            connection = self.session.connection()
+            connection.exec_driver_sql(
+                _INSERT_ROWS_SQLITE,
+                [(self.job_id, c.row, c.name, c.email, c.email_key, c.company, status.value) for c in contacts],
+            )
             result = self.session.execute(
-                _INSERT_FROM_JSON, {"job_id": self.job_id, "status": status.value, "contacts": payload}
+                select(Record.row, Record.id).where(
+                    Record.job_id == self.job_id, Record.row.between(contacts[0].row, contacts[-1].row)
+                )
             )
         return dict(result.all())
 
@@ -344,15 +350,10 @@ _INSERT_FROM_ARRAYS = text(
     ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
 )
 
-# "WHERE true" tells SQLite's parser that ON CONFLICT belongs to the INSERT, not to a join.
-_INSERT_FROM_JSON = text(
+_INSERT_ROWS_SQLITE = (
     'INSERT INTO records (job_id, "row", name, email, email_key, company, status, attempts)'
-    " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
-    " json_extract(value, '$[3]'), json_extract(value, '$[4]'), :status, 0"
-    " FROM json_each(:contacts) WHERE true"
-    ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
+    " VALUES (?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (email_key) DO NOTHING"
 )
-
 
 _INSERT_ERRORS_FROM_ARRAYS = text(
     'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'

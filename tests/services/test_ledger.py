@@ -87,9 +87,11 @@ def test_a_settle_held_open_is_committed_by_the_next_write(ledger):
 
 def test_error_rows_keep_their_data_time_and_counts(ledger):
     rejection = Rejection(3, "missing_value", 'missing "email"', {"name": "Ann", "email": "", "company": None})
-    records = ledger.stage([contact(2), rejection, contact(4, email="person2@example.com")], last_row=4, rows_read=3)
+    records = ledger.stage(
+        [contact(2), rejection, contact(4, email="person2@example.com")], last_row=4, rows_read=3, in_flight=True
+    )
 
-    assert [record["row"] for record in records] == [2]
+    assert [(record["row"], record["attempts"]) for record in records] == [(2, 0)]
     errors = db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id).order_by(RowError.row)).all()
     assert [(e.row, e.category) for e in errors] == [(3, "missing_value"), (4, "duplicate")]
     assert errors[0].data == {"name": "Ann", "email": "", "company": None}
