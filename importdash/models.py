@@ -3,7 +3,7 @@ import uuid
 from datetime import datetime, timezone
 from enum import Enum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -130,9 +130,17 @@ class Record(db.Model):
     __tablename__ = "records"
     __table_args__ = (
         # Delivery claims a job's undelivered records in row order, each claim starting after the last row
-        # sent, so this index serves claims as one short range scan. There is deliberately no index on the
-        # status: each record's status changes twice, and every index holding it would be rewritten each time.
+        # sent, so this index serves claims as one short range scan. No index holds every record's status:
+        # it changes twice per record, and each change would rewrite an entry in it.
         UniqueConstraint("job_id", "row", name="uq_records_job_row"),
+        # Only the few failed records are in this one: it serves a retry and the failed-records page.
+        Index(
+            "ix_records_job_failed_row",
+            "job_id",
+            "row",
+            sqlite_where=text("status = 'failed'"),
+            postgresql_where=text("status = 'failed'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,7 +1,7 @@
 """Stop an unfinished import, or send a completed import's failed deliveries again."""
 import uuid
 
-from sqlalchemy import update
+from sqlalchemy import literal, update
 
 from ..errors import ApiError, Conflict, NotFound
 from ..models import MAX_ID, ErrorCategory, ImportJob, JobStatus, Record, RecordStatus, utcnow
@@ -66,7 +66,7 @@ def retry_import(session, job_id, *, category=None, runner):
     ).rowcount
     queued = session.execute(
         update(Record)
-        .where(Record.job_id == job_id, Record.status == RecordStatus.FAILED.value)
+        .where(Record.job_id == job_id, Record.status == literal(RecordStatus.FAILED.value, literal_execute=True))
         .values(status=RecordStatus.PENDING.value)
     ).rowcount
     if not reopened or not queued:

@@ -59,9 +59,9 @@ class JobLedger:
         """Store validated rows and commit: contacts become records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
-        an email. Records are stored pending, or with in_flight=True already in flight, for a caller that
-        sends them at once (a stream chunk), which saves writing each record once more before its call.
-        Returns the records stored, as claim_for_delivery() does.
+        an email. Records are stored pending, to be claimed later, or with in_flight=True already in flight,
+        for a caller that sends them at once (a stream chunk): that saves writing each record once more before
+        its call, and those records are returned, as claim_for_delivery() returns what it claims.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
         errors = [self._error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
