@@ -2,25 +2,11 @@
 import threading
 
 import pytest
+from fakes import FakeClock
 
 from importdash.services.bucket import TokenBucket
 from importdash.services.delivery import THROTTLED, UNAVAILABLE, CircuitBreaker, Deliverer, RetryPolicy
 from importdash.services.downstream import DownstreamError, Outcome
-
-
-class FakeClock:
-    """A clock whose sleep() moves time forward instead of waiting."""
-
-    def __init__(self, start=1000.0):
-        self.now = start
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 class FakeDownstream:
@@ -66,7 +52,7 @@ def test_backoff_is_full_jitter_doubling_up_to_the_cap():
 
 
 def test_transient_failures_are_retried_after_backoff_then_succeed():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     downstream = FakeDownstream(clock, UNAVAILABLE_503, DownstreamError("timed out", transient=True))
     deliverer = make_deliverer(clock, downstream)
 
@@ -77,7 +63,7 @@ def test_transient_failures_are_retried_after_backoff_then_succeed():
 
 
 def test_records_fail_with_the_reason_once_attempts_run_out():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     downstream = FakeDownstream(clock, *[UNAVAILABLE_503] * 3)
     deliverer = make_deliverer(clock, downstream, max_attempts=3)
 
@@ -90,7 +76,7 @@ def test_records_fail_with_the_reason_once_attempts_run_out():
 
 
 def test_a_permanent_refusal_fails_the_records_at_once():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     refused = DownstreamError("the downstream answered 400 Bad Request: no company field", transient=False)
     deliverer = make_deliverer(clock, FakeDownstream(clock, refused))
 
@@ -101,7 +87,7 @@ def test_a_permanent_refusal_fails_the_records_at_once():
 
 
 def test_429_pauses_the_shared_bucket_as_asked_and_never_spends_an_attempt():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     throttles = [DownstreamError("429", transient=True, retry_after=7.0, throttled=True) for _ in range(4)]
     downstream = FakeDownstream(clock, *throttles)
     deliverer = make_deliverer(clock, downstream, max_attempts=1)
@@ -115,7 +101,7 @@ def test_429_pauses_the_shared_bucket_as_asked_and_never_spends_an_attempt():
 
 
 def test_429_without_retry_after_backs_off():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     downstream = FakeDownstream(clock, DownstreamError("429", transient=True, throttled=True))
     deliverer = make_deliverer(clock, downstream, max_attempts=1)
 
@@ -124,7 +110,7 @@ def test_429_without_retry_after_backs_off():
 
 
 def test_a_429_pauses_the_bucket_every_job_shares():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     throttled = DownstreamError("429", transient=True, retry_after=30, throttled=True)
     deliverer = make_deliverer(clock, FakeDownstream(clock, throttled))
     waits_seen_by_others = []
@@ -138,7 +124,7 @@ def test_a_429_pauses_the_bucket_every_job_shares():
 
 
 def test_the_breaker_pauses_delivery_instead_of_failing_records_and_probes_each_cooldown():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     downstream = FakeDownstream(clock, *[UNAVAILABLE_503] * 6)
     deliverer = make_deliverer(clock, downstream, max_attempts=3, threshold=2, cooldown=10.0)
     notices = []
@@ -153,7 +139,7 @@ def test_the_breaker_pauses_delivery_instead_of_failing_records_and_probes_each_
 
 
 def test_stopping_during_a_wait_returns_none_without_another_call():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     downstream = FakeDownstream(clock, UNAVAILABLE_503)
     deliverer = make_deliverer(clock, downstream, max_attempts=5)
     stop_after = clock() + 0.5
@@ -163,7 +149,7 @@ def test_stopping_during_a_wait_returns_none_without_another_call():
 
 
 def test_stopping_while_the_breaker_is_open_returns_none():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     deliverer = make_deliverer(clock, FakeDownstream(clock), threshold=1, cooldown=60.0)
     deliverer.breaker.record_failure()
     stop_after = clock() + 1
@@ -173,14 +159,14 @@ def test_stopping_while_the_breaker_is_open_returns_none():
 
 
 def test_breaker_opens_after_threshold_failures_in_a_row_and_closes_on_success():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(3, 5.0, clock=clock)
     assert [breaker.record_failure() for _ in range(2)] == [False, False]
     breaker.record_success()
     assert [breaker.record_failure() for _ in range(3)] == [False, False, True]
     assert breaker.is_open
     assert breaker.admit() == 5.0
-    clock.now += 5.0
+    clock.advance(5.0)
     assert breaker.admit() == 0.0  # the probe
     assert breaker.admit() == 5.0  # everyone else waits for its verdict
     breaker.record_success()
@@ -188,16 +174,16 @@ def test_breaker_opens_after_threshold_failures_in_a_row_and_closes_on_success()
 
 
 def test_a_breaker_with_threshold_zero_never_opens():
-    breaker = CircuitBreaker(0, 5.0, clock=FakeClock())
+    breaker = CircuitBreaker(0, 5.0, clock=FakeClock(1000.0))
     assert not any(breaker.record_failure() for _ in range(100))
     assert breaker.admit() == 0.0
 
 
 def test_exactly_one_probe_per_cooldown_across_threads():
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     breaker = CircuitBreaker(1, 5.0, clock=clock)
     breaker.record_failure()
-    clock.now += 5.0
+    clock.advance(5.0)
     barrier = threading.Barrier(16)
     admitted = []
 

@@ -3,6 +3,7 @@ import hashlib
 import threading
 
 import pytest
+from fakes import FakeClock
 
 from importdash.services.downstream import (
     DownstreamError,
@@ -10,21 +11,6 @@ from importdash.services.downstream import (
     SimulatedDownstream,
     parse_domains,
 )
-
-
-class FakeClock:
-    """A clock whose sleep() records the request and moves time forward instead of waiting."""
-
-    def __init__(self, start=50.0):
-        self.now = start
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def record(key, email, name="Ada", company=None):
@@ -77,7 +63,7 @@ def test_subdomains_of_a_rejected_domain_are_accepted():
 
 
 def test_latency_is_slept_once_per_call():
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     downstream = SimulatedDownstream(latency_ms=250, sleep=clock.sleep, clock=clock)
 
     downstream.send([record("a", "a@example.com"), record("b", "b@example.com")])
@@ -87,7 +73,7 @@ def test_latency_is_slept_once_per_call():
 
 
 def test_no_latency_means_no_sleep():
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     downstream = SimulatedDownstream(sleep=clock.sleep, clock=clock)
 
     downstream.send([record("a", "a@example.com")])
@@ -96,7 +82,7 @@ def test_no_latency_means_no_sleep():
 
 
 def test_counts_calls_and_records_their_times_when_asked():
-    clock = FakeClock()
+    clock = FakeClock(50.0)
     downstream = SimulatedDownstream(latency_ms=100, sleep=clock.sleep, clock=clock, record_calls=True)
 
     for _ in range(3):
