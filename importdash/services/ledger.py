@@ -27,6 +27,8 @@ class JobLedger:
         self.job_id = job_id
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
+        # The bulk statements below have one form per dialect: arrays on PostgreSQL, JSON or executemany on SQLite.
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
 
     def claim(self):
         """Take the job's lease if it is free, expired or already ours; True when this process now runs the job."""
@@ -180,7 +182,7 @@ class JobLedger:
         after the last one sent and sorting them all, instead of reading the (job_id, row) index in order up
         to the limit: a batch of 1,000,000 rows spent over 5 minutes delivering instead of 1.
         """
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.postgresql:
             self.session.execute(text("ANALYZE records"))
             self.session.commit()
 
@@ -258,7 +260,7 @@ class JobLedger:
         """Insert error rows; return the job's per-category count increments, to be committed with them."""
         if not errors:
             return {}
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.postgresql:
             # An executemany INSERT is one statement per row to psycopg; arrays make it one statement.
             self.session.execute(
                 _INSERT_ERRORS_FROM_ARRAYS,
@@ -282,7 +284,7 @@ class JobLedger:
 
     def _insert_new_emails(self, contacts, status):
         """INSERT ... ON CONFLICT (email_key) DO NOTHING RETURNING, in this database's dialect; {row: id} of those stored."""
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.postgresql:
             # One statement over arrays. A multi-row VALUES statement (SQLAlchemy's insertmanyvalues) carries
             # thousands of placeholders, and psycopg parses each such statement in Python: most of the time of
             # a big PostgreSQL import went there.
@@ -312,7 +314,7 @@ class JobLedger:
         on PostgreSQL, a statement per record); joining the table to the verdicts passed as one parameter
         leaves the loop to the database.
         """
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self.postgresql:
             ids, statuses, responses = zip(*verdicts)
             arrays = {"ids": list(ids), "statuses": list(statuses), "responses": [json.dumps(r) for r in responses]}
             self.session.execute(_UPDATE_FROM_ARRAYS, arrays)
