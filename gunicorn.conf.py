@@ -1,4 +1,5 @@
 """gunicorn settings: one process of threads, because each open progress stream (SSE) holds a thread."""
+
 import os
 import signal
 import sys

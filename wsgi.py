@@ -1,4 +1,5 @@
 """The WSGI entry point for gunicorn: gunicorn -c gunicorn.conf.py wsgi:app"""
+
 from importdash import create_app
 
 app = create_app()

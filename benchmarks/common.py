@@ -2,6 +2,7 @@
 
 Nothing here is imported by the app or the tests; the scripts put this folder on sys.path by being run from it.
 """
+
 import contextlib
 import http.client
 import json
@@ -84,8 +85,21 @@ class Server:
         env.update({f"IMPORTDASH_{name.upper()}": str(value) for name, value in settings.items()})
         self._log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "--pythonpath", str(ROOT / "benchmarks"), "--access-logfile", "-", app],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(GUNICORN),
+                "-c",
+                "gunicorn.conf.py",
+                "--pythonpath",
+                str(ROOT / "benchmarks"),
+                "--access-logfile",
+                "-",
+                app,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             self._wait_ready()
@@ -150,7 +164,7 @@ class Server:
         """POST a file as multipart field 'file', streamed from disk; return (status, parsed JSON body)."""
         boundary = uuid.uuid4().hex
         head = (
-            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{Path(file_path).name}\"\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{Path(file_path).name}"\r\n'
             "Content-Type: text/csv\r\n\r\n"
         ).encode()
         tail = f"\r\n--{boundary}--\r\n".encode()
@@ -166,7 +180,9 @@ class Server:
         connection = self.connection()
         try:
             connection.request(
-                "POST", path, body=body(),
+                "POST",
+                path,
+                body=body(),
                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size)},
             )
             response = connection.getresponse()

@@ -6,6 +6,7 @@ Delivery: a batch import of --rows contacts to a webhook on loopback that accept
 the rate limit lifted, so the figure is this side's cost per record (HTTP, settling, counting).
 Export: --errors error rows streamed as errors.csv, then the peak Python memory of a second, traced download.
 """
+
 import argparse
 import sys
 import tempfile
@@ -52,8 +53,10 @@ def measure_delivery(folder, rows, records_per_call):
         stop_background(app, wait=True)
         server.close()
     calls = len(server.calls)
-    print(f"delivery: {rows} rows, {records_per_call} per call, {calls} calls in {elapsed:.2f} s "
-          f"= {rows / elapsed:,.0f} records/s, {calls / elapsed:,.0f} calls/s")
+    print(
+        f"delivery: {rows} rows, {records_per_call} per call, {calls} calls in {elapsed:.2f} s "
+        f"= {rows / elapsed:,.0f} records/s, {calls / elapsed:,.0f} calls/s"
+    )
 
 
 def measure_export(folder, errors):
@@ -88,8 +91,10 @@ def measure_export(folder, errors):
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
     stop_background(app, wait=True)
-    print(f"export: {errors} errors, {size / 1e6:.1f} MB in {elapsed:.2f} s = {errors / elapsed:,.0f} rows/s, "
-          f"peak Python memory {peak / 1e6:.1f} MB")
+    print(
+        f"export: {errors} errors, {size / 1e6:.1f} MB in {elapsed:.2f} s = {errors / elapsed:,.0f} rows/s, "
+        f"peak Python memory {peak / 1e6:.1f} MB"
+    )
 
 
 def _download(client, url):

@@ -14,6 +14,7 @@ of GET /health on the same server (the floor of any request: HTTP, Flask, one da
 
     .venv/bin/python benchmarks/history.py [--requests 50] [--database-url postgresql://...]
 """
+
 import argparse
 import random
 import time
@@ -72,20 +73,38 @@ def _fill(session):
             counts[category] += 1
             row = 2 + number * 8 + rng.randrange(8)
             email = f"person{job_id}.{row}@example.com"
-            errors.append({
-                "job_id": job_id, "row": row, "category": category, "message": f'email "{email}" is a duplicate',
-                "data": {"name": f"Person {row}", "email": email, "company": "Acme Analytics"}, "created_at": start,
-            })
+            errors.append(
+                {
+                    "job_id": job_id,
+                    "row": row,
+                    "category": category,
+                    "message": f'email "{email}" is a duplicate',
+                    "data": {"name": f"Person {row}", "email": email, "company": "Acme Analytics"},
+                    "created_at": start,
+                }
+            )
         created = start + timedelta(minutes=job_id)
         job = {
-            "id": job_id, "key": f"{job_id:032x}", "mode": ("batch", "stream", "default")[job_id % 3],
-            "source": f"contacts-{job_id}.csv", "path": f"/nonexistent/{job_id}.csv", "status": "completed",
-            "total_records": rows, "processed_count": rows, "success_count": rows - error_total,
-            "failed_count": error_total, "rows_read": rows, "cursor": rows + 1, "created_at": created,
-            "started_at": created, "completed_at": created + timedelta(seconds=30),
+            "id": job_id,
+            "key": f"{job_id:032x}",
+            "mode": ("batch", "stream", "default")[job_id % 3],
+            "source": f"contacts-{job_id}.csv",
+            "path": f"/nonexistent/{job_id}.csv",
+            "status": "completed",
+            "total_records": rows,
+            "processed_count": rows,
+            "success_count": rows - error_total,
+            "failed_count": error_total,
+            "rows_read": rows,
+            "cursor": rows + 1,
+            "created_at": created,
+            "started_at": created,
+            "completed_at": created + timedelta(seconds=30),
         }
         # The per-category counters kept on the job, where the schema has them.
-        job.update({f"{category}_count": n for category, n in counts.items() if hasattr(ImportJob, f"{category}_count")})
+        job.update(
+            {f"{category}_count": n for category, n in counts.items() if hasattr(ImportJob, f"{category}_count")}
+        )
         jobs.append(job)
         if len(errors) >= INSERT_BATCH:
             _flush(session, jobs, errors)
@@ -121,15 +140,19 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50)
     parser.add_argument("--runs", type=int, default=2, help="rounds of requests against the same server")
-    parser.add_argument("--database-url", help="fill this database instead of a fresh SQLite file (its tables are dropped!)")
+    parser.add_argument(
+        "--database-url", help="fill this database instead of a fresh SQLite file (its tables are dropped!)"
+    )
     args = parser.parse_args()
     workdir = common.scratch_dir("history-")
     try:
         url = args.database_url or common.sqlite_url(workdir)
         started = time.perf_counter()
         big_id, small_id = populate(url)
-        print(f"history: {JOBS:,} jobs and {TOTAL_ERRORS:,} error rows on "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'} (filled in {time.perf_counter() - started:.0f} s)")
+        print(
+            f"history: {JOBS:,} jobs and {TOTAL_ERRORS:,} error rows on "
+            f"{'PostgreSQL' if args.database_url else 'SQLite'} (filled in {time.perf_counter() - started:.0f} s)"
+        )
         paths = {
             "health (baseline)": "/health",
             "list jobs": "/api/import",
@@ -147,8 +170,11 @@ def main():
                     for name, path in paths.items():
                         times = timed(server, connection, path, args.requests)
                         medians[name] = common.median(times)
-                        verdict = "" if name.startswith("health") else (
-                            " ok" if medians[name] < 50 else " MISSED (target < 50 ms)")
+                        verdict = (
+                            ""
+                            if name.startswith("health")
+                            else (" ok" if medians[name] < 50 else " MISSED (target < 50 ms)")
+                        )
                         print(
                             f"round {round_number}: {name:27} median {medians[name]:6.1f} ms, "
                             f"p95 {common.percentile(times, 0.95):6.1f} ms, "

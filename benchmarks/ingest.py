@@ -11,6 +11,7 @@ and prints rows/s and each figure as a share of the baseline's rows/s in the sam
 
     .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--runs 2] [--database-url postgresql://...]
 """
+
 import argparse
 import csv
 import json
@@ -75,7 +76,8 @@ def _baseline_store(connection, batch, job_id):
     contacts = [item for item in batch if isinstance(item, Contact)]
     errors = [
         (job_id, item.row, item.category, item.message, json.dumps(item.data))
-        for item in batch if not isinstance(item, Contact)
+        for item in batch
+        if not isinstance(item, Contact)
     ]
     connection.execute("BEGIN")
     connection.executemany(
@@ -84,13 +86,15 @@ def _baseline_store(connection, batch, job_id):
         [(job_id, c.row, c.name, c.email, c.email_key, c.company) for c in contacts],
     )
     stored = {
-        row for (row,) in connection.execute(
+        row
+        for (row,) in connection.execute(
             "SELECT row FROM records WHERE job_id = ? AND row BETWEEN ? AND ?", (job_id, batch[0].row, batch[-1].row)
         )
     }
     errors.extend(
         (job_id, c.row, "duplicate", f'email "{c.email}" is a duplicate', json.dumps(c.data))
-        for c in contacts if c.row not in stored
+        for c in contacts
+        if c.row not in stored
     )
     connection.executemany(
         "INSERT INTO import_errors (job_id, row, category, message, data) VALUES (?, ?, ?, ?, ?)", errors

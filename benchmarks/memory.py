@@ -8,6 +8,7 @@ worker's RSS right after start-up is printed for scale. Targets: large peak <= 1
 
     .venv/bin/python benchmarks/memory.py [--runs 2] [--small 100000] [--large 1000000] [--database-url ...]
 """
+
 import argparse
 
 import common

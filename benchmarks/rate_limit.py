@@ -12,6 +12,7 @@ is the one the jobs call. The baseline is the bucket's theoretical figure for th
 
     .venv/bin/python benchmarks/rate_limit.py [--runs 2] [--only rate-use|default] [--modes batch,stream]
 """
+
 import argparse
 import csv
 import io
@@ -69,7 +70,11 @@ def valid_rows_csv(count):
         if len(cells) != 3:
             continue
         outcome = validate(SourceRow(row, *cells, {}, None))
-        if isinstance(outcome, Contact) and outcome.email_key not in seen and outcome.email_key.split("@")[1] not in blocked:
+        if (
+            isinstance(outcome, Contact)
+            and outcome.email_key not in seen
+            and outcome.email_key.split("@")[1] not in blocked
+        ):
             seen.add(outcome.email_key)
             writer.writerow(cells)
             if len(seen) == count:
@@ -97,7 +102,8 @@ def run_import(settings, *, upload=None, mode="batch", timeout=600):
                 response = client.post("/api/import")
             else:
                 response = client.post(
-                    f"/api/import/{mode}", data={"file": (io.BytesIO(upload), "valid.csv")},
+                    f"/api/import/{mode}",
+                    data={"file": (io.BytesIO(upload), "valid.csv")},
                     content_type="multipart/form-data",
                 )
             assert response.status_code == 202, response.get_json()

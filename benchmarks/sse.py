@@ -1,16 +1,17 @@
 """Target 5: 200 concurrent SSE subscribers on one gunicorn process (the shipped config, threads enough).
 
-  live   one server (rate 20 calls/s, so the import runs for a while and publishes progress), an upload of
-         a 5,000-row file, and 200 clients on GET /api/import/<id>/events, all read by one selector loop in
-         this process. Every client must get the job's terminal event (job.finished); the latency from the
-         commit behind each event to its receipt (the server stamps each event with its commit time, see
-         sse_app.py; same machine, same clock) must be under 20 ms at the median and 100 ms at p99.
-  idle   a second server whose rate (one call per 50 s) keeps its import waiting in the token bucket, 200
-         streams open on it: the worker's CPU over a quiet spell must stay under 5 % of a core. The
-         baseline is the same worker's CPU over the same spell with no stream open.
+live   one server (rate 20 calls/s, so the import runs for a while and publishes progress), an upload of
+       a 5,000-row file, and 200 clients on GET /api/import/<id>/events, all read by one selector loop in
+       this process. Every client must get the job's terminal event (job.finished); the latency from the
+       commit behind each event to its receipt (the server stamps each event with its commit time, see
+       sse_app.py; same machine, same clock) must be under 20 ms at the median and 100 ms at p99.
+idle   a second server whose rate (one call per 50 s) keeps its import waiting in the token bucket, 200
+       streams open on it: the worker's CPU over a quiet spell must stay under 5 % of a core. The
+       baseline is the same worker's CPU over the same spell with no stream open.
 
-    .venv/bin/python benchmarks/sse.py [--clients 200] [--idle-seconds 10]
+  .venv/bin/python benchmarks/sse.py [--clients 200] [--idle-seconds 10]
 """
+
 import argparse
 import json
 import selectors
@@ -127,8 +128,15 @@ def pump(selector, until, stop=lambda: False):
 def live(clients):
     workdir = common.scratch_dir("sse-")
     try:
-        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32, sse_max_streams=clients + 8,
-                           rate_per_second=20, rate_burst=4) as server:
+        with common.Server(
+            workdir,
+            common.sqlite_url(workdir),
+            app="sse_app:app",
+            threads=clients + 32,
+            sse_max_streams=clients + 8,
+            rate_per_second=20,
+            rate_burst=4,
+        ) as server:
             status, body = server.upload("/api/import/batch", common.sample_file(ROWS))
             assert status == 202, body
             job_id = body["job"]["id"]
@@ -144,7 +152,8 @@ def live(clients):
     # Only events committed after the client subscribed: a replay of older ones (on connect) is not latency.
     latencies = [
         1000 * (received - data[STAMP])
-        for s in streams for _, data, received in ((n, json.loads(d), r) for n, d, r in s.events)
+        for s in streams
+        for _, data, received in ((n, json.loads(d), r) for n, d, r in s.events)
         if data.get(STAMP, 0) >= s.opened_at
     ]
     progress = [len([e for e in s.events if e[0] == "job.progress"]) for s in streams]
@@ -160,8 +169,15 @@ def live(clients):
 def idle(clients, seconds):
     workdir = common.scratch_dir("sse-idle-")
     try:
-        with common.Server(workdir, common.sqlite_url(workdir), app="sse_app:app", threads=clients + 32, sse_max_streams=clients + 8,
-                           rate_per_second=0.02, rate_burst=1) as server:
+        with common.Server(
+            workdir,
+            common.sqlite_url(workdir),
+            app="sse_app:app",
+            threads=clients + 32,
+            sse_max_streams=clients + 8,
+            rate_per_second=0.02,
+            rate_burst=1,
+        ) as server:
             status, body = server.post("/api/import/batch")  # the bundled sample; one call per 50 s
             assert status == 202, body
             time.sleep(3)  # staging done, the job now waits for tokens

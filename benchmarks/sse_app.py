@@ -4,6 +4,7 @@ commit), so a client on the same machine can measure commit-to-receipt latency. 
 
     gunicorn -c gunicorn.conf.py --pythonpath benchmarks sse_app:app
 """
+
 import time
 
 import importdash.services.importer as importer

@@ -1,4 +1,5 @@
 """importdash: import contact files, validate and de-duplicate every row, deliver them under a rate limit."""
+
 import os
 
 from flask import Flask

@@ -1,4 +1,5 @@
 """Command-line commands: flask --app importdash init-db | clear-records | import."""
+
 import os
 import sys
 import time

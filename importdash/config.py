@@ -1,5 +1,6 @@
 """Every tunable, with its default. Each one is overridable as IMPORTDASH_<NAME> in the environment
 (values are parsed as JSON where they can be, so numbers and booleans keep their type)."""
+
 import os
 from pathlib import Path
 
@@ -86,4 +87,3 @@ class Config:
     MAX_PAGE_SIZE = 1_000
     JOB_ERROR_PREVIEW = 100  # errors included with GET /api/import/<id>
     EXPORT_BATCH_SIZE = 1_000  # error rows read per query while streaming errors.csv
-

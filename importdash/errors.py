@@ -1,4 +1,5 @@
 """Domain exceptions and the one JSON error shape: {"error": {"code": ..., "message": ...}}."""
+
 import logging
 
 from flask import jsonify, render_template_string, request

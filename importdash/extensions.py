@@ -1,4 +1,5 @@
 """Unbound extension objects, bound to the app in the factory."""
+
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase

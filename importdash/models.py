@@ -1,4 +1,5 @@
 """The ledger: import jobs, one record per valid row, one error row per failed row."""
+
 import uuid
 from datetime import datetime, timezone
 from enum import Enum
@@ -173,8 +174,10 @@ class RowError(db.Model):
     __tablename__ = "import_errors"
     # Error pages are ordered by (row, id); with the id in the index PostgreSQL reads a page straight from it
     # instead of sorting every error of the job (SQLite appends the rowid to every index anyway).
-    __table_args__ = (Index("ix_import_errors_job_category_row_id", "job_id", "category", "row", "id"),
-                      Index("ix_import_errors_job_row_id", "job_id", "row", "id"))
+    __table_args__ = (
+        Index("ix_import_errors_job_category_row_id", "job_id", "category", "row", "id"),
+        Index("ix_import_errors_job_row_id", "job_id", "row", "id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))

@@ -1,4 +1,5 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
+
 from .models import MAX_ID, ErrorCategory, JobMode, JobStatus, RecordStatus
 from .services.reader import DELIMITERS
 
@@ -23,11 +24,15 @@ def document(config, *, auth_required):
     paths = {
         "/api/import": {
             "get": _operation(
-                "listImports", "List imports, newest first.", [limit, offset],
+                "listImports",
+                "List imports, newest first.",
+                [limit, offset],
                 {"200": _json("JobList", "A page of imports."), "400": _error("A bad paging parameter.")},
             ),
             "post": _operation(
-                "startDefaultImport", "Start the default import of the bundled sample file.", [],
+                "startDefaultImport",
+                "Start the default import of the bundled sample file.",
+                [],
                 {
                     "202": _json("JobEnvelope", "The import was queued."),
                     "400": _error("The bundled sample file is missing or cannot be imported."),
@@ -39,13 +44,17 @@ def document(config, *, auth_required):
         "/api/import/stream": {"post": _upload_operation("startStreamImport", "stream", writes)},
         "/api/import/{job_id}": {
             "get": _operation(
-                "showImport", "Show one import with its error counts and its first errors.", [job_id],
+                "showImport",
+                "Show one import with its error counts and its first errors.",
+                [job_id],
                 {"200": _json("JobDetail", "The import."), "404": _error("No such import.")},
             ),
         },
         "/api/import/{job_id}/errors": {
             "get": _operation(
-                "listImportErrors", "Page through an import's errors, in row order.", [job_id, category, limit, offset],
+                "listImportErrors",
+                "Page through an import's errors, in row order.",
+                [job_id, category, limit, offset],
                 {
                     "200": _json("ErrorList", "A page of errors."),
                     "400": _error("A bad paging parameter or category."),
@@ -71,7 +80,9 @@ def document(config, *, auth_required):
         },
         "/api/import/{job_id}/cancel": {
             "post": _operation(
-                "cancelImport", "Stop a pending or running import; undelivered records end cancelled.", [job_id],
+                "cancelImport",
+                "Stop a pending or running import; undelivered records end cancelled.",
+                [job_id],
                 {
                     "200": _json("JobEnvelope", "The import has ended cancelled."),
                     "202": _json("JobEnvelope", "The import is stopping at its next check."),
@@ -84,7 +95,9 @@ def document(config, *, auth_required):
         "/api/import/{job_id}/retry": {
             "post": {
                 **_operation(
-                    "retryImport", "Deliver again the records the downstream refused or that failed.", [job_id],
+                    "retryImport",
+                    "Deliver again the records the downstream refused or that failed.",
+                    [job_id],
                     {
                         "202": _json("JobEnvelope", "The retry was queued."),
                         "400": _error("A bad category."),
@@ -117,7 +130,9 @@ def document(config, *, auth_required):
         },
         "/api/events": {
             "get": _operation(
-                "streamEvents", "Follow every import as Server-Sent Events.", [],
+                "streamEvents",
+                "Follow every import as Server-Sent Events.",
+                [],
                 {"200": _event_stream(), "503": _too_many_streams()},
             ),
         },
@@ -141,8 +156,11 @@ def document(config, *, auth_required):
                 {
                     "200": {
                         "description": "What was deleted.",
-                        "content": {"application/json": {"schema": _object(deleted=_object(
-                            records=_INTEGER, errors=_INTEGER, jobs=_INTEGER))}},
+                        "content": {
+                            "application/json": {
+                                "schema": _object(deleted=_object(records=_INTEGER, errors=_INTEGER, jobs=_INTEGER))
+                            }
+                        },
                     },
                     "400": _error("confirm=true is missing."),
                     "409": _error("An import is pending or running."),
@@ -152,16 +170,27 @@ def document(config, *, auth_required):
         },
         "/api/openapi.json": {
             "get": _operation(
-                "openapi", "This document.", [],
-                {"200": {"description": "The OpenAPI document.", "content": {"application/json": {"schema": {"type": "object"}}}}},
+                "openapi",
+                "This document.",
+                [],
+                {
+                    "200": {
+                        "description": "The OpenAPI document.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
             ),
         },
         "/health": {
             "get": {
                 **_operation(
-                    "health", "Report whether the app and its database answer; never needs credentials.", [],
-                    {"200": _json("Health", "The app and its database answer."),
-                     "503": _json("Health", "The database is unreachable.")},
+                    "health",
+                    "Report whether the app and its database answer; never needs credentials.",
+                    [],
+                    {
+                        "200": _json("Health", "The app and its database answer."),
+                        "503": _json("Health", "The database is unreachable."),
+                    },
                 ),
                 "security": [],
             },
@@ -185,7 +214,7 @@ def document(config, *, auth_required):
             "title": "importdash",
             "version": "1",
             "description": "Import contact CSV files, validate and de-duplicate every row, and deliver them under a "
-            "rate limit. Every error is {\"error\": {\"code\", \"message\"}}.",
+            'rate limit. Every error is {"error": {"code", "message"}}.',
         },
         "paths": paths,
         "components": {"schemas": _SCHEMAS},
@@ -204,8 +233,10 @@ def _upload_operation(operation_id, mode, writes):
             [],
             {
                 "202": _json("JobEnvelope", "The file was checked and its import queued."),
-                "400": _error("The file cannot be imported (not text, undecodable, a bad header, no rows), "
-                              "or a bad encoding or delimiter."),
+                "400": _error(
+                    "The file cannot be imported (not text, undecodable, a bad header, no rows), "
+                    "or a bad encoding or delimiter."
+                ),
                 "413": _error("The upload is too large, or the form has too many parts."),
                 **writes,
             },
@@ -275,7 +306,7 @@ def _error(description):
 def _event_stream():
     return {
         "description": "A text/event-stream of named events (job.progress, job.finished) with JSON data: "
-        "{\"job\": Job, \"error_counts\": ErrorCounts}.",
+        '{"job": Job, "error_counts": ErrorCounts}.',
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 
@@ -352,6 +383,8 @@ _SCHEMAS = {
     "JobList": _object(jobs={"type": "array", "items": _ref("Job")}, total=_COUNT),
     "ErrorList": _object(errors={"type": "array", "items": _ref("RowError")}, total=_COUNT),
     "RecordList": _object(records={"type": "array", "items": _ref("Record")}, total=_COUNT),
-    "Health": _object(status={"type": "string", "enum": ["ok", "degraded"]},
-                      database={"type": "string", "enum": ["ok", "unreachable"]}),
+    "Health": _object(
+        status={"type": "string", "enum": ["ok", "degraded"]},
+        database={"type": "string", "enum": ["ok", "unreachable"]},
+    ),
 }

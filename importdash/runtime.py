@@ -1,4 +1,5 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
+
 from dataclasses import dataclass
 
 from flask import current_app

@@ -1,5 +1,6 @@
 """Web security: optional HTTP Basic auth, refusal of cross-site writes, security headers on every response,
 and requests that close their uploads even when a form limit cuts parsing short."""
+
 import hmac
 import os
 from urllib.parse import urlsplit
@@ -114,7 +115,9 @@ def _credentials(app):
     if not username or not password:
         raise ValueError("Set both IMPORTDASH_AUTH_USERNAME and IMPORTDASH_AUTH_PASSWORD, or neither.")
     if ":" in username:
-        raise ValueError("IMPORTDASH_AUTH_USERNAME cannot contain ':' (HTTP Basic auth splits user and password there).")
+        raise ValueError(
+            "IMPORTDASH_AUTH_USERNAME cannot contain ':' (HTTP Basic auth splits user and password there)."
+        )
     return username.encode(), password.encode()
 
 

@@ -1,4 +1,5 @@
 """Shared fixtures: an app on a temporary database (SQLite, or PostgreSQL when IMPORTDASH_TEST_DATABASE_URL is set)."""
+
 import os
 
 import pytest

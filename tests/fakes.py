@@ -1,4 +1,5 @@
 """Test doubles shared by the service tests."""
+
 import threading
 
 

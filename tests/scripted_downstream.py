@@ -1,4 +1,5 @@
 """A real HTTP server on loopback that plays the downstream API, answering each call the way a test scripts it."""
+
 import json
 import threading
 import time

@@ -1,4 +1,5 @@
 """The flask CLI commands: init-db, clear-records, import."""
+
 from sqlalchemy import func, select
 
 from importdash.extensions import db

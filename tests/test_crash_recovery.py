@@ -1,4 +1,5 @@
 """End to end: the real server (gunicorn with the shipped config) killed mid-delivery, then started again."""
+
 import os
 import signal
 import socket

@@ -1,4 +1,5 @@
 """The database binding: SQLite connections get the configured pragmas."""
+
 import pytest
 from sqlalchemy import text
 

@@ -1,4 +1,5 @@
 """The OpenAPI document at /api/openapi.json: it lists exactly the routes, and the live app keeps its promises."""
+
 import re
 
 import pytest
@@ -67,10 +68,7 @@ DOCUMENT = document(
 FUZZ_CONFIG = SchemathesisConfig.from_dict(
     {"checks": {"negative_data_rejection": {"expected-statuses": [400, 404, 405, 409, 413, 415, 422]}}}
 )
-live = (
-    schemathesis.openapi.from_dict(DOCUMENT, config=FUZZ_CONFIG)
-    .exclude(path_regex=STREAMS)
-)
+live = schemathesis.openapi.from_dict(DOCUMENT, config=FUZZ_CONFIG).exclude(path_regex=STREAMS)
 
 
 def test_the_fuzzed_document_is_the_served_one(client):

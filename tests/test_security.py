@@ -1,4 +1,5 @@
 """The web side: optional Basic auth, cross-site request refusal, security headers, and limits with clear JSON."""
+
 import base64
 import gc
 import hmac
@@ -41,8 +42,16 @@ def test_without_auth_configured_everything_is_open_and_jobs_say_anonymous(clien
 @pytest.mark.parametrize("app_config", [AUTH])
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/import"), ("GET", "/api/records"), ("POST", "/api/import"), ("GET", "/api/openapi.json"),
-     ("DELETE", "/api/records?confirm=true"), ("GET", "/"), ("GET", "/imports/1"), ("GET", "/static/app.js")],
+    [
+        ("GET", "/api/import"),
+        ("GET", "/api/records"),
+        ("POST", "/api/import"),
+        ("GET", "/api/openapi.json"),
+        ("DELETE", "/api/records?confirm=true"),
+        ("GET", "/"),
+        ("GET", "/imports/1"),
+        ("GET", "/static/app.js"),
+    ],
 )
 def test_with_auth_every_page_and_api_route_needs_credentials(client, method, path):
     response = client.open(path, method=method)
@@ -100,8 +109,9 @@ def test_credentials_are_compared_in_constant_time_both_parts_always(client, mon
     assert compared == [(b"mallory", b"ada"), (b"guess", b"correct horse")]
 
 
-@pytest.mark.parametrize("settings", [{"AUTH_USERNAME": "ada"}, {"AUTH_PASSWORD": "secret"}, {"AUTH_USERNAME": "a:b",
-                                                                                              "AUTH_PASSWORD": "x"}])
+@pytest.mark.parametrize(
+    "settings", [{"AUTH_USERNAME": "ada"}, {"AUTH_PASSWORD": "secret"}, {"AUTH_USERNAME": "a:b", "AUTH_PASSWORD": "x"}]
+)
 def test_half_configured_or_unusable_auth_refuses_to_start(tmp_path, settings):
     with pytest.raises(ValueError, match="IMPORTDASH_AUTH_"):
         create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "UPLOAD_FOLDER": str(tmp_path), **settings})
@@ -164,7 +174,9 @@ def test_cross_site_reads_are_not_refused(client):
     assert client.get("/api/import", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 200
 
 
-@pytest.mark.parametrize("app_config", [dict(TRUSTED_ORIGINS="https://imports.example.com, https://other.example.com/")])
+@pytest.mark.parametrize(
+    "app_config", [dict(TRUSTED_ORIGINS="https://imports.example.com, https://other.example.com/")]
+)
 def test_trusted_origins_may_write_from_behind_a_proxy(client):
     headers = {"Origin": "https://imports.example.com", "Sec-Fetch-Site": "cross-site"}
     assert client.post("/api/import", headers=headers).status_code == 202
@@ -177,8 +189,14 @@ def test_trusted_origins_may_write_from_behind_a_proxy(client):
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/api/import"), ("GET", "/health"), ("GET", "/api/import/999"), ("GET", "/nowhere"),
-     ("POST", "/api/import/batch"), ("GET", "/api/openapi.json")],
+    [
+        ("GET", "/api/import"),
+        ("GET", "/health"),
+        ("GET", "/api/import/999"),
+        ("GET", "/nowhere"),
+        ("POST", "/api/import/batch"),
+        ("GET", "/api/openapi.json"),
+    ],
 )
 def test_every_response_carries_the_security_headers(client, method, path):
     response = client.open(path, method=method, headers={"Accept": "text/html"})

@@ -1,4 +1,5 @@
 """Imports delivered over HTTP to a scripted downstream on loopback: throttling, outages, refusals, slowness."""
+
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime

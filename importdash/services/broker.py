@@ -1,4 +1,5 @@
 """An in-process event broker for SSE: each client gets a bounded queue of the events it asked for."""
+
 import contextlib
 import json
 import queue

@@ -1,4 +1,5 @@
 """A thread-safe token bucket that spaces out downstream calls for every job in the process."""
+
 import threading
 import time
 

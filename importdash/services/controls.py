@@ -1,4 +1,5 @@
 """Stop an unfinished import, or send a completed import's failed deliveries again."""
+
 import uuid
 
 from sqlalchemy import literal, update

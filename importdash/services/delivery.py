@@ -1,4 +1,5 @@
 """Deliver one call's records however long it takes: the rate limit, retries with backoff, and a circuit breaker."""
+
 import random
 import threading
 import time

@@ -1,4 +1,5 @@
 """The downstream API behind a small interface, and a deterministic simulator of it."""
+
 import hashlib
 import threading
 import time

@@ -1,4 +1,5 @@
 """Export a job's errors as CSV: safe to open in a spreadsheet, and ready to fix and import again."""
+
 import csv
 import io
 

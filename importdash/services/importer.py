@@ -1,4 +1,5 @@
 """Run one import job: read, validate, stage and deliver, the way its mode asks."""
+
 import logging
 import time
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Create import jobs from files, after checking the file can be imported at all."""
+
 import os
 import re
 import uuid
@@ -22,7 +23,15 @@ def store_upload(stream, upload_folder):
 
 
 def create_import(
-    session, broker, *, mode, path, source, encoding=None, delimiter=None, started_by=ANONYMOUS,
+    session,
+    broker,
+    *,
+    mode,
+    path,
+    source,
+    encoding=None,
+    delimiter=None,
+    started_by=ANONYMOUS,
     max_line_length=MAX_LINE_LENGTH,
 ):
     """Check the file, then create and announce a pending job that reads it the way the check found; a bad file raises

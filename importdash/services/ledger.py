@@ -1,4 +1,5 @@
 """Write a job's outcomes to the database: staged records, error rows and the counts, one transaction each."""
+
 import json
 from collections import Counter
 from datetime import timedelta
@@ -73,7 +74,14 @@ class JobLedger:
             ids = self._insert_new_emails(contacts, status)
             if in_flight:
                 records = [
-                    {"id": ids[c.row], "row": c.row, "name": c.name, "email": c.email, "company": c.company, "attempts": 0}
+                    {
+                        "id": ids[c.row],
+                        "row": c.row,
+                        "name": c.name,
+                        "email": c.email,
+                        "company": c.company,
+                        "attempts": 0,
+                    }
                     for c in contacts
                     if c.row in ids
                 ]
@@ -277,7 +285,8 @@ class JobLedger:
             # SQLite reads the rows from one JSON parameter in C, as for records.
             payload = json.dumps([[e["row"], e["category"], e["message"], e["data"]] for e in errors])
             self.session.execute(
-                _INSERT_ERRORS_FROM_JSON, {"job_id": self.job_id, "created_at": errors[0]["created_at"], "errors": payload}
+                _INSERT_ERRORS_FROM_JSON,
+                {"job_id": self.job_id, "created_at": errors[0]["created_at"], "errors": payload},
             )
         added = Counter(error["category"] for error in errors)
         return {f"{category}_count": getattr(ImportJob, f"{category}_count") + n for category, n in added.items()}
@@ -288,7 +297,13 @@ class JobLedger:
             # One statement over arrays. A multi-row VALUES statement (SQLAlchemy's insertmanyvalues) carries
             # thousands of placeholders, and psycopg parses each such statement in Python: most of the time of
             # a big PostgreSQL import went there.
-            columns = {"rows": "row", "names": "name", "emails": "email", "email_keys": "email_key", "companies": "company"}
+            columns = {
+                "rows": "row",
+                "names": "name",
+                "emails": "email",
+                "email_keys": "email_key",
+                "companies": "company",
+            }
             arrays = {array: [getattr(contact, field) for contact in contacts] for array, field in columns.items()}
             result = self.session.execute(
                 _INSERT_FROM_ARRAYS, {"job_id": self.job_id, "status": status.value, **arrays}
@@ -348,7 +363,7 @@ _INSERT_FROM_ARRAYS = text(
     'INSERT INTO records (job_id, "row", name, email, email_key, company, status, attempts)'
     ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company, :status, 0'
     " FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
-    " CAST(:email_keys AS text[]), CAST(:companies AS text[])) AS staged(\"row\", name, email, email_key, company)"
+    ' CAST(:email_keys AS text[]), CAST(:companies AS text[])) AS staged("row", name, email, email_key, company)'
     ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
 )
 

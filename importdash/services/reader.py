@@ -1,4 +1,5 @@
 """Read contact rows from a CSV file with the stdlib csv module, after checking the file once at upload."""
+
 import codecs
 import csv
 import re
@@ -335,7 +336,7 @@ def _undecodable_byte(path, encoding, position, value):
     label = _label(encoding)
     return InvalidFile(
         f"The file is not valid {label} text: byte 0x{value:02X} at byte position {position} (line {line}) "
-        f"cannot be decoded. Save it as UTF-8, or name the encoding it was saved in with the \"encoding\" field "
+        f'cannot be decoded. Save it as UTF-8, or name the encoding it was saved in with the "encoding" field '
         f"(for example cp1252, latin-1 or shift_jis)."
     )
 
@@ -408,8 +409,10 @@ def _column_indexes(columns):
         seen.add(key)
     if repeated:
         names = ", ".join(f'"{name}"' for name in repeated.values())
-        raise InvalidFile(f"The header repeats the column {'name' if len(repeated) == 1 else 'names'} {names}; "
-                          "every column needs its own name.")
+        raise InvalidFile(
+            f"The header repeats the column {'name' if len(repeated) == 1 else 'names'} {names}; "
+            "every column needs its own name."
+        )
     found = {column.lower(): index for index, column in enumerate(columns) if column.lower() in KNOWN_COLUMNS}
     missing = [column for column in REQUIRED_COLUMNS if column not in found]
     if missing:

@@ -1,4 +1,5 @@
 """Operations over the whole ledger."""
+
 from sqlalchemy import delete, func, select
 
 from ..errors import Conflict
@@ -8,7 +9,8 @@ from ..models import ImportJob, JobStatus, Record, RowError
 def clear_all(session, running=()):
     """Delete every record, error row and import; refuse while any import is pending or running."""
     busy = session.scalar(
-        select(func.count()).select_from(ImportJob)
+        select(func.count())
+        .select_from(ImportJob)
         .where(ImportJob.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]))
     )
     if busy or running:

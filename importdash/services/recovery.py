@@ -1,4 +1,5 @@
 """Find unfinished jobs that no live process runs, and hand them to this process's runner."""
+
 import logging
 import threading
 

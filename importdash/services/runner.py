@@ -1,4 +1,5 @@
 """Run import jobs in the background on a bounded thread pool, each in its own app context."""
+
 import logging
 import os
 import socket

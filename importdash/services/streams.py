@@ -1,4 +1,5 @@
 """What the live streams say: job states read from the database, published as events and written as SSE text."""
+
 from sqlalchemy import func, select
 
 from ..models import ImportJob, JobStatus

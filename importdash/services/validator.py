@@ -1,4 +1,5 @@
 """Validate one source row into a contact, or reject it with a category and a readable message."""
+
 import re
 from dataclasses import dataclass, field
 

@@ -1,4 +1,5 @@
 """The real downstream: one HTTP POST per call, answered per record or for the whole call."""
+
 import hashlib
 import time
 from datetime import timezone

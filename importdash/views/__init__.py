@@ -1,5 +1,6 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
 ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
+
 from flask import current_app
 
 from ..errors import ApiError

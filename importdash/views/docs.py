@@ -1,4 +1,5 @@
 """The API's own description."""
+
 from flask import Blueprint, current_app
 
 from ..openapi import document

@@ -1,4 +1,5 @@
 """Server-Sent Events: one job's progress, or every job's, pushed as it is committed."""
+
 import math
 
 from flask import Blueprint, Response, current_app

@@ -1,4 +1,5 @@
 """Liveness and database reachability for load balancers and monitors."""
+
 import logging
 
 from flask import Blueprint

@@ -1,4 +1,5 @@
 """Past and running imports, and the errors of each."""
+
 from flask import Blueprint, current_app, request, stream_with_context
 from sqlalchemy import select
 
@@ -25,7 +26,9 @@ def show_job(job_id):
     """Show one import with its error counts and its first errors."""
     job = get_job(db.session, job_id)
     errors = db.session.scalars(
-        select(RowError).where(RowError.job_id == job_id).order_by(RowError.row, RowError.id)
+        select(RowError)
+        .where(RowError.job_id == job_id)
+        .order_by(RowError.row, RowError.id)
         .limit(current_app.config["JOB_ERROR_PREVIEW"])
     )
     return {

@@ -1,4 +1,5 @@
 """Start imports (the bundled sample, or an uploaded CSV in batch or stream mode), cancel them, retry them."""
+
 import os
 
 from flask import Blueprint, current_app, request
@@ -81,8 +82,7 @@ def _upload_form():
         noun = "field" if len(unknown) == 1 else "fields"
         names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
         raise ApiError(
-            f"Unknown form {noun} {names}; "
-            "an upload takes the fields 'file', 'encoding' and 'delimiter'.",
+            f"Unknown form {noun} {names}; an upload takes the fields 'file', 'encoding' and 'delimiter'.",
             code="invalid_upload",
         )
     upload = request.files.get("file")

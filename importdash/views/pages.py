@@ -1,4 +1,5 @@
 """The dashboard's pages: the history at /, one import at /imports/<id>. Their data comes from the JSON API."""
+
 from flask import Blueprint, current_app, render_template
 
 from ..errors import NotFound

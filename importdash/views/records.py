@@ -1,4 +1,5 @@
 """The per-row ledger: search it, or clear it."""
+
 from flask import Blueprint, request
 from sqlalchemy import func, literal, or_, select
 

@@ -1,5 +1,6 @@
 """The real server (gunicorn with the shipped config) on a free loopback port, and Debian's Chromium driven by
 Playwright. Tests here skip, saying why, where Chromium or Playwright is missing; CI installs both."""
+
 import json
 import os
 import signal
@@ -95,7 +96,11 @@ def server(tmp_path_factory):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     running = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:

@@ -1,4 +1,5 @@
 """The dashboard in a real browser against the real server: imports, live progress, filters, history."""
+
 import re
 
 import pytest
@@ -153,10 +154,11 @@ def test_the_history_updates_live_its_rows_open_each_import_and_it_can_be_cleare
     expect(row).to_be_visible()
     page.get_by_role("button", name="Clear records").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete everything").click()
-    expect(page.locator("[data-notice-text]")).to_have_text(re.compile(r"^Deleted [\d,]+ records, \d+ errors and 1 imports\.$"))
+    expect(page.locator("[data-notice-text]")).to_have_text(
+        re.compile(r"^Deleted [\d,]+ records, \d+ errors and 1 imports\.$")
+    )
     expect(page.locator("[data-history-empty]")).to_be_visible()
     assert server.call("GET", "/api/import")["total"] == 0
-
 
 
 def test_a_refused_stream_shows_reconnecting_and_catches_up_when_it_returns(page, server):
@@ -186,9 +188,10 @@ def test_cancel_retry_and_download_from_a_job_page(page, tmp_path):
     assert 0 <= processed < 4000
 
     refused = tmp_path / "refused.csv"
-    refused.write_text("name,email\nGood One,good@example.com\n" + "".join(
-        f"Blocked {n},blocked{n}@blocked.example\n" for n in range(3)
-    ))
+    refused.write_text(
+        "name,email\nGood One,good@example.com\n"
+        + "".join(f"Blocked {n},blocked{n}@blocked.example\n" for n in range(3))
+    )
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(refused)
     page.get_by_role("button", name="Import (Stream)").click()

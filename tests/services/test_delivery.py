@@ -1,4 +1,5 @@
 """Retries, backoff, 429 pauses and the circuit breaker, on a fake clock."""
+
 import threading
 
 import pytest

@@ -1,4 +1,5 @@
 """The ledger's writes on this test run's database (SQLite, or PostgreSQL when its URL is set)."""
+
 from datetime import datetime
 
 import pytest

@@ -52,7 +52,14 @@ def test_reads_rows_numbered_from_two(write):
             {"name": "Ada Lovelace", "email": "ada@example.com", "company": "Analytical Engines"},
             None,
         ),
-        SourceRow(3, "Alan Turing", "alan@example.org", "", {"name": "Alan Turing", "email": "alan@example.org", "company": ""}, None),
+        SourceRow(
+            3,
+            "Alan Turing",
+            "alan@example.org",
+            "",
+            {"name": "Alan Turing", "email": "alan@example.org", "company": ""},
+            None,
+        ),
     ]
 
 
@@ -89,11 +96,11 @@ def test_file_without_trailing_newline(write):
 
 def test_quoted_commas_doubled_quotes_and_newlines(write):
     path = write(
-        'name,email,company\r\n'
+        "name,email,company\r\n"
         '"Smith, Jane",jane@example.com,"Smith, Jones & Partners"\r\n'
         'Joe,joe@example.com,"The ""Blue"" Door"\r\n'
         'Mia,mia@example.com,"Acme Foods\r\nHead Office"\r\n'
-        'Lee,lee@example.com,Beta\r\n'
+        "Lee,lee@example.com,Beta\r\n"
     )
 
     rows = read_all(path)
@@ -184,7 +191,10 @@ def test_repeated_column_names_are_refused_with_the_names(write):
 @pytest.mark.parametrize(
     ("header", "message"),
     [
-        ("name,email,", 'Column 3 of the header has no name; every column needs one. Columns found: "name", "email", "".'),
+        (
+            "name,email,",
+            'Column 3 of the header has no name; every column needs one. Columns found: "name", "email", "".',
+        ),
         (
             ' ,name,"",email',
             'Columns 1, 3 of the header have no name; every column needs one. Columns found: "", "name", "", "email".',

@@ -1,5 +1,6 @@
 """Properties of the reader and validator over any input: no exception escapes, and every data row ends as
 exactly one contact or one rejection."""
+
 import codecs
 import csv
 import encodings.aliases
@@ -40,7 +41,9 @@ PROPERTY_SETTINGS = settings(max_examples=150, deadline=None, suppress_health_ch
 
 # Text that exercises the CSV grammar: separators, quotes, every line ending, spaces, an @ and a dot.
 csv_ish = st.text(alphabet=',;\t|"\r\n @.aéZ\ufeff\u2028', max_size=120)
-header = st.sampled_from(["", "name,email\n", "name;email;company\r\n", "email\tname\n", "Name , EMAIL,\n", "name,email,name\n"])
+header = st.sampled_from(
+    ["", "name,email\n", "name;email;company\r\n", "email\tname\n", "Name , EMAIL,\n", "name,email,name\n"]
+)
 
 
 def read_everything(content, **options):
@@ -105,7 +108,11 @@ def test_csv_like_text_is_refused_or_read_row_by_row(head, body, codec):
 
 
 @PROPERTY_SETTINGS
-@given(content=st.binary(max_size=120), encoding=st.sampled_from(TEXT_CODECS), delimiter=st.sampled_from([None, *DELIMITERS]))
+@given(
+    content=st.binary(max_size=120),
+    encoding=st.sampled_from(TEXT_CODECS),
+    delimiter=st.sampled_from([None, *DELIMITERS]),
+)
 def test_any_text_codec_python_has_refuses_or_reads(content, encoding, delimiter):
     result = read_everything(b"name,email\n" + content, encoding=encoding, delimiter=delimiter)
     if result is not None:
@@ -141,7 +148,13 @@ maybe_text = st.none() | st.text(max_size=300)
 
 
 @settings(max_examples=300, deadline=None)
-@given(row=st.integers(2, 10**6), name=maybe_text, email=maybe_text, company=maybe_text, problem=st.none() | st.text(min_size=1))
+@given(
+    row=st.integers(2, 10**6),
+    name=maybe_text,
+    email=maybe_text,
+    company=maybe_text,
+    problem=st.none() | st.text(min_size=1),
+)
 def test_the_validator_gives_every_row_exactly_one_answer(row, name, email, company, problem):
     outcome = validate(SourceRow(row, name, email, company, {"name": name}, problem))
 

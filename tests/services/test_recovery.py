@@ -1,4 +1,5 @@
 """Jobs outlive their process: orphaned jobs are found and resumed, shutdown leaves them resumable."""
+
 import threading
 from collections import Counter
 from datetime import timedelta

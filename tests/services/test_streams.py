@@ -1,4 +1,5 @@
 """The stream generator and the announcements the services make, without HTTP."""
+
 from importdash.extensions import db
 from importdash.runtime import get_runtime
 from importdash.services.broker import Event, EventBroker

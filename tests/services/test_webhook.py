@@ -1,4 +1,5 @@
 """The webhook downstream against a real HTTP server on loopback."""
+
 import socket
 from datetime import datetime, timezone
 from email.utils import format_datetime

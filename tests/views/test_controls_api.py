@@ -1,4 +1,5 @@
 """Cancel and retry imports, and download their errors, through the JSON API."""
+
 import csv
 import io
 import threading
@@ -225,7 +226,7 @@ def messy(write_csv):
         "Ada again,ADA@example.com,Analytical,2",
         ",nobody@example.com,,3",
         "Too,many@example.com,fields,4,extra,cells",
-        "Mal,mal@blocked.example,=HYPERLINK(\"http://x\"),5",
+        'Mal,mal@blocked.example,=HYPERLINK("http://x"),5',
     ]
     return write_csv("\n".join(lines) + "\n")
 
@@ -250,7 +251,7 @@ def test_errors_csv_round_trips_and_neutralises_formulas(client, wait_for_job, m
     assert by_row[9] == ["9", "duplicate", by_row[9][2], "Ada again", "ADA@example.com", "Analytical", "2"]
     assert by_row[10][1:] == ["missing_value", "name is missing", "", "nobody@example.com", "", "3"]
     assert by_row[11][3:] == ["Too", "many@example.com", "fields", "4", "extra", "cells"]
-    assert by_row[12][1] == "other" and by_row[12][3:6] == ["Mal", "mal@blocked.example", "'=HYPERLINK(\"http://x\")"]
+    assert by_row[12][1] == "other" and by_row[12][3:6] == ["Mal", "mal@blocked.example", '\'=HYPERLINK("http://x")']
 
     stored = client.get(f"/api/import/{job_id}/errors?limit=1000").get_json()["errors"]
     assert {error["data"]["Name"] for error in stored if error["row"] < 8} == set(FORMULAS)  # the ledger is unchanged

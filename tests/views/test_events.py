@@ -1,4 +1,5 @@
 """Server-Sent Events through the test client: frames, the end of a job's stream, caps and unsubscribing."""
+
 import json
 
 import pytest
@@ -192,4 +193,3 @@ def test_the_all_jobs_stream_starts_with_the_history_and_announces_each_job(app,
     assert {data["job"]["id"] for _, _, data in events} == {job_id}
     assert events[-1][2]["job"]["status"] == "completed"
     assert subscribers(app) == 0
-

@@ -1,4 +1,5 @@
 """Reading imports, their errors and the records through the JSON API."""
+
 import pytest
 
 
@@ -18,9 +19,26 @@ def test_jobs_are_listed_newest_first_and_paged(client, make_job):
 def test_job_shape(client, make_job):
     job = client.get(f"/api/import/{make_job().id}").get_json()["job"]
     assert set(job) == {
-        "id", "mode", "status", "source", "started_by", "encoding", "delimiter", "total_records", "processed_count",
-        "success_count", "failed_count", "created_at", "started_at", "completed_at", "duration_seconds", "error",
-        "notice", "cancel_requested", "retries", "last_retried_at",
+        "id",
+        "mode",
+        "status",
+        "source",
+        "started_by",
+        "encoding",
+        "delimiter",
+        "total_records",
+        "processed_count",
+        "success_count",
+        "failed_count",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "duration_seconds",
+        "error",
+        "notice",
+        "cancel_requested",
+        "retries",
+        "last_retried_at",
     }
     assert job["status"] == "pending" and job["created_at"].endswith("Z")
     assert (job["started_by"], job["encoding"], job["delimiter"]) == ("anonymous", "utf-8-sig", ",")
@@ -39,9 +57,7 @@ def test_errors_are_paged_and_filtered_by_category(client, finished_job):
     assert duplicates["total"] == client.get(f"/api/import/{job_id}").get_json()["error_counts"]["duplicate"]
 
 
-@pytest.mark.parametrize(
-    "query", ["limit=abc", "limit=0", "limit=100000", "offset=-1", "category=spelling"]
-)
+@pytest.mark.parametrize("query", ["limit=abc", "limit=0", "limit=100000", "offset=-1", "category=spelling"])
 def test_bad_paging_and_filters_get_400(client, make_job, query):
     response = client.get(f"/api/import/{make_job().id}/errors?{query}")
     assert response.status_code == 400

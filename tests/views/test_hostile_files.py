@@ -1,4 +1,5 @@
 """Every kind of file people upload gets a clear answer through the API: imported right, or refused saying why."""
+
 import codecs
 import io
 import os
@@ -138,9 +139,7 @@ def test_an_empty_file_is_refused(refused, content):
 
 
 def test_a_header_only_file_is_refused(refused):
-    assert refused(b"name,email,company\r\n") == (
-        "The file has a header but no data rows: there is nothing to import."
-    )
+    assert refused(b"name,email,company\r\n") == ("The file has a header but no data rows: there is nothing to import.")
 
 
 def test_quoted_fields_hold_newlines_commas_and_doubled_quotes(imported):

@@ -1,4 +1,5 @@
 """Each import mode end to end through the JSON API, with the rate limit lifted."""
+
 import io
 
 import pytest
@@ -29,7 +30,9 @@ def assert_error_counts_match_the_error_rows(client, job_id):
 
 def assert_every_row_accounted_for(job_id):
     """Each row ends as exactly one succeeded record or one error row, never both and never neither."""
-    succeeded_rows = set(db.session.scalars(select(Record.row).where(Record.job_id == job_id, Record.status == "succeeded")))
+    succeeded_rows = set(
+        db.session.scalars(select(Record.row).where(Record.job_id == job_id, Record.status == "succeeded"))
+    )
     error_rows = list(db.session.scalars(select(RowError.row).where(RowError.job_id == job_id)))
     assert len(error_rows) == len(set(error_rows)), "a row has two error rows"
     assert not succeeded_rows & set(error_rows), "a row both succeeded and failed"
@@ -117,7 +120,9 @@ def test_stream_total_is_unknown_until_the_file_ends(app, client, wait_for_job, 
 
 
 def test_a_file_without_required_columns_is_refused_before_anything_is_written(client):
-    response = client.post("/api/import/batch", data={"file": (io.BytesIO(b"full_name,mail\nA,a@example.com\n"), "x.csv")})
+    response = client.post(
+        "/api/import/batch", data={"file": (io.BytesIO(b"full_name,mail\nA,a@example.com\n"), "x.csv")}
+    )
     assert response.status_code == 400
     error = response.get_json()["error"]
     assert error["code"] == "invalid_file"
@@ -151,7 +156,9 @@ def test_concurrent_imports_of_overlapping_files_store_each_email_once(app, clie
     job_ids = []
     for mode, path in (("batch", first), ("stream", second), ("batch", second)):
         with path.open("rb") as handle:
-            job_ids.append(client.post(f"/api/import/{mode}", data={"file": (handle, path.name)}).get_json()["job"]["id"])
+            job_ids.append(
+                client.post(f"/api/import/{mode}", data={"file": (handle, path.name)}).get_json()["job"]["id"]
+            )
     jobs = [wait_for_job(job_id) for job_id in job_ids]
 
     assert all(job["status"] == "completed" for job in jobs)

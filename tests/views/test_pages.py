@@ -1,4 +1,5 @@
 """The dashboard's pages: what they render, and that they hold no inline code a strict CSP would block."""
+
 import json
 from html.parser import HTMLParser
 from pathlib import Path
