@@ -196,7 +196,7 @@ class Server:
         connection = self.connection()
         try:
             while time.monotonic() < deadline:
-                status, body = self.get(f"/api/import?limit=5", connection)
+                status, body = self.get("/api/import?limit=5", connection)
                 job = next((j for j in body["jobs"] if j["id"] == job_id), None) if status == 200 else None
                 if job is None:
                     raise RuntimeError(f"import #{job_id} is not among the newest jobs: {status} {body}")

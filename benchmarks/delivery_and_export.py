@@ -17,13 +17,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from scripted_downstream import ScriptedDownstream  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
 from importdash import create_app  # noqa: E402
 from importdash.extensions import db  # noqa: E402
 from importdash.models import ImportJob, RowError, utcnow  # noqa: E402
 from importdash.runtime import get_runtime, stop_background  # noqa: E402
-from scripted_downstream import ScriptedDownstream  # noqa: E402
 
 
 def measure_delivery(folder, rows, records_per_call):

@@ -21,11 +21,12 @@ import time
 from datetime import datetime, timedelta
 
 import common
+from sqlalchemy import insert
+
 from importdash import create_app
 from importdash.extensions import db
-from importdash.models import ErrorCategory, ImportJob, RowError
+from importdash.models import ImportJob, RowError
 from importdash.runtime import get_runtime
-from sqlalchemy import insert
 
 JOBS = 10_000
 BIG_JOBS = 5

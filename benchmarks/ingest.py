@@ -19,6 +19,7 @@ import sqlite3
 import time
 
 import common
+
 from importdash.services.reader import SourceRow
 from importdash.services.validator import Contact, validate
 
@@ -58,10 +59,12 @@ def _baseline_import(connection, path, job_id):
         for cells in reader:
             row += 1
             if len(cells) == width:
-                source = SourceRow(row, cells[0], cells[1], cells[2], dict(zip(keys, cells)), None)
+                source = SourceRow(row, cells[0], cells[1], cells[2], dict(zip(keys, cells, strict=False)), None)
             else:
                 padded = cells + [None] * width
-                source = SourceRow(row, padded[0], padded[1], padded[2], dict(zip(keys, cells)), "ragged row")
+                source = SourceRow(
+                    row, padded[0], padded[1], padded[2], dict(zip(keys, cells, strict=False)), "ragged row"
+                )
             batch.append(validate(source))
             rows += 1
             if len(batch) == BASELINE_BATCH:

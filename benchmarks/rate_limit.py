@@ -21,6 +21,7 @@ from datetime import datetime
 
 import common
 import generate_sample
+
 import importdash.runtime
 from importdash import create_app
 from importdash.config import Config

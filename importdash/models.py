@@ -1,7 +1,7 @@
 """The ledger: import jobs, one record per valid row, one error row per failed row."""
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
@@ -9,12 +9,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
 
-
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and would overflow the driver)
 
 
 def utcnow():
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class JobMode(str, Enum):
@@ -192,4 +191,4 @@ class RowError(db.Model):
 
 
 def isoformat(moment):
-    return None if moment is None else moment.replace(tzinfo=timezone.utc).isoformat().replace("+00:00", "Z")
+    return None if moment is None else moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")

@@ -69,7 +69,9 @@ def document(config, *, auth_required):
                 [job_id, category],
                 {
                     "200": {
-                        "description": "The errors, streamed; cells a spreadsheet would run as formulas are neutralised.",
+                        "description": (
+                            "The errors, streamed; cells a spreadsheet would run as formulas are neutralised."
+                        ),
                         "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },

@@ -1,17 +1,17 @@
 """Imports delivered over HTTP to a scripted downstream on loopback: throttling, outages, refusals, slowness."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 
 import pytest
+from scripted_downstream import Reply
 from sqlalchemy import select
 
 from importdash.extensions import db
 from importdash.models import ImportJob, RowError
 from importdash.runtime import get_runtime
 from importdash.services.delivery import UNAVAILABLE
-from scripted_downstream import Reply
 
 ROWS = 40
 
@@ -54,7 +54,7 @@ def gap_after_first_call(server):
 
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 def test_429_waits_as_retry_after_says_and_fails_nothing(downstream_server, import_contacts, form):
-    in_two_seconds = format_datetime(datetime.fromtimestamp(time.time() + 2, timezone.utc), usegmt=True)
+    in_two_seconds = format_datetime(datetime.fromtimestamp(time.time() + 2, UTC), usegmt=True)
     retry_after = "1" if form == "seconds" else in_two_seconds
     downstream_server.push(Reply(status=429, headers={"Retry-After": retry_after}))
 

@@ -106,7 +106,7 @@ class CsvSource:
                             cells[name_at],
                             cells[email_at],
                             None if company_at is None else cells[company_at],
-                            dict(zip(keys, cells)),
+                            dict(zip(keys, cells, strict=False)),
                             None,
                         )
                     elif not _is_blank(cells):
@@ -170,7 +170,7 @@ class CsvSource:
         name_at, email_at, company_at = self._indexes
         width = len(self.columns)
         size = len(cells)
-        data = dict(zip(self.columns, cells))
+        data = dict(zip(self.columns, cells, strict=False))
         if size > width:
             data[EXTRA_KEY] = cells[width:]
         fields = "field" if size == 1 else "fields"

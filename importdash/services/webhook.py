@@ -2,7 +2,7 @@
 
 import hashlib
 import time
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 
 import httpx
@@ -35,9 +35,13 @@ class WebhookDownstream:
                 self.url, json={"records": records}, headers={"Idempotency-Key": call_key(records)}
             )
         except httpx.TimeoutException as exc:
-            raise DownstreamError(f"the downstream did not answer in time ({type(exc).__name__})", transient=True)
+            raise DownstreamError(
+                f"the downstream did not answer in time ({type(exc).__name__})", transient=True
+            ) from exc
         except httpx.TransportError as exc:
-            raise DownstreamError(f"the downstream cannot be reached: {exc or type(exc).__name__}", transient=True)
+            raise DownstreamError(
+                f"the downstream cannot be reached: {exc or type(exc).__name__}", transient=True
+            ) from exc
         status = response.status_code
         if status == 429:
             retry_after = parse_retry_after(response.headers.get("Retry-After"), self._now())
@@ -69,7 +73,7 @@ def parse_retry_after(value, now):
     except (TypeError, ValueError):
         return None
     if moment.tzinfo is None:  # HTTP-dates are GMT; a date without a zone is read the same way
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return max(moment.timestamp() - now, 0.0)
 
 

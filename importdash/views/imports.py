@@ -8,8 +8,8 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import JobMode, JobStatus
 from ..runtime import get_runtime
-from ..services.controls import cancel_import, retry_import
 from ..security import current_user
+from ..services.controls import cancel_import, retry_import
 from ..services.imports import create_import, store_upload
 
 bp = Blueprint("imports", __name__, url_prefix="/api/import")

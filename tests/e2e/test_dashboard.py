@@ -15,7 +15,8 @@ window.__progress = [];
 new MutationObserver(() => {
   const bar = document.querySelector("[role=progressbar]");
   const now = bar && bar.getAttribute("aria-valuenow");
-  if (now !== null && now !== undefined && window.__progress.at(-1) !== Number(now)) window.__progress.push(Number(now));
+  if (now !== null && now !== undefined && window.__progress.at(-1) !== Number(now))
+    window.__progress.push(Number(now));
 }).observe(document, { subtree: true, attributes: true, attributeFilter: ["aria-valuenow"] });
 """
 

@@ -2,8 +2,8 @@ import threading
 import time
 
 import pytest
-
 from fakes import FakeClock
+
 from importdash.services.bucket import TokenBucket
 
 

@@ -74,7 +74,7 @@ def assert_each_row_has_one_outcome(rows, count, outcomes):
     assert count == len(rows) == len(outcomes)
     numbers = [row.row for row in rows]
     assert numbers == sorted(set(numbers)) and all(number >= 2 for number in numbers)
-    for row, outcome in zip(rows, outcomes):
+    for row, outcome in zip(rows, outcomes, strict=True):
         assert isinstance(outcome, Contact | Rejection)
         assert outcome.row == row.row
         if isinstance(outcome, Rejection):
@@ -194,7 +194,7 @@ def test_byte_order_marks_name_the_encoding_whatever_was_asked(tmp_path, codec):
 def test_the_scan_finds_the_first_nul_or_long_line_wherever_blocks_split(
     lines, breaks, final_break, chunk, limit, codec
 ):
-    text = "".join(line + line_break for line, line_break in zip(lines, breaks))
+    text = "".join(line + line_break for line, line_break in zip(lines, breaks, strict=True))
     if not final_break:
         text = text.rstrip("\r\n")
     numbered = list(enumerate(re.split(r"\r\n|\r|\n", text), start=1))

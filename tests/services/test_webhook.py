@@ -1,15 +1,15 @@
 """The webhook downstream against a real HTTP server on loopback."""
 
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 
 import pytest
+from scripted_downstream import Reply
 
 from importdash.services.downstream import DownstreamError
 from importdash.services.webhook import WebhookDownstream, call_key, parse_retry_after
-from scripted_downstream import Reply
 
 RECORDS = [
     {"key": "abc-2", "name": "Ada", "email": "ada@example.com", "company": "Analytical"},
@@ -66,7 +66,7 @@ def test_429_is_throttled_with_the_wait_asked_for(webhook, downstream_server, re
 def test_429_with_an_http_date(downstream_server):
     now = 1_700_000_000.0
     webhook = WebhookDownstream(downstream_server.url, now=lambda: now)
-    later = format_datetime(datetime.fromtimestamp(now + 90, timezone.utc), usegmt=True)
+    later = format_datetime(datetime.fromtimestamp(now + 90, UTC), usegmt=True)
     downstream_server.push(Reply(status=429, headers={"Retry-After": later}))
     try:
         with pytest.raises(DownstreamError) as caught:
@@ -134,5 +134,5 @@ def test_an_unreachable_downstream_is_transient():
     ],
 )
 def test_parse_retry_after(value, expected):
-    now = datetime(2015, 10, 21, 7, 27, 30, tzinfo=timezone.utc).timestamp()
+    now = datetime(2015, 10, 21, 7, 27, 30, tzinfo=UTC).timestamp()
     assert parse_retry_after(value, now) == expected

@@ -98,7 +98,7 @@ def test_undecodable_file_is_refused_naming_the_encoding_and_byte(refused):
 
 
 def test_a_named_encoding_that_does_not_fit_is_refused_too(refused):
-    message = refused("name,email\nÅsa,asa@example.com\n".encode("utf-8"), encoding="shift_jis")
+    message = refused("name,email\nÅsa,asa@example.com\n".encode(), encoding="shift_jis")
     assert "not valid shift_jis text: byte 0x85" in message
 
 
@@ -143,7 +143,10 @@ def test_a_header_only_file_is_refused(refused):
 
 
 def test_quoted_fields_hold_newlines_commas_and_doubled_quotes(imported):
-    content = b'name,email,company\r\n"Ada\r\nLovelace",ada@example.com,"Engines, ""Analytical"" Ltd"\r\nBob,bob@example.com,x\r\n'
+    content = (
+        b'name,email,company\r\n"Ada\r\nLovelace",ada@example.com,"Engines, ""Analytical"" Ltd"\r\n'
+        b"Bob,bob@example.com,x\r\n"
+    )
     _job, records, _ = imported(content)
     assert records[2]["name"] == "Ada\r\nLovelace"
     assert records[2]["company"] == 'Engines, "Analytical" Ltd'
@@ -161,7 +164,10 @@ def test_cr_only_line_endings(imported):
 
 
 def test_ragged_rows_are_row_errors_and_the_rest_is_imported(imported):
-    content = b"name,email,company\nAda,ada@example.com,A\nShort,short@example.com\nLong,long@example.com,B,extra\nEve,eve@example.com,E\n"
+    content = (
+        b"name,email,company\nAda,ada@example.com,A\nShort,short@example.com\n"
+        b"Long,long@example.com,B,extra\nEve,eve@example.com,E\n"
+    )
     job, records, errors = imported(content)
     assert names(records) == ["Ada", "Eve"]
     assert errors[3]["category"] == errors[4]["category"] == "invalid_format"
@@ -246,7 +252,10 @@ def test_a_misspelt_form_field_is_refused_not_ignored(upload, client):
 
 
 def test_a_form_part_without_a_name_is_refused(client):
-    body = b'--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b\r\nContent-Disposition: form-data; name="z"\r\n\r\ny\r\n--b--\r\n'
+    body = (
+        b"--b\r\nContent-Disposition: form-data\r\n\r\nx\r\n"
+        b'--b\r\nContent-Disposition: form-data; name="z"\r\n\r\ny\r\n--b--\r\n'
+    )
     response = client.post("/api/import/batch", data=body, content_type="multipart/form-data; boundary=b")
     assert response.status_code == 400
     assert response.get_json()["error"]["message"].startswith("Unknown form fields (unnamed), 'z';")
