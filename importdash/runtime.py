@@ -50,7 +50,7 @@ def init_app(app):
     deliverer = Deliverer(
         downstream,
         bucket=bucket,
-        breaker=CircuitBreaker(config["BREAKER_THRESHOLD"], config["BREAKER_COOLDOWN_SECONDS"]),
+        breaker=CircuitBreaker(threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"]),
         policy=RetryPolicy.from_config(config),
     )
     broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])

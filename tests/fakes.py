@@ -2,6 +2,9 @@
 
 import threading
 
+from importdash.config import Config
+from importdash.services.broker import EventBroker
+
 
 class FakeClock:
     """A thread-safe clock whose sleep() moves time forward instead of waiting."""
@@ -30,3 +33,8 @@ class FakeClock:
     def last_read(self):
         """Return the reading this thread took last: inside acquire(), the moment its tokens were granted."""
         return self._last_read.value
+
+
+def new_broker(**settings):
+    """An event broker with the configured sizes, or the ones a test names."""
+    return EventBroker(**{"queue_size": Config.SSE_QUEUE_SIZE, "max_subscribers": Config.SSE_MAX_STREAMS} | settings)

@@ -122,7 +122,7 @@ class Subscription:
 class EventBroker:
     """Fan events out to subscribers of one job and to subscribers of all jobs, never blocking the publisher."""
 
-    def __init__(self, *, queue_size: int = 256, max_subscribers: int = 500):
+    def __init__(self, *, queue_size: int, max_subscribers: int):
         if queue_size < 1 or max_subscribers < 1:
             raise ValueError("queue_size and max_subscribers must be at least 1")
         self._queue_size = queue_size

@@ -15,7 +15,7 @@ STOP_CHECK_SECONDS = 0.25
 class TokenBucket:
     """Grant tokens at a steady rate with bursts up to the capacity; rate <= 0 lifts the limit."""
 
-    def __init__(self, rate: float, capacity: int, *, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, *, rate: float, capacity: int, clock=time.monotonic, sleep=time.sleep):
         self._rate = float(rate)
         self._capacity = int(capacity)
         if self._rate > 0 and self._capacity < 1:

@@ -41,7 +41,7 @@ class CircuitBreaker:
     job) open it; a successful call closes it. threshold <= 0 turns it off.
     """
 
-    def __init__(self, threshold, cooldown, *, clock=time.monotonic):
+    def __init__(self, *, threshold: int, cooldown: float, clock=time.monotonic):
         self.threshold = threshold
         self.cooldown = cooldown
         self._clock = clock

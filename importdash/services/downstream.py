@@ -49,8 +49,8 @@ class SimulatedDownstream:
     def __init__(
         self,
         *,
-        latency_ms: float = 0,
-        reject_domains: Iterable[str] | str = (),
+        latency_ms: float,
+        reject_domains: Iterable[str] | str,
         sleep=time.sleep,
         clock=time.monotonic,
         record_calls: bool = False,

@@ -19,7 +19,16 @@ class WebhookDownstream:
     connection errors (429 with the wait its Retry-After asks for), permanent for any other status.
     """
 
-    def __init__(self, url, *, authorization=None, connect_timeout=5.0, timeout=10.0, transport=None, now=time.time):
+    def __init__(
+        self,
+        url: str,
+        *,
+        authorization: str | None,
+        connect_timeout: float,
+        timeout: float,
+        transport=None,
+        now=time.time,
+    ):
         headers = {"Authorization": authorization} if authorization else {}
         self.url = url
         self._now = now

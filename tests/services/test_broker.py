@@ -2,10 +2,10 @@ import json
 import threading
 
 import pytest
+from fakes import new_broker
 
 from importdash.services.broker import (
     Event,
-    EventBroker,
     SubscriptionClosed,
     TooManySubscribers,
 )
@@ -25,7 +25,7 @@ def test_encode_is_one_sse_frame_with_compact_json():
 
 
 def test_payload_cannot_forge_fields():
-    broker = EventBroker()
+    broker = new_broker()
     payload = {"name": "x\n\nevent: forged\ndata: {}\r\nid: 999\r"}
 
     wire = broker.publish("job.progress", payload, job_id=1).encode()
@@ -39,7 +39,7 @@ def test_payload_cannot_forge_fields():
 
 @pytest.mark.parametrize("name", ["job\nprogress", "", "job progress", "a\rb"])
 def test_unsafe_event_names_are_refused_without_spending_an_id(name):
-    broker = EventBroker()
+    broker = new_broker()
 
     with pytest.raises(ValueError):
         broker.publish(name, {})
@@ -47,7 +47,7 @@ def test_unsafe_event_names_are_refused_without_spending_an_id(name):
 
 
 def test_non_json_payloads_are_refused():
-    broker = EventBroker()
+    broker = new_broker()
 
     with pytest.raises(ValueError):
         broker.publish("job.progress", {"rate": float("nan")})
@@ -57,7 +57,7 @@ def test_non_json_payloads_are_refused():
 
 
 def test_events_fan_out_by_job_and_to_all_jobs_subscribers():
-    broker = EventBroker()
+    broker = new_broker()
     job_one = broker.subscribe(1)
     job_two = broker.subscribe(2)
     everything = broker.subscribe()
@@ -74,7 +74,7 @@ def test_events_fan_out_by_job_and_to_all_jobs_subscribers():
 
 
 def test_published_data_is_a_snapshot():
-    broker = EventBroker()
+    broker = new_broker()
     subscription = broker.subscribe()
     data = {"processed": 1}
 
@@ -85,14 +85,14 @@ def test_published_data_is_a_snapshot():
 
 
 def test_get_times_out_with_none():
-    subscription = EventBroker().subscribe()
+    subscription = new_broker().subscribe()
 
     assert subscription.get(timeout=0) is None
     assert not subscription.closed
 
 
 def test_a_full_queue_drops_only_the_slow_subscriber():
-    broker = EventBroker(queue_size=2)
+    broker = new_broker(queue_size=2)
     slow = broker.subscribe()
     fast = broker.subscribe()
 
@@ -110,7 +110,7 @@ def test_a_full_queue_drops_only_the_slow_subscriber():
 
 
 def test_subscribers_are_capped():
-    broker = EventBroker(max_subscribers=2)
+    broker = new_broker(max_subscribers=2)
     first = broker.subscribe()
     broker.subscribe(5)
 
@@ -122,7 +122,7 @@ def test_subscribers_are_capped():
 
 
 def test_close_removes_the_subscription_and_is_idempotent():
-    broker = EventBroker()
+    broker = new_broker()
     subscription = broker.subscribe(1)
     broker.publish("job.progress", {}, job_id=1)
 
@@ -137,7 +137,7 @@ def test_close_removes_the_subscription_and_is_idempotent():
 
 
 def test_context_manager_closes():
-    broker = EventBroker()
+    broker = new_broker()
 
     with broker.subscribe() as subscription:
         assert broker.subscriber_count() == 1
@@ -146,7 +146,7 @@ def test_context_manager_closes():
 
 
 def test_a_waiting_get_wakes_on_publish_and_on_close():
-    broker = EventBroker()
+    broker = new_broker()
     subscription = broker.subscribe()
     results = []
 
@@ -172,7 +172,7 @@ def test_a_waiting_get_wakes_on_publish_and_on_close():
 def test_concurrent_publishers_deliver_every_event_in_order():
     publishers, per_publisher = 8, 250
     total = publishers * per_publisher
-    broker = EventBroker(queue_size=total)
+    broker = new_broker(queue_size=total)
     everything = broker.subscribe()
     job_three = broker.subscribe(3)
     barrier = threading.Barrier(publishers + 2)

@@ -8,7 +8,7 @@ from importdash.services.bucket import TokenBucket
 
 
 def make_bucket(rate, capacity, clock):
-    return TokenBucket(rate, capacity, clock=clock, sleep=clock.sleep)
+    return TokenBucket(rate=rate, capacity=capacity, clock=clock, sleep=clock.sleep)
 
 
 def assert_within_rate(grant_times, rate, capacity):
@@ -204,16 +204,16 @@ def test_impossible_requests_are_refused():
     with pytest.raises(ValueError):
         bucket.try_acquire(0)
     with pytest.raises(ValueError):
-        TokenBucket(2, 0)
+        TokenBucket(rate=2, capacity=0)
 
 
 def test_rate_and_capacity_are_readable():
-    bucket = TokenBucket(2.5, 4)
+    bucket = TokenBucket(rate=2.5, capacity=4)
     assert (bucket.rate, bucket.capacity) == (2.5, 4)
 
 
 def test_real_clock_spaces_calls():
-    bucket = TokenBucket(200, 1)
+    bucket = TokenBucket(rate=200, capacity=1)
     start = time.monotonic()
     for _ in range(5):
         assert bucket.acquire()

@@ -32,8 +32,8 @@ UNAVAILABLE_503 = DownstreamError("the downstream answered 503 Service Unavailab
 def make_deliverer(clock, downstream, *, max_attempts=3, threshold=0, cooldown=10.0, rate=0, rand=lambda: 1.0):
     return Deliverer(
         downstream,
-        bucket=TokenBucket(rate, 1, clock=clock, sleep=clock.sleep),
-        breaker=CircuitBreaker(threshold, cooldown, clock=clock),
+        bucket=TokenBucket(rate=rate, capacity=1, clock=clock, sleep=clock.sleep),
+        breaker=CircuitBreaker(threshold=threshold, cooldown=cooldown, clock=clock),
         policy=RetryPolicy(max_attempts=max_attempts, backoff_base=1.0, backoff_cap=5.0),
         sleep=clock.sleep,
         clock=clock,
@@ -161,7 +161,7 @@ def test_stopping_while_the_breaker_is_open_returns_none():
 
 def test_breaker_opens_after_threshold_failures_in_a_row_and_closes_on_success():
     clock = FakeClock(1000.0)
-    breaker = CircuitBreaker(3, 5.0, clock=clock)
+    breaker = CircuitBreaker(threshold=3, cooldown=5.0, clock=clock)
     assert [breaker.record_failure() for _ in range(2)] == [False, False]
     breaker.record_success()
     assert [breaker.record_failure() for _ in range(3)] == [False, False, True]
@@ -175,14 +175,14 @@ def test_breaker_opens_after_threshold_failures_in_a_row_and_closes_on_success()
 
 
 def test_a_breaker_with_threshold_zero_never_opens():
-    breaker = CircuitBreaker(0, 5.0, clock=FakeClock(1000.0))
+    breaker = CircuitBreaker(threshold=0, cooldown=5.0, clock=FakeClock(1000.0))
     assert not any(breaker.record_failure() for _ in range(100))
     assert breaker.admit() == 0.0
 
 
 def test_exactly_one_probe_per_cooldown_across_threads():
     clock = FakeClock(1000.0)
-    breaker = CircuitBreaker(1, 5.0, clock=clock)
+    breaker = CircuitBreaker(threshold=1, cooldown=5.0, clock=clock)
     breaker.record_failure()
     clock.advance(5.0)
     barrier = threading.Barrier(16)

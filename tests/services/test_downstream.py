@@ -18,7 +18,7 @@ def record(key, email, name="Ada", company=None):
 
 
 def test_accepts_with_a_stable_simulated_id():
-    downstream = SimulatedDownstream()
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=())
 
     [outcome] = downstream.send([record("job-1:row-2", "ada@example.com")])
 
@@ -27,7 +27,7 @@ def test_accepts_with_a_stable_simulated_id():
 
 
 def test_rejects_listed_domains_case_insensitively():
-    downstream = SimulatedDownstream(reject_domains=("Blocked.Example",))
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=("Blocked.Example",))
 
     [outcome] = downstream.send([record("k", "Bob@BLOCKED.example")])
 
@@ -36,7 +36,7 @@ def test_rejects_listed_domains_case_insensitively():
 
 
 def test_one_outcome_per_record_in_order():
-    downstream = SimulatedDownstream(reject_domains="blocked.example, rejected.example")
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains="blocked.example, rejected.example")
     records = [
         record("a", "a@example.com"),
         record("b", "b@rejected.example"),
@@ -55,7 +55,7 @@ def test_one_outcome_per_record_in_order():
 
 
 def test_subdomains_of_a_rejected_domain_are_accepted():
-    downstream = SimulatedDownstream(reject_domains=("blocked.example",))
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=("blocked.example",))
 
     [outcome] = downstream.send([record("k", "x@mail.blocked.example")])
 
@@ -64,7 +64,7 @@ def test_subdomains_of_a_rejected_domain_are_accepted():
 
 def test_latency_is_slept_once_per_call():
     clock = FakeClock(50.0)
-    downstream = SimulatedDownstream(latency_ms=250, sleep=clock.sleep, clock=clock)
+    downstream = SimulatedDownstream(latency_ms=250, reject_domains=(), sleep=clock.sleep, clock=clock)
 
     downstream.send([record("a", "a@example.com"), record("b", "b@example.com")])
     downstream.send([])
@@ -74,7 +74,7 @@ def test_latency_is_slept_once_per_call():
 
 def test_no_latency_means_no_sleep():
     clock = FakeClock(50.0)
-    downstream = SimulatedDownstream(sleep=clock.sleep, clock=clock)
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=(), sleep=clock.sleep, clock=clock)
 
     downstream.send([record("a", "a@example.com")])
 
@@ -83,7 +83,9 @@ def test_no_latency_means_no_sleep():
 
 def test_counts_calls_and_records_their_times_when_asked():
     clock = FakeClock(50.0)
-    downstream = SimulatedDownstream(latency_ms=100, sleep=clock.sleep, clock=clock, record_calls=True)
+    downstream = SimulatedDownstream(
+        latency_ms=100, reject_domains=(), sleep=clock.sleep, clock=clock, record_calls=True
+    )
 
     for _ in range(3):
         downstream.send([record("a", "a@example.com")])
@@ -93,7 +95,7 @@ def test_counts_calls_and_records_their_times_when_asked():
 
 
 def test_call_times_stay_empty_unless_recording():
-    downstream = SimulatedDownstream()
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=())
 
     downstream.send([record("a", "a@example.com")])
 
@@ -102,7 +104,7 @@ def test_call_times_stay_empty_unless_recording():
 
 
 def test_concurrent_calls_are_all_counted():
-    downstream = SimulatedDownstream(record_calls=True)
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=(), record_calls=True)
     threads_count, calls = 8, 200
     barrier = threading.Barrier(threads_count)
     results = []

@@ -65,7 +65,9 @@ def test_429_is_throttled_with_the_wait_asked_for(webhook, downstream_server, re
 
 def test_429_with_an_http_date(downstream_server):
     now = 1_700_000_000.0
-    webhook = WebhookDownstream(downstream_server.url, now=lambda: now)
+    webhook = WebhookDownstream(
+        downstream_server.url, authorization=None, connect_timeout=1, timeout=1, now=lambda: now
+    )
     later = format_datetime(datetime.fromtimestamp(now + 90, UTC), usegmt=True)
     downstream_server.push(Reply(status=429, headers={"Retry-After": later}))
     try:
@@ -112,7 +114,7 @@ def test_an_unreachable_downstream_is_transient():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # nothing listens on it once the socket closes
-    webhook = WebhookDownstream(f"http://127.0.0.1:{port}/contacts", connect_timeout=1, timeout=1)
+    webhook = WebhookDownstream(f"http://127.0.0.1:{port}/contacts", authorization=None, connect_timeout=1, timeout=1)
     try:
         with pytest.raises(DownstreamError) as caught:
             webhook.send(RECORDS)
