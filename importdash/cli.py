@@ -9,10 +9,9 @@ from flask import current_app
 
 from .errors import ApiError
 from .extensions import db
-from .models import ImportJob, JobStatus
+from .models import JobStatus
 from .runtime import get_runtime
-from .services.imports import create_import
-from .services.records import clear_all
+from .services import jobs
 
 
 @click.command("init-db")
@@ -32,7 +31,7 @@ def clear_records_command(yes):
     if not yes:
         raise click.UsageError("This deletes every record, error and import; add --yes to confirm.")
     try:
-        deleted = clear_all(db.session)
+        deleted = jobs.clear_all(db.session, running=get_runtime().runner.active_jobs())
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Deleted {deleted['records']} records, {deleted['errors']} errors and {deleted['jobs']} imports.")
@@ -46,7 +45,7 @@ def clear_records_command(yes):
 def import_command(path, mode, encoding, delimiter):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
     try:
-        job = create_import(
+        job = jobs.create_job(
             db.session,
             get_runtime().broker,
             mode=mode,
@@ -67,7 +66,7 @@ def import_command(path, mode, encoding, delimiter):
     except KeyboardInterrupt:
         runner.cancel(job_id)
         runner.wait(job_id)
-        job = db.session.get(ImportJob, job_id)
+        job = jobs.get_job(db.session, job_id)
     summary = (
         f"Import #{job_id} {job.status}: {job.processed_count} of {job.total_records} rows processed, "
         f"{job.success_count} succeeded, {job.failed_count} failed."
@@ -84,8 +83,7 @@ def _follow(job_id, runner):
     interval = current_app.config["PROGRESS_INTERVAL_SECONDS"]
     started = time.monotonic()
     while True:
-        db.session.expire_all()
-        job = db.session.get(ImportJob, job_id)
+        job = jobs.get_job(db.session, job_id)
         _draw(job, time.monotonic() - started)
         if JobStatus(job.status).is_terminal or not runner.is_running(job_id):
             click.echo(err=True)

@@ -1,6 +1,7 @@
 """The ledger: import jobs, one record per valid row, one error row per failed row."""
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
@@ -9,6 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
 
+ANONYMOUS_USER = "anonymous"  # who started a job when authentication is off
+DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and would overflow the driver)
 
 
@@ -29,9 +32,51 @@ class JobStatus(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
 
+    @classmethod
+    def unfinished(cls):
+        """The statuses of a job that some run has yet to finish (it waits for a runner, or one runs it)."""
+        return frozenset({cls.PENDING, cls.PROCESSING})
+
     @property
     def is_terminal(self):
-        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+        return self not in JobStatus.unfinished()
+
+
+class JobAction(str, Enum):
+    """What may happen to a job; TRANSITIONS says from which statuses, and to which one."""
+
+    RUN = "run"  # a runner takes the job's lease (a resumed run takes it again)
+    RELEASE = "release"  # the runner's process shuts down: the lease is freed and the job stays resumable
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    RETRY = "retry"  # a completed job's failed deliveries go out again
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[JobStatus]
+    target: JobStatus
+
+
+TRANSITIONS = {
+    JobAction.RUN: Transition(JobStatus.unfinished(), JobStatus.PROCESSING),
+    JobAction.RELEASE: Transition(frozenset({JobStatus.PROCESSING}), JobStatus.PROCESSING),
+    JobAction.COMPLETE: Transition(frozenset({JobStatus.PROCESSING}), JobStatus.COMPLETED),
+    JobAction.FAIL: Transition(JobStatus.unfinished(), JobStatus.FAILED),
+    JobAction.CANCEL: Transition(JobStatus.unfinished(), JobStatus.CANCELLED),
+    JobAction.RETRY: Transition(frozenset({JobStatus.COMPLETED}), JobStatus.PENDING),
+}
+
+
+def stored(statuses):
+    """The values statuses are stored as, for a WHERE clause (a driver may dump an enum member by its name)."""
+    return sorted(status.value for status in statuses)
+
+
+def statuses_allowing(action):
+    """The stored statuses from which the action may be taken."""
+    return stored(TRANSITIONS[action].sources)
 
 
 class RecordStatus(str, Enum):
@@ -40,6 +85,11 @@ class RecordStatus(str, Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+
+    @classmethod
+    def undelivered(cls):
+        """The stored values of records that still wait for a verdict."""
+        return [cls.PENDING.value, cls.IN_FLIGHT.value]
 
 
 class ErrorCategory(str, Enum):
@@ -61,15 +111,15 @@ class ImportJob(db.Model):
     source: Mapped[str] = mapped_column(String(255))  # the file's display name
     path: Mapped[str] = mapped_column(Text)  # where the server keeps the file to read
     # How the file is read, fixed when it is checked at upload so the job reads it the same way.
-    encoding: Mapped[str] = mapped_column(String(64), default="utf-8-sig")
+    encoding: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENCODING)
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
-    started_by: Mapped[str] = mapped_column(Text, default="anonymous")  # the signed-in user, or "anonymous"
+    started_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)  # the signed-in user, or "anonymous"
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
     total_records: Mapped[int | None]
     processed_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
-    # Error rows per category (ErrorCategory value + "_count"), committed with the rows they count, so progress
+    # Error rows per category (ERROR_COUNTERS names each one's column), committed with the rows they count, so progress
     # and the history pages never have to count a big job's errors.
     duplicate_count: Mapped[int] = mapped_column(default=0)
     missing_value_count: Mapped[int] = mapped_column(default=0)
@@ -99,7 +149,7 @@ class ImportJob(db.Model):
     @property
     def error_counts(self):
         """The job's error rows per category, with every category present."""
-        return {category.value: getattr(self, f"{category.value}_count") for category in ErrorCategory}
+        return {category: getattr(self, column.key) for category, column in ERROR_COUNTERS.items()}
 
     def to_dict(self):
         return {
@@ -124,6 +174,15 @@ class ImportJob(db.Model):
             "retries": self.retries,
             "last_retried_at": isoformat(self.last_retried_at),
         }
+
+
+# The job's counter of error rows in each category.
+ERROR_COUNTERS = {
+    ErrorCategory.DUPLICATE.value: ImportJob.duplicate_count,
+    ErrorCategory.MISSING_VALUE.value: ImportJob.missing_value_count,
+    ErrorCategory.INVALID_FORMAT.value: ImportJob.invalid_format_count,
+    ErrorCategory.OTHER.value: ImportJob.other_count,
+}
 
 
 class Record(db.Model):

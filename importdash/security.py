@@ -9,7 +9,7 @@ import flask
 from flask import g, request
 
 from .errors import ApiError
-from .services.imports import ANONYMOUS
+from .models import ANONYMOUS_USER
 
 PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials, for load balancers and monitors
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -81,7 +81,7 @@ def init_app(app):
 
     @app.before_request
     def authenticate():
-        g.user = ANONYMOUS
+        g.user = ANONYMOUS_USER
         if credentials is not None and request.path not in PUBLIC_PATHS:
             g.user = _check_credentials(request.authorization, *credentials)
 
@@ -104,7 +104,7 @@ def auth_required(app):
 
 def current_user():
     """The signed-in user's name, or "anonymous" when authentication is off."""
-    return g.get("user", ANONYMOUS)
+    return g.get("user", ANONYMOUS_USER)
 
 
 def _credentials(app):

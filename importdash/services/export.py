@@ -28,7 +28,7 @@ def source_keys(path, encoding, delimiter):
         return list(KNOWN_COLUMNS)
 
 
-def errors_csv(session, job_id, *, keys, category=None, batch_size=1_000):
+def errors_csv(session, job_id, *, keys, category, batch_size):
     """Yield the job's errors as CSV text, one batch of rows per chunk, in row order.
 
     Each line is the row number, category and message, then the row as it was read under its file's columns

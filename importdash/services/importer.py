@@ -1,14 +1,21 @@
 """Run one import job: read, validate, stage and deliver, the way its mode asks."""
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
+from enum import Enum
 from itertools import islice
 
-from ..models import ErrorCategory, JobMode, JobStatus
-from .ledger import JobLedger, LeaseLost
+from sqlalchemy.orm import Session
+
+from ..models import ErrorCategory, JobAction, JobMode
+from .broker import EventBroker
+from .delivery import Deliverer
+from .jobs import publish_job
+from .ledger import JobLedger, LeaseLost, Verdicts
 from .reader import CsvSource
-from .streams import JOB_FINISHED, JOB_PROGRESS, publish_job
+from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
 
 log = logging.getLogger(__name__)
@@ -37,33 +44,75 @@ class ImportSettings:
         )
 
 
+@dataclass(frozen=True)
+class JobContext:
+    """What every run of a job needs from its process: the session, settings, deliverer and broker."""
+
+    session: Session
+    owner: str  # names this process in job leases
+    settings: ImportSettings
+    deliverer: Deliverer
+    broker: EventBroker
+
+
+class StopReason(str, Enum):
+    CANCEL = "cancel"  # someone cancelled the job: it ends cancelled
+    SHUTDOWN = "shutdown"  # the process is stopping: the job stays resumable
+
+
+class StopSignal:
+    """Tell a running job whether to stop, and why; set by its runner, read by the job between its steps."""
+
+    def __init__(self, shutdown: threading.Event):
+        self._shutdown = shutdown
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    @property
+    def reason(self) -> StopReason | None:
+        """Why the job must stop, or None while it may go on; a cancel wins over a shutdown."""
+        if self._cancelled.is_set():
+            return StopReason.CANCEL
+        if self._shutdown.is_set():
+            return StopReason.SHUTDOWN
+        return None
+
+
 class Stopped(Exception):
-    """The job was asked to stop (cancelled, or the process is shutting down)."""
+    """The job stopped at its stop signal."""
+
+    def __init__(self, reason: StopReason):
+        super().__init__(reason.value)
+        self.reason = reason
 
 
 class Importer:
     """Carry one leased job from its file to the downstream; every write goes through the ledger."""
 
-    def __init__(self, ledger: JobLedger, *, settings, deliverer, broker, stop_requested, clock=time.monotonic):
+    def __init__(self, ledger: JobLedger, context: JobContext, stop: StopSignal, *, clock=time.monotonic):
         self.ledger = ledger
-        self.settings = settings
-        self.deliverer = deliverer
-        self.broker = broker
-        self.stop_requested = stop_requested  # this process asks the job to stop (shutdown, or a cancel here)
+        self.settings = context.settings
+        self.deliverer = context.deliverer
+        self.broker = context.broker
+        self.stop = stop
         self.clock = clock
-        self.cancelled = False  # a cancel request reached the job through the database
+        # Verdicts received but not yet written: a stream chunk's last ones go in with the next chunk's commit.
+        self.unsettled: Verdicts = []
         self._notice = None
         self._last_publish = float("-inf")
         self._last_heartbeat = clock()
         self._delivered_through = 0  # the row of the last record sent in this run; claims start after it
 
-    def run(self):
+    def run(self) -> None:
         """Import the whole file, resuming after the last staged row if the job ran before."""
         job = self.ledger.job()
         key, mode, cursor = job.key, JobMode(job.mode), job.cursor
         path, encoding, delimiter = job.path, job.encoding, job.delimiter
         self.key_prefix = key
-        self.cancelled = job.cancel_requested
+        if job.cancel_requested:
+            self.stop.cancel()
         self._check_stop()
         self.publish(force=True)
         if job.retries:
@@ -87,8 +136,9 @@ class Importer:
                 self._deliver()  # what a stopped run left in flight goes first
                 while (records := self._stage(islice(rows, self.settings.chunk_size), in_flight=True)) is not None:
                     self._check_stop()
-                    self._send(records, hold_last_settle=True)
-                self.ledger.set_total()
+                    self.unsettled = self._send(records, keep_last=True)
+                self.ledger.set_total(settled=self.unsettled)
+                self.unsettled = []
             else:
                 # Default: rows are stored as read; a call goes out as soon as a call's worth of records waits.
                 while self._stage(islice(rows, self.settings.records_per_call)) is not None:
@@ -96,14 +146,17 @@ class Importer:
                 self.ledger.set_total()
                 self._deliver()
 
-    def should_stop(self):
-        """True once the job must stop; renews the lease and looks for a cancel request every heartbeat."""
-        if self.stop_requested() or self.cancelled:
-            return True
-        if self.clock() - self._last_heartbeat >= self.settings.heartbeat_interval:
+    def stop_requested(self) -> bool:
+        """True once the job must stop; renews the lease every heartbeat, which also brings cancels from any process."""
+        if self.stop.reason is None and self.clock() - self._last_heartbeat >= self.settings.heartbeat_interval:
             self._last_heartbeat = self.clock()
-            self.cancelled = self.ledger.heartbeat()
-        return self.cancelled
+            if self.ledger.renew_lease():
+                self.stop.cancel()
+        return self.stop.reason is not None
+
+    def _check_stop(self):
+        if self.stop_requested():
+            raise Stopped(self.stop.reason)
 
     def _stage(self, rows, in_flight=False):
         """Validate and store one batch of rows; return the records stored, or None when no rows were left."""
@@ -113,7 +166,10 @@ class Importer:
             last_row = source_row.row
         if last_row is None:
             return None
-        records = self.ledger.stage(outcomes, last_row=last_row, rows_read=len(outcomes), in_flight=in_flight)
+        records = self.ledger.stage(
+            outcomes, last_row=last_row, rows_read=len(outcomes), in_flight=in_flight, settled=self.unsettled
+        )
+        self.unsettled = []  # committed with the chunk; until then a failure hands them to the job's last write
         self.publish()
         return records
 
@@ -131,15 +187,16 @@ class Importer:
         while True:
             self._check_stop()
             records = self.ledger.claim_for_delivery(window, after_row=self._delivered_through)
-            if not self._send(records, whole_calls_only=whole_calls_only) or len(records) < window:
+            sent_all = self._send(records, whole_calls_only=whole_calls_only) is not None
+            if not sent_all or len(records) < window:
                 return
 
-    def _send(self, records, *, whole_calls_only=False, hold_last_settle=False):
+    def _send(self, records, *, whole_calls_only=False, keep_last=False):
         """Send records committed in flight, one call at a time, settling verdicts at least every interval.
 
-        Returns False when it kept back the last, partial call (whole_calls_only): those records stay in flight
-        and are claimed again with the next ones. With hold_last_settle the last verdicts stay in the open
-        transaction, for the caller's next write to commit.
+        Returns None when it kept back the last, partial call (whole_calls_only): those records stay in flight
+        and are claimed again with the next ones. Otherwise returns the verdicts not yet settled: none, or with
+        keep_last the last ones, for the caller to commit with its next write.
         """
         per_call = self.settings.records_per_call
         settled, last_flush = [], self.clock()
@@ -147,23 +204,24 @@ class Importer:
             call = records[start : start + per_call]
             if whole_calls_only and len(call) < per_call:
                 self._settle(settled)
-                return False
+                return None
             outcomes = self.deliverer.deliver(
-                [self._payload(record) for record in call], should_stop=self.should_stop, on_notice=self._set_notice
+                [self._payload(record) for record in call],
+                should_stop=self.stop_requested,
+                on_notice=self._set_notice,
             )
             if outcomes is None:  # the call stays in flight and goes out again, with the same keys, on resume
                 self._settle(settled)
-                raise Stopped
-            settled.extend(zip(call, outcomes))
+                raise Stopped(self.stop.reason)
+            settled.extend(zip(call, outcomes, strict=True))
             self._delivered_through = call[-1]["row"]
             if self.clock() - last_flush >= self.settings.progress_interval:
                 self._settle(settled)
                 settled, last_flush = [], self.clock()
-        if hold_last_settle:
-            self.ledger.settle(settled, commit=False)
-        else:
-            self._settle(settled)
-        return True
+        if keep_last:
+            return settled
+        self._settle(settled)
+        return []
 
     def _settle(self, settled):
         self.ledger.settle(settled)
@@ -187,10 +245,6 @@ class Importer:
             self.ledger.set_notice(notice)
             self.publish(force=True)
 
-    def _check_stop(self):
-        if self.should_stop():
-            raise Stopped
-
     def publish(self, *, force=False, name=JOB_PROGRESS):
         """Announce the job's committed state, at most once per progress interval unless forced."""
         now = self.clock()
@@ -200,44 +254,44 @@ class Importer:
         publish_job(self.broker, self.ledger.session, self.ledger.job_id, name)
 
 
-def run_job(job_id, *, session, owner, settings, deliverer, broker, should_stop, cancel_requested):
+def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     """Run a job to a terminal state (or leave it resumable on shutdown); never raises."""
-    ledger = JobLedger(session, job_id, owner, settings.lease_seconds)
+    ledger = JobLedger(context.session, job_id, context.owner, context.settings.lease_seconds)
     if not ledger.claim():
         log.info("import #%s is not runnable here (finished, or leased by another process)", job_id)
         return
-    importer = Importer(ledger, settings=settings, deliverer=deliverer, broker=broker, stop_requested=should_stop)
+    importer = Importer(ledger, context, stop)
+    error = None
     try:
         importer.run()
-    except Stopped:
-        _end(ledger, broker, ledger.cancel if importer.cancelled or cancel_requested() else ledger.release)
-        return
+        action = JobAction.COMPLETE
+    except Stopped as stopped:
+        action = JobAction.CANCEL if stopped.reason is StopReason.CANCEL else JobAction.RELEASE
     except LeaseLost:
-        session.rollback()
+        context.session.rollback()
         log.warning("import #%s: lease lost; the process that took it over carries on", job_id)
         return
     except Exception as exc:
         log.exception("import #%s failed", job_id)
-        session.rollback()
-        _end(ledger, broker, ledger.finish, JobStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        return
-    _end(ledger, broker, ledger.finish, JobStatus.COMPLETED)
+        context.session.rollback()
+        action, error = JobAction.FAIL, f"{type(exc).__name__}: {exc}"
+    _end(ledger, context.broker, action, error, importer.unsettled)
 
 
-def _end(ledger, broker, end, *args):
-    """Record how the run ended, log it and announce it; a failure to record it is logged, never raised.
-
-    end(*args) returns the job's terminal status, or None when the job stays resumable (shutdown).
-    """
+def _end(ledger, broker, action, error, settled):
+    """Record how the run ended, with the verdicts not yet written, log it and announce it; never raises."""
     try:
-        status = end(*args)
+        if action is JobAction.RELEASE:
+            ledger.release(settled=settled)
+        else:
+            ledger.finish(action, error=error, settled=settled)
     except Exception:
         log.exception("could not record the end of import #%s", ledger.job_id)
         return
-    if status is None:
+    if action is JobAction.RELEASE:
         log.info("import #%s paused for shutdown; it resumes when the app starts again", ledger.job_id)
         publish_job(broker, ledger.session, ledger.job_id)
         return
-    error = ledger.job().error
-    log.info("import #%s ended %s%s", ledger.job_id, status.value, f": {error}" if error else "")
+    job = ledger.job()
+    log.info("import #%s ended %s%s", ledger.job_id, job.status, f": {job.error}" if job.error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)

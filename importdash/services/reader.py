@@ -7,13 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ..errors import ApiError, InvalidFile
+from ..models import DEFAULT_ENCODING
 
 REQUIRED_COLUMNS = ("name", "email")
 KNOWN_COLUMNS = ("name", "email", "company")
 EXTRA_KEY = "_extra"  # where a row's cells beyond the header go in SourceRow.data
-DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # the ones detected or accepted by name
-MAX_LINE_LENGTH = 1 << 20  # characters in one line of a file, unless the caller says otherwise
 _SCAN_CHUNK_BYTES = 1 << 20  # read size while checking a file
 _SNIFF_BYTES = 4096  # the start of a file, looked at for signs of what it is
 _LISTED_COLUMNS = 20  # header names quoted in an error message
@@ -190,7 +189,7 @@ class CsvSource:
         return InvalidFile(f"The file is not valid {_label(self.encoding)} text: {error}.")
 
 
-def check_file(path, *, encoding=None, delimiter=None, max_line_length=MAX_LINE_LENGTH) -> FileFormat:
+def check_file(path, *, encoding=None, delimiter=None, max_line_length: int) -> FileFormat:
     """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
 
     One pass over the file in blocks (memory stays flat) refuses binary files, text that does not decode in

@@ -6,7 +6,7 @@ import threading
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import ImportJob, JobStatus, utcnow
+from ..models import ImportJob, JobStatus, stored, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ def orphaned_job_ids(session):
     query = (
         select(ImportJob.id)
         .where(
-            ImportJob.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
+            ImportJob.status.in_(stored(JobStatus.unfinished())),
             ImportJob.lease_owner.is_(None) | (ImportJob.lease_expires_at < utcnow()),
         )
         .order_by(ImportJob.id)

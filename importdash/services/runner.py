@@ -8,7 +8,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from ..extensions import db
-from .importer import ImportSettings, run_job
+from .importer import ImportSettings, JobContext, StopSignal, run_job
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 class JobRunner:
     """A ThreadPoolExecutor of import jobs: MAX_JOBS run at once, the rest wait their turn."""
 
-    def __init__(self, app, *, deliverer, broker, max_workers):
+    def __init__(self, app, *, deliverer, broker, max_workers: int):
         self.app = app
         self.deliverer = deliverer
         self.broker = broker
@@ -26,7 +26,7 @@ class JobRunner:
         # Re-entrant: a job that is already done runs its done-callback (_forget) inside submit's lock.
         self._lock = threading.RLock()
         self._futures = {}
-        self._cancelled = set()
+        self._signals = {}  # job id -> the StopSignal of its queued or running run
         self._stopping = threading.Event()
 
     def submit(self, job_id):
@@ -39,11 +39,13 @@ class JobRunner:
             future = self._futures.get(job_id)
             if future is not None and not future.done():
                 return future
+            signal = StopSignal(self._stopping)
             try:
-                future = self._executor.submit(self._run, job_id)
+                future = self._executor.submit(self._run, job_id, signal)
             except RuntimeError:  # the executor is shut down
                 return None
             self._futures[job_id] = future
+            self._signals[job_id] = signal
             future.add_done_callback(lambda _f, job_id=job_id: self._forget(job_id))
             return future
 
@@ -52,7 +54,7 @@ class JobRunner:
         with self._lock:
             future = self._futures.get(job_id)
             if future is not None and not future.done():
-                self._cancelled.add(job_id)
+                self._signals[job_id].cancel()
 
     def is_running(self, job_id):
         with self._lock:
@@ -79,21 +81,19 @@ class JobRunner:
     def _forget(self, job_id):
         with self._lock:
             self._futures.pop(job_id, None)
-            self._cancelled.discard(job_id)
+            self._signals.pop(job_id, None)
 
-    def _run(self, job_id):
+    def _run(self, job_id, signal):
         with self.app.app_context():
+            context = JobContext(
+                session=db.session,
+                owner=self.owner,
+                settings=ImportSettings.from_config(self.app.config),
+                deliverer=self.deliverer,
+                broker=self.broker,
+            )
             try:
-                run_job(
-                    job_id,
-                    session=db.session,
-                    owner=self.owner,
-                    settings=ImportSettings.from_config(self.app.config),
-                    deliverer=self.deliverer,
-                    broker=self.broker,
-                    should_stop=lambda: self._stopping.is_set() or job_id in self._cancelled,
-                    cancel_requested=lambda: job_id in self._cancelled,
-                )
+                run_job(job_id, context, signal)
             except Exception:  # run_job records failures itself; this is the last line of defence
                 log.exception("import #%s crashed outside its own error handling", job_id)
             finally:

@@ -4,11 +4,12 @@ import math
 
 from flask import Blueprint, Response, current_app
 
-from ..errors import ApiError, NotFound
+from ..errors import ApiError
 from ..extensions import db
 from ..runtime import get_runtime
+from ..services import jobs
 from ..services.broker import TooManySubscribers
-from ..services.streams import JOB_FINISHED, job_snapshot, jobs_snapshot, sse_stream
+from ..services.streams import JOB_FINISHED, sse_stream
 
 bp = Blueprint("events", __name__, url_prefix="/api")
 
@@ -17,20 +18,14 @@ bp = Blueprint("events", __name__, url_prefix="/api")
 def job_events(job_id):
     """Stream one job: its current state, each change, and job.finished, after which the stream ends."""
 
-    def current_state(broker):
-        first = job_snapshot(db.session, broker, job_id)
-        if first is None:
-            raise NotFound(f"No import #{job_id}.")
-        return first
-
-    return _stream(job_id, current_state, final_event=JOB_FINISHED)
+    return _stream(job_id, lambda broker: jobs.job_snapshot(db.session, broker, job_id), final_event=JOB_FINISHED)
 
 
 @bp.get("/events")
 def all_events():
     """Stream every job: the newest imports (jobs.snapshot), then each job created, progressing or finished."""
     limit = current_app.config["DEFAULT_PAGE_SIZE"]
-    return _stream(None, lambda broker: jobs_snapshot(db.session, broker, limit=limit))
+    return _stream(None, lambda broker: jobs.jobs_snapshot(db.session, broker, limit=limit))
 
 
 def _stream(job_id, current_state, final_event=None):

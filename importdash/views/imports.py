@@ -9,8 +9,7 @@ from ..extensions import db
 from ..models import JobMode, JobStatus
 from ..runtime import get_runtime
 from ..security import current_user
-from ..services.controls import cancel_import, retry_import
-from ..services.imports import create_import, store_upload
+from ..services import jobs
 
 bp = Blueprint("imports", __name__, url_prefix="/api/import")
 
@@ -37,7 +36,7 @@ def start_stream():
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
     runtime, lease_seconds = get_runtime(), current_app.config["LEASE_SECONDS"]
-    job = cancel_import(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=lease_seconds)
+    job = jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=lease_seconds)
     return {"job": job.to_dict()}, 200 if JobStatus(job.status).is_terminal else 202
 
 
@@ -47,7 +46,7 @@ def retry(job_id):
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiError('Send JSON like {"category": "other"}, or no body.', code="invalid_body")
-    job = retry_import(db.session, job_id, category=body.get("category"), runner=get_runtime().runner)
+    job = jobs.retry_job(db.session, job_id, category=body.get("category"), runner=get_runtime().runner)
     return {"job": job.to_dict()}, 202
 
 
@@ -57,11 +56,13 @@ def _start(mode, sample_only=False):
     options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"])
     if upload is None:
         path = config["SAMPLE_FILE"]
-        job = create_import(db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options)
+        job = jobs.create_job(
+            db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options
+        )
     else:
-        path = store_upload(upload.stream, config["UPLOAD_FOLDER"])
+        path = jobs.store_upload(upload.stream, config["UPLOAD_FOLDER"])
         try:
-            job = create_import(db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options)
+            job = jobs.create_job(db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options)
         except BaseException:
             os.remove(path)  # a refused file leaves nothing behind
             raise

@@ -5,7 +5,7 @@ from flask import Blueprint, current_app, render_template
 from ..errors import NotFound
 from ..extensions import db
 from ..models import ErrorCategory
-from ..services.streams import job_state
+from ..services import jobs
 
 bp = Blueprint("pages", __name__)
 
@@ -26,7 +26,7 @@ def dashboard():
 @bp.get("/imports/<int:job_id>")
 def job(job_id):
     """Show one import's live progress, its error categories and its errors."""
-    state = job_state(db.session, job_id)
+    state = jobs.job_state(db.session, job_id)
     if state is None:
         raise NotFound(f"No import #{job_id}.")
     config = current_app.config

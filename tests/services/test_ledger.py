@@ -1,20 +1,20 @@
 """The ledger's writes on this test run's database (SQLite, or PostgreSQL when its URL is set)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from importdash.extensions import db
-from importdash.models import ImportJob, Record, RowError
+from importdash.models import ImportJob, JobAction, JobStatus, Record, RowError, utcnow
 from importdash.services.downstream import Outcome
-from importdash.services.ledger import JobLedger
+from importdash.services.ledger import JobLedger, LeaseLost
 from importdash.services.validator import Contact, Rejection
 
 
 def contact(row, email=None):
     email = email or f"person{row}@example.com"
-    return Contact(row, f"Person {row}", email, email, "Acme", {"email": email})
+    return Contact(row, f"Person {row}", email, email.strip().lower(), "Acme", {"email": email})
 
 
 @pytest.fixture
@@ -72,18 +72,17 @@ def test_settle_stores_each_verdict_its_response_and_the_attempt(ledger):
     assert (job.processed_count, job.success_count, job.failed_count, job.other_count) == (3, 2, 1, 1)
 
 
-def test_a_settle_held_open_is_committed_by_the_next_write(ledger):
-    ledger.stage([contact(2)], last_row=2, rows_read=1, in_flight=True)
-    (record,) = ledger.claim_for_delivery(10)
+def test_verdicts_passed_to_the_next_write_are_committed_with_it_and_only_then(ledger):
+    ledger.stage([contact(2), contact(3)], last_row=3, rows_read=2, in_flight=True)
+    two, three = ledger.claim_for_delivery(10)
+    assert statuses(ledger.job_id) == {2: "in_flight", 3: "in_flight"}  # a crash here re-sends both
 
-    ledger.settle([(record, Outcome("k2", True, None, None))], commit=False)
-    ledger.session.rollback()
-    assert statuses(ledger.job_id) == {2: "in_flight"}  # not committed: a crash here re-sends the record
+    ledger.stage([contact(4)], last_row=4, rows_read=1, settled=[(two, Outcome("k2", True, None, None))])
+    ledger.set_total(settled=[(three, Outcome("k3", False, "refused", None))])
 
-    ledger.settle([(record, Outcome("k2", True, None, None))], commit=False)
-    ledger.set_total()
-    ledger.session.rollback()
-    assert statuses(ledger.job_id) == {2: "succeeded"}
+    assert statuses(ledger.job_id) == {2: "succeeded", 3: "failed", 4: "pending"}
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.total_records, job.processed_count, job.success_count, job.failed_count) == (3, 2, 1, 1)
 
 
 def test_error_rows_keep_their_data_time_and_counts(ledger):
@@ -100,3 +99,100 @@ def test_error_rows_keep_their_data_time_and_counts(ledger):
     assert all(isinstance(e.created_at, datetime) for e in errors)
     job = db.session.get(ImportJob, ledger.job_id)
     assert (job.missing_value_count, job.duplicate_count, job.processed_count, job.failed_count) == (1, 1, 2, 2)
+
+
+def test_a_retried_record_moves_from_failed_to_succeeded_and_its_error_row_goes(ledger):
+    ledger.stage([contact(2), contact(3)], last_row=3, rows_read=2)
+    ledger.set_total()
+    two, three = ledger.claim_for_delivery(10)
+    ledger.settle([(two, Outcome("k2", False, "busy", None)), (three, Outcome("k3", False, "busy", None))])
+    db.session.execute(update(Record).where(Record.job_id == ledger.job_id).values(status="pending"))
+    db.session.commit()
+
+    two, three = ledger.claim_for_delivery(10)
+    ledger.settle([(two, Outcome("k2", True, None, None)), (three, Outcome("k3", False, "still busy", None))])
+
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.processed_count, job.success_count, job.failed_count, job.other_count) == (2, 1, 1, 1)
+    errors = db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id)).all()
+    assert [(error.row, error.message) for error in errors] == [(3, "still busy")]
+    assert statuses(ledger.job_id) == {2: "succeeded", 3: "failed"}
+
+
+def test_a_cancelled_job_ends_its_undelivered_records_cancelled_and_releases_the_lease(ledger):
+    ledger.stage([contact(row) for row in (2, 3, 4)], last_row=4, rows_read=3)
+    (two,) = ledger.claim_for_delivery(1)
+
+    status = ledger.finish(JobAction.CANCEL, settled=[(two, Outcome("k2", True, None, None))])
+
+    assert status is JobStatus.CANCELLED
+    assert statuses(ledger.job_id) == {2: "succeeded", 3: "cancelled", 4: "cancelled"}
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.status, job.error, job.lease_owner, job.success_count) == ("cancelled", "cancelled by request", None, 1)
+    assert job.completed_at is not None
+
+
+def test_a_cancelled_retry_leaves_the_job_completed_and_unsent_retries_failed(ledger):
+    ledger.stage([contact(2)], last_row=2, rows_read=1)
+    (two,) = ledger.claim_for_delivery(10)
+    ledger.settle([(two, Outcome("k2", False, "busy", None))])
+    db.session.execute(update(Record).where(Record.job_id == ledger.job_id).values(status="pending"))
+    db.session.execute(update(ImportJob).where(ImportJob.id == ledger.job_id).values(retries=1))
+    db.session.commit()
+
+    assert ledger.finish(JobAction.CANCEL) is JobStatus.COMPLETED
+    assert statuses(ledger.job_id) == {2: "failed"}
+    assert db.session.get(ImportJob, ledger.job_id).error is None
+
+
+def test_release_frees_the_lease_and_leaves_the_job_resumable(ledger):
+    ledger.release()
+
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.status, job.lease_owner, job.lease_expires_at) == ("processing", None, None)
+    assert JobLedger(db.session, ledger.job_id, "another-process", lease_seconds=60).claim()
+
+
+def test_a_live_lease_keeps_other_processes_out_and_an_expired_one_lets_them_in(ledger):
+    other = JobLedger(db.session, ledger.job_id, "another-process", lease_seconds=60)
+    assert not other.claim()
+
+    db.session.execute(
+        update(ImportJob).where(ImportJob.id == ledger.job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session.commit()
+
+    assert other.claim()
+    with pytest.raises(LeaseLost):
+        ledger.stage([contact(2)], last_row=2, rows_read=1)
+    assert statuses(ledger.job_id) == {}  # the write that found the lease gone was rolled back
+
+
+def test_renewing_the_lease_extends_it_and_reports_a_cancel_request(ledger):
+    db.session.execute(
+        update(ImportJob).where(ImportJob.id == ledger.job_id).values(lease_expires_at=utcnow(), cancel_requested=True)
+    )
+    db.session.commit()
+
+    assert ledger.renew_lease() is True
+    assert ledger.job().lease_expires_at > utcnow() + timedelta(seconds=50)
+
+
+def test_a_finished_job_cannot_be_claimed_again(ledger):
+    ledger.finish(JobAction.COMPLETE)
+
+    assert not JobLedger(db.session, ledger.job_id, "test-owner", lease_seconds=60).claim()
+    assert not JobLedger(db.session, ledger.job_id, "another-process", lease_seconds=60).claim()
+
+
+def test_a_duplicate_of_another_import_names_it_and_counts_once(app, make_job, ledger):
+    ledger.stage([contact(2)], last_row=2, rows_read=1)
+    second = JobLedger(db.session, make_job().id, "test-owner", lease_seconds=60)
+    assert second.claim()
+
+    second.stage([contact(5, email="PERSON2@EXAMPLE.COM")], last_row=5, rows_read=1)
+
+    (error,) = db.session.scalars(select(RowError).where(RowError.job_id == second.job_id)).all()
+    assert error.message == f'email "PERSON2@EXAMPLE.COM" was already imported (import #{ledger.job_id}, row 2)'
+    job = db.session.get(ImportJob, second.job_id)
+    assert (job.duplicate_count, job.failed_count, job.rows_read, job.cursor) == (1, 1, 1, 5)

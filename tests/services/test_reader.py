@@ -3,6 +3,7 @@ import tracemalloc
 
 import pytest
 
+from importdash.config import Config
 from importdash.errors import InvalidFile
 from importdash.services.reader import (
     KNOWN_COLUMNS,
@@ -416,7 +417,7 @@ def test_check_file_reads_a_large_file_in_bounded_memory(write):
 
     tracemalloc.start()
     try:
-        file_format = check_file(path)
+        file_format = check_file(path, max_line_length=Config.MAX_LINE_LENGTH)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -431,7 +432,7 @@ def test_a_line_without_an_end_is_refused_without_reading_it_whole(write):
     tracemalloc.start()
     try:
         with pytest.raises(InvalidFile, match="Line 2 is longer than 1,048,576 characters"):
-            check_file(path)
+            check_file(path, max_line_length=Config.MAX_LINE_LENGTH)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

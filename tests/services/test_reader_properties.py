@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
+from importdash.config import Config
 from importdash.errors import ApiError, InvalidFile
 from importdash.models import ErrorCategory
 from importdash.services import reader
@@ -56,7 +57,7 @@ def read_everything(content, **options):
         file.write(content)
     try:
         try:
-            file_format = check_file(file.name, **options)
+            file_format = check_file(file.name, max_line_length=Config.MAX_LINE_LENGTH, **options)
         except ApiError as refusal:
             assert refusal.message and refusal.status_code == 400
             event("refused")
@@ -175,7 +176,7 @@ def test_byte_order_marks_name_the_encoding_whatever_was_asked(tmp_path, codec):
     path = tmp_path / "contacts.csv"
     path.write_bytes("name,email\nZoë,zoe@example.com\n".encode(codec))
 
-    file_format = check_file(path, encoding="cp1252")
+    file_format = check_file(path, encoding="cp1252", max_line_length=Config.MAX_LINE_LENGTH)
 
     assert file_format.encoding == codec
     with CsvSource(path, file_format.encoding, file_format.delimiter) as source:

@@ -12,8 +12,8 @@ from importdash.extensions import db
 from importdash.models import ImportJob, Record, RowError, utcnow
 from importdash.runtime import get_runtime, stop_background
 from importdash.services.downstream import SimulatedDownstream
-from importdash.services.importer import Importer, ImportSettings
-from importdash.services.imports import create_import
+from importdash.services.importer import Importer, ImportSettings, JobContext, StopSignal
+from importdash.services.jobs import create_job
 from importdash.services.ledger import JobLedger
 from importdash.services.recovery import orphaned_job_ids
 
@@ -68,13 +68,14 @@ def run_until_the_process_dies(app, job_id, downstream):
     """Run the job under another process's name until the downstream 'kills' it, then let its lease expire."""
     ledger = JobLedger(db.session, job_id, "dead-host:4242:00000000", app.config["LEASE_SECONDS"])
     assert ledger.claim()
-    importer = Importer(
-        ledger,
+    context = JobContext(
+        session=db.session,
+        owner=ledger.owner,
         settings=ImportSettings.from_config(app.config),
         deliverer=get_runtime(app).deliverer,
         broker=get_runtime(app).broker,
-        stop_requested=lambda: False,
     )
+    importer = Importer(ledger, context, StopSignal(threading.Event()))
     with pytest.raises(ProcessDied):
         importer.run()
     db.session.rollback()
@@ -104,9 +105,16 @@ def assert_exactly_once_effect(job, downstream):
 def test_a_job_whose_process_died_mid_delivery_is_taken_over_and_resends_only_what_was_in_flight(
     app, contacts, mode, die_after_calls, wait_for_job
 ):
-    downstream = ReceivingDownstream(die_after_calls=die_after_calls, reject_domains="rejected.example")
+    downstream = ReceivingDownstream(die_after_calls=die_after_calls, latency_ms=0, reject_domains="rejected.example")
     use_downstream(app, downstream)
-    job = create_import(db.session, get_runtime(app).broker, mode=mode, path=str(contacts), source="contacts.csv")
+    job = create_job(
+        db.session,
+        get_runtime(app).broker,
+        max_line_length=app.config["MAX_LINE_LENGTH"],
+        mode=mode,
+        path=str(contacts),
+        source="contacts.csv",
+    )
     run_until_the_process_dies(app, job.id, downstream)
     downstream.die_after_calls = None
     in_flight = select(Record.row).where(Record.job_id == job.id, Record.status == "in_flight")
@@ -123,8 +131,17 @@ def test_a_job_whose_process_died_mid_delivery_is_taken_over_and_resends_only_wh
 
 
 def test_a_stream_import_resumes_after_its_last_staged_row(app, contacts, wait_for_job):
-    downstream = use_downstream(app, ReceivingDownstream(die_after_calls=7, reject_domains="rejected.example"))
-    job = create_import(db.session, get_runtime(app).broker, mode="stream", path=str(contacts), source="contacts.csv")
+    downstream = use_downstream(
+        app, ReceivingDownstream(die_after_calls=7, latency_ms=0, reject_domains="rejected.example")
+    )
+    job = create_job(
+        db.session,
+        get_runtime(app).broker,
+        max_line_length=app.config["MAX_LINE_LENGTH"],
+        mode="stream",
+        path=str(contacts),
+        source="contacts.csv",
+    )
     run_until_the_process_dies(app, job.id, downstream)
     db.session.expire_all()
     cursor = db.session.get(ImportJob, job.id).cursor
@@ -151,7 +168,14 @@ def test_orphaned_jobs_are_unfinished_jobs_with_free_or_expired_leases(app, make
 
 def test_shutdown_stops_after_the_call_in_flight_and_another_process_finishes_the_job(app, contacts):
     downstream = use_downstream(app, ReceivingDownstream(latency_ms=30, reject_domains="rejected.example"))
-    job = create_import(db.session, get_runtime(app).broker, mode="batch", path=str(contacts), source="contacts.csv")
+    job = create_job(
+        db.session,
+        get_runtime(app).broker,
+        max_line_length=app.config["MAX_LINE_LENGTH"],
+        mode="batch",
+        path=str(contacts),
+        source="contacts.csv",
+    )
     get_runtime(app).runner.submit(job.id)
     while downstream.calls < 3:
         threading.Event().wait(0.01)

@@ -83,7 +83,7 @@ def test_cancel_reaches_a_job_leased_by_another_process_through_the_database(cli
     assert response.status_code == 202
     assert response.get_json()["job"]["status"] == "processing"
     holder = JobLedger(db.session, job_id, "other-host:1:x", lease_seconds=30)
-    assert holder.heartbeat() is True
+    assert holder.renew_lease() is True
 
 
 def test_cancel_stops_a_job_running_in_another_process(app, client, tmp_path):

@@ -7,7 +7,7 @@ from werkzeug.test import EnvironBuilder
 
 from importdash.extensions import db
 from importdash.runtime import get_runtime
-from importdash.services.streams import publish_job
+from importdash.services.jobs import publish_job
 
 
 class Frames:

@@ -8,7 +8,7 @@ import pytest
 
 from importdash.config import PROJECT_ROOT
 from importdash.extensions import db
-from importdash.services.streams import job_state
+from importdash.services.jobs import job_state
 
 
 class Tags(HTMLParser):
