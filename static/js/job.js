@@ -1,6 +1,6 @@
 // One import's page: live progress from its event stream, the error categories as filters, the error list.
 import { request, withQuery } from "./api.js";
-import { $, el, fillUrl, setText } from "./dom.js";
+import { $, el, setText } from "./dom.js";
 import { TERMINAL, capitalize, count, duration, percent, rate } from "./format.js";
 import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
@@ -149,13 +149,9 @@ $("[data-cancel]").addEventListener("click", (event) =>
 
 $("[data-retry]").addEventListener("click", (event) =>
   act(event.currentTarget, async () => {
-    const answer = await request(urls.retryUrl, { method: "POST" });
-    const retried = answer && answer.job;
-    if (retried && retried.id !== state.job.id) {
-      window.location.assign(fillUrl(document.body.dataset.jobPage, { id: retried.id }));
-      return;
-    }
-    if (retried) show({ job: retried, error_counts: state.error_counts });
+    // A retry reopens this same import: show it pending, then follow its run.
+    const { job } = await request(urls.retryUrl, { method: "POST" });
+    show({ job, error_counts: state.error_counts });
     stream.open();
   }),
 );
