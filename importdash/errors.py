@@ -55,29 +55,31 @@ def wants_json_response():
     return best == "application/json"
 
 
-def error_response(status, code, message, headers=None):
+def error_response(error):
+    """The error as JSON for API clients, or as a small HTML page for browsers."""
     if wants_json_response():
-        response = jsonify({"error": {"code": code, "message": message}})
+        response = jsonify(error.to_dict())
     else:
-        response = render_template_string(_HTML_ERROR, status=status, code=code, message=message)
-    return response, status, headers or {}
+        response = render_template_string(_HTML_ERROR, status=error.status_code, code=error.code, message=error.message)
+    return response, error.status_code, error.headers
 
 
 def init_app(app):
     @app.errorhandler(ApiError)
     def handle_api_error(error):
-        return error_response(error.status_code, error.code, error.message, error.headers)
+        return error_response(error)
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(error):
         code = (error.name or "error").lower().replace(" ", "_")
         headers = dict(error.get_headers())
         headers.pop("Content-Type", None)
-        return error_response(error.code or 500, code, error.description or error.name, headers)
+        message = error.description or error.name
+        return error_response(ApiError(message, status_code=error.code or 500, code=code, headers=headers))
 
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(_error):
-        return error_response(413, "request_entity_too_large", _too_large_message())
+        return error_response(ApiError(_too_large_message(), status_code=413, code="request_entity_too_large"))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error):
@@ -85,7 +87,8 @@ def init_app(app):
 
         db.session.rollback()
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
+        message = "An unexpected error occurred; it has been logged."
+        return error_response(ApiError(message, status_code=500, code="internal_error"))
 
 
 def _too_large_message():
