@@ -7,7 +7,7 @@ from flask import current_app
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
-from .services.downstream import SimulatedDownstream, parse_domains
+from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
 from .services.webhook import WebhookDownstream
@@ -16,14 +16,14 @@ from .services.webhook import WebhookDownstream
 @dataclass
 class Runtime:
     bucket: TokenBucket
-    downstream: object
+    downstream: Downstream
     deliverer: Deliverer
     broker: EventBroker
     runner: JobRunner
     sweeper: LeaseSweeper
 
 
-def build_downstream(config):
+def build_downstream(config) -> Downstream:
     """Make the configured downstream client."""
     kind = config["DOWNSTREAM"]
     if kind == "simulated":

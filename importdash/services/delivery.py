@@ -3,10 +3,11 @@
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .bucket import STOP_CHECK_SECONDS
-from .downstream import DownstreamError, Outcome
+from .bucket import STOP_CHECK_SECONDS, TokenBucket
+from .downstream import Downstream, DownstreamError, Outcome
 
 UNAVAILABLE = "downstream unavailable, retrying"
 THROTTLED = "downstream asked to slow down, waiting"
@@ -94,7 +95,15 @@ class Deliverer:
     """
 
     def __init__(
-        self, downstream, *, bucket, breaker, policy, sleep=time.sleep, clock=time.monotonic, rand=random.random
+        self,
+        downstream: Downstream,
+        *,
+        bucket: TokenBucket,
+        breaker: CircuitBreaker,
+        policy: RetryPolicy,
+        sleep=time.sleep,
+        clock=time.monotonic,
+        rand=random.random,
     ):
         self.downstream = downstream
         self.bucket = bucket
@@ -104,7 +113,13 @@ class Deliverer:
         self._clock = clock
         self._rand = rand
 
-    def deliver(self, records, *, should_stop, on_notice=lambda notice: None):
+    def deliver(
+        self,
+        records: list[dict],
+        *,
+        should_stop: Callable[[], bool],
+        on_notice: Callable[[str | None], None] = lambda notice: None,
+    ) -> list[Outcome] | None:
         """Return one Outcome per record, or None if should_stop() turned true first (no call is then in flight)."""
         failures = throttled = 0
         while True:
