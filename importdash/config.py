@@ -70,6 +70,13 @@ class Config:
     AUTH_PASSWORD = None
     TRUSTED_ORIGINS = ""  # comma-separated origins (https://host[:port]) allowed to POST besides the app's own
 
+    # Serving (read by gunicorn.conf.py).
+    BIND = "127.0.0.1:8000"  # the address gunicorn listens on
+    # One process keeps one token bucket and one event broker; more processes are safe (job leases, the unique
+    # email index) but each would have its own rate limit.
+    WORKERS = 1
+    THREADS = 64  # per worker: more than SSE_MAX_STREAMS, so requests are still served while every stream is open
+
     # Live progress over Server-Sent Events.
     SSE_KEEPALIVE_SECONDS = 15  # a comment this often keeps proxies from closing idle streams and finds dead clients
     SSE_MAX_STREAMS = 48  # open streams at once (503 beyond); fewer than gunicorn's 64 threads, so requests get one
