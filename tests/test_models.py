@@ -1,0 +1,33 @@
+"""The job's states and the actions between them, defined once in models.py."""
+
+from importdash.models import TRANSITIONS, JobAction, JobStatus, RecordStatus, statuses_allowing
+
+
+def test_every_action_has_its_transition():
+    assert set(TRANSITIONS) == set(JobAction)
+
+
+def test_only_unfinished_jobs_run_fail_or_cancel_and_only_completed_ones_are_retried():
+    assert JobStatus.unfinished() == {JobStatus.PENDING, JobStatus.PROCESSING}
+    for action in (JobAction.RUN, JobAction.FAIL, JobAction.CANCEL):
+        assert TRANSITIONS[action].sources == JobStatus.unfinished()
+    assert statuses_allowing(JobAction.RETRY) == ["completed"]
+    assert TRANSITIONS[JobAction.RETRY].target is JobStatus.PENDING
+
+
+def test_terminal_actions_lead_to_terminal_statuses_and_nothing_else_does():
+    terminal = {JobAction.COMPLETE, JobAction.FAIL, JobAction.CANCEL}
+    for action, transition in TRANSITIONS.items():
+        assert transition.target.is_terminal == (action in terminal), action
+
+
+def test_a_terminal_job_can_only_be_retried():
+    for status in JobStatus:
+        if status.is_terminal:
+            leaving = {action for action, transition in TRANSITIONS.items() if status in transition.sources}
+            assert leaving <= {JobAction.RETRY}, status
+
+
+def test_statuses_are_stored_as_their_values():
+    assert statuses_allowing(JobAction.CANCEL) == ["pending", "processing"]
+    assert RecordStatus.undelivered() == ["pending", "in_flight"]
