@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 
 # A wait this short counts as no wait. Float refill can land a hair short of a whole token after an exact
 # sleep; sleeping again for a few nanoseconds is a wasted wake-up, and on a fake clock it may not even move
@@ -46,7 +47,7 @@ class TokenBucket:
         with self._lock:
             return self._take(tokens, self._clock()) == 0.0
 
-    def acquire(self, tokens: int = 1, *, should_stop=None) -> bool:
+    def acquire(self, tokens: int = 1, *, should_stop: Callable[[], bool] | None = None) -> bool:
         """Wait until the tokens are taken and return True, or return False once should_stop() is true."""
         self._check(tokens)
         while True:

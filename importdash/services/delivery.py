@@ -3,8 +3,9 @@
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from .bucket import STOP_CHECK_SECONDS, TokenBucket
 from .downstream import Downstream, DownstreamError, Outcome
@@ -22,14 +23,14 @@ class RetryPolicy:
     backoff_cap: float
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> "RetryPolicy":
         return cls(
             max_attempts=max(int(config["DELIVERY_MAX_ATTEMPTS"]), 1),
             backoff_base=config["RETRY_BACKOFF_BASE_SECONDS"],
             backoff_cap=config["RETRY_BACKOFF_CAP_SECONDS"],
         )
 
-    def backoff(self, failures, rand=random.random):
+    def backoff(self, failures: int, rand=random.random) -> float:
         """Full jitter: a uniform wait up to base * 2^(failures - 1), capped, so retrying clients spread out."""
         ceiling = min(self.backoff_cap, self.backoff_base * 2 ** (failures - 1))
         return rand() * ceiling
@@ -51,11 +52,11 @@ class CircuitBreaker:
         self._next_probe_at = None  # None while closed
 
     @property
-    def is_open(self):
+    def is_open(self) -> bool:
         with self._lock:
             return self._next_probe_at is not None
 
-    def admit(self):
+    def admit(self) -> float:
         """Return 0.0 if a call may go out now (taking the probe while open), else the seconds to wait first."""
         with self._lock:
             if self._next_probe_at is None:
@@ -67,13 +68,13 @@ class CircuitBreaker:
             self._next_probe_at = now + self.cooldown
             return 0.0
 
-    def record_success(self):
+    def record_success(self) -> None:
         """The downstream answered: close the breaker."""
         with self._lock:
             self._failures = 0
             self._next_probe_at = None
 
-    def record_failure(self):
+    def record_failure(self) -> bool:
         """Count a failed call; return True if the breaker is open now (the downstream counts as down)."""
         with self._lock:
             self._failures += 1

@@ -6,6 +6,7 @@ downstream's verdicts, and refresh the planner's statistics.
 """
 
 import json
+from datetime import datetime
 
 from sqlalchemy import DateTime, bindparam, select, text
 from sqlalchemy.orm import Session
@@ -51,7 +52,7 @@ class PostgresqlStatements:
         }
         return dict(session.execute(self.INSERT_RECORDS, {"job_id": job_id, "status": status, **arrays}).all())
 
-    def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at) -> None:
+    def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at: datetime) -> None:
         """Insert error rows, each {"row", "category", "message", "data"}."""
         session.execute(
             self.INSERT_ERRORS,
@@ -118,7 +119,7 @@ class SqliteStatements:
         )
         return dict(session.execute(stored).all())
 
-    def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at) -> None:
+    def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at: datetime) -> None:
         """Insert error rows, each {"row", "category", "message", "data"}."""
         payload = json.dumps([[e["row"], e["category"], e["message"], e["data"]] for e in errors])
         session.execute(self.INSERT_ERRORS, {"job_id": job_id, "created_at": created_at, "errors": payload})

@@ -2,8 +2,10 @@
 
 import csv
 import io
+from collections.abc import Iterator
 
 from sqlalchemy import select, tuple_
+from sqlalchemy.orm import Session
 
 from ..errors import InvalidFile
 from ..models import RowError
@@ -14,13 +16,13 @@ ERROR_COLUMNS = ("row", "category", "message")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
-def neutralise(value):
+def neutralise(value: object) -> str:
     """Return the cell as text, with a quote in front if a spreadsheet would run it as a formula."""
     text = "" if value is None else str(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def source_keys(path, encoding, delimiter):
+def source_keys(path: str, encoding: str, delimiter: str) -> list[str]:
     """The keys the job's rows were stored under: its file's columns, or name, email, company if it is gone."""
     try:
         return read_header(path, encoding, delimiter)
@@ -28,7 +30,9 @@ def source_keys(path, encoding, delimiter):
         return list(KNOWN_COLUMNS)
 
 
-def errors_csv(session, job_id, *, keys, category, batch_size):
+def errors_csv(
+    session: Session, job_id: int, *, keys: list[str], category: str | None, batch_size: int
+) -> Iterator[str]:
     """Yield the job's errors as CSV text, one batch of rows per chunk, in row order.
 
     Each line is the row number, category and message, then the row as it was read under its file's columns

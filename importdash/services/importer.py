@@ -3,9 +3,11 @@
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from itertools import islice
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -32,7 +34,7 @@ class ImportSettings:
     heartbeat_interval: float
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: Mapping[str, Any]) -> "ImportSettings":
         return cls(
             chunk_size=config["CHUNK_SIZE"],
             stage_batch_size=config["STAGE_BATCH_SIZE"],
@@ -235,7 +237,7 @@ class Importer:
             "company": record["company"],
         }
 
-    def record_key(self, record):
+    def record_key(self, record: dict) -> str:
         """The record's idempotency key: the same on every attempt and across restarts."""
         return f"{self.key_prefix}-{record['row']}"
 
@@ -245,7 +247,7 @@ class Importer:
             self.ledger.set_notice(notice)
             self.publish(force=True)
 
-    def publish(self, *, force=False, name=JOB_PROGRESS):
+    def publish(self, *, force: bool = False, name: str = JOB_PROGRESS) -> None:
         """Announce the job's committed state, at most once per progress interval unless forced."""
         now = self.clock()
         if not force and now - self._last_publish < self.settings.progress_interval:

@@ -5,7 +5,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -32,6 +32,9 @@ from .export import errors_csv, source_keys
 from .ledger import JobLedger
 from .reader import check_file, count_rows
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
+
+if TYPE_CHECKING:  # runner.py imports importer.py, which imports this module
+    from .runner import JobRunner
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -179,7 +182,9 @@ def record_page(
 # Act.
 
 
-def cancel_job(session: Session, job_id: int, *, runner, broker: EventBroker, lease_seconds: float) -> ImportJob:
+def cancel_job(
+    session: Session, job_id: int, *, runner: "JobRunner", broker: EventBroker, lease_seconds: float
+) -> ImportJob:
     """Cancel an unfinished import and return it: ended now if no process holds it, else at the holder's next check.
 
     The request is stored on the job, so a holder in another process sees it when it renews its lease.
@@ -204,7 +209,7 @@ def cancel_job(session: Session, job_id: int, *, runner, broker: EventBroker, le
     return get_job(session, job_id)
 
 
-def retry_job(session: Session, job_id: int, *, category: str | None, runner) -> ImportJob:
+def retry_job(session: Session, job_id: int, *, category: str | None, runner: "JobRunner") -> ImportJob:
     """Queue a completed import's failed deliveries to be sent again and return the job, pending once more.
 
     Only downstream failures (category "other") can be retried: the other categories are rows that never

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -53,7 +53,7 @@ class Tally:
             errors=dict(errors),
         )
 
-    def assignments(self):
+    def assignments(self) -> dict[str, ColumnElement[int]]:
         """The job's column updates that apply this tally: only the counters it changes."""
         changes = {
             ImportJob.processed_count: self.processed,

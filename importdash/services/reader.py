@@ -2,6 +2,7 @@
 
 import codecs
 import csv
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,7 +65,7 @@ class FileFormat:
 class CsvSource:
     """Open a contact CSV file, check its header, and iterate its data rows."""
 
-    def __init__(self, path, encoding=DEFAULT_ENCODING, delimiter=","):
+    def __init__(self, path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ","):
         self.path = path
         self.encoding = encoding
         self.delimiter = delimiter
@@ -85,7 +86,7 @@ class CsvSource:
     def __exit__(self, *exc_info):
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         """Close the underlying file."""
         self._file.close()
 
@@ -189,7 +190,9 @@ class CsvSource:
         return InvalidFile(f"The file is not valid {_label(self.encoding)} text: {error}.")
 
 
-def check_file(path, *, encoding=None, delimiter=None, max_line_length: int) -> FileFormat:
+def check_file(
+    path: str | os.PathLike[str], *, encoding: str | None = None, delimiter: str | None = None, max_line_length: int
+) -> FileFormat:
     """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
 
     One pass over the file in blocks (memory stays flat) refuses binary files, text that does not decode in
@@ -205,19 +208,19 @@ def check_file(path, *, encoding=None, delimiter=None, max_line_length: int) -> 
         return FileFormat(encoding, delimiter, source.columns)
 
 
-def read_header(path, encoding=DEFAULT_ENCODING, delimiter=",") -> list[str]:
+def read_header(path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> list[str]:
     """Return the checked header of a contact CSV file, raising InvalidFile if it cannot be imported."""
     with CsvSource(path, encoding, delimiter) as source:
         return source.columns
 
 
-def count_rows(path, encoding=DEFAULT_ENCODING, delimiter=",") -> int:
+def count_rows(path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> int:
     """Count the data rows of a contact CSV file."""
     with CsvSource(path, encoding, delimiter) as source:
         return source.count()
 
 
-def parse_encoding(name) -> str:
+def parse_encoding(name: str) -> str:
     """Return the canonical name of a text encoding given by a user; 400 naming it if Python has no such one."""
     try:
         info = codecs.lookup(name)
@@ -232,7 +235,7 @@ def parse_encoding(name) -> str:
     return DEFAULT_ENCODING if info.name == "utf-8" else info.name
 
 
-def parse_delimiter(value) -> str:
+def parse_delimiter(value: str) -> str:
     """Return the delimiter a user named, as a character or by name; 400 listing the choices otherwise."""
     for character, name in DELIMITERS.items():
         if value in (character, name):

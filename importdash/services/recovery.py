@@ -2,16 +2,23 @@
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import ImportJob, JobStatus, stored, utcnow
 
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from .runner import JobRunner
+
 log = logging.getLogger(__name__)
 
 
-def orphaned_job_ids(session):
+def orphaned_job_ids(session: Session) -> list[int]:
     """Ids of pending or processing jobs whose lease is free or expired, oldest first."""
     query = (
         select(ImportJob.id)
@@ -31,14 +38,14 @@ class LeaseSweeper:
     Submitting is always safe: the job's lease decides which process (if any) actually runs it.
     """
 
-    def __init__(self, app, runner, interval):
+    def __init__(self, app: "Flask", runner: "JobRunner", interval: float):
         self.app = app
         self.runner = runner
         self.interval = interval
         self._stopping = threading.Event()
         self._thread = None
 
-    def sweep(self):
+    def sweep(self) -> list[int]:
         """Submit every orphaned job once and return their ids."""
         with self.app.app_context():
             try:
@@ -51,14 +58,14 @@ class LeaseSweeper:
             log.info("resuming unfinished imports: %s", ", ".join(f"#{job_id}" for job_id in job_ids))
         return job_ids
 
-    def start(self):
+    def start(self) -> None:
         """Sweep now, then keep sweeping every interval on a daemon thread (interval <= 0: sweep once)."""
         self._safe_sweep()
         if self.interval > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="importdash-lease-sweeper", daemon=True)
             self._thread.start()
 
-    def stop(self):
+    def stop(self) -> None:
         self._stopping.set()
 
     def _loop(self):

@@ -5,10 +5,16 @@ import os
 import socket
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from ..extensions import db
+from .broker import EventBroker
+from .delivery import Deliverer
 from .importer import ImportSettings, JobContext, StopSignal, run_job
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +22,7 @@ log = logging.getLogger(__name__)
 class JobRunner:
     """A ThreadPoolExecutor of import jobs: MAX_JOBS run at once, the rest wait their turn."""
 
-    def __init__(self, app, *, deliverer, broker, max_workers: int):
+    def __init__(self, app: "Flask", *, deliverer: Deliverer, broker: EventBroker, max_workers: int):
         self.app = app
         self.deliverer = deliverer
         self.broker = broker
@@ -29,7 +35,7 @@ class JobRunner:
         self._signals = {}  # job id -> the StopSignal of its queued or running run
         self._stopping = threading.Event()
 
-    def submit(self, job_id):
+    def submit(self, job_id: int) -> Future[None] | None:
         """Queue a job to run; a job already queued or running here is not queued twice.
 
         Once the runner is shutting down nothing is queued (None is returned): the job stays pending in the
@@ -49,30 +55,30 @@ class JobRunner:
             future.add_done_callback(lambda _f, job_id=job_id: self._forget(job_id))
             return future
 
-    def cancel(self, job_id):
+    def cancel(self, job_id: int) -> None:
         """Ask a job queued or running here to stop; it ends cancelled at its next check."""
         with self._lock:
             future = self._futures.get(job_id)
             if future is not None and not future.done():
                 self._signals[job_id].cancel()
 
-    def is_running(self, job_id):
+    def is_running(self, job_id: int) -> bool:
         with self._lock:
             future = self._futures.get(job_id)
             return future is not None and not future.done()
 
-    def active_jobs(self):
+    def active_jobs(self) -> list[int]:
         with self._lock:
             return [job_id for job_id, future in self._futures.items() if not future.done()]
 
-    def wait(self, job_id, timeout=None):
+    def wait(self, job_id: int, timeout: float | None = None) -> None:
         """Block until the job's run here ends (for the CLI and tests)."""
         with self._lock:
             future = self._futures.get(job_id)
         if future is not None:
             future.result(timeout=timeout)
 
-    def shutdown(self, wait=True):
+    def shutdown(self, wait: bool = True) -> None:
         """Stop taking work; running jobs stop after their call in flight and stay resumable."""
         # Safe in a signal handler: nothing here waits for a lock the interrupted thread could hold.
         self._stopping.set()

@@ -37,7 +37,7 @@ class WebhookDownstream:
             headers=headers, timeout=httpx.Timeout(timeout, connect=connect_timeout), transport=transport
         )
 
-    def send(self, records):
+    def send(self, records: list[dict]) -> list[Outcome]:
         """Deliver the records in one call and return one outcome per record, in the same order."""
         try:
             response = self._client.post(
@@ -61,16 +61,16 @@ class WebhookDownstream:
             raise DownstreamError(_describe(response), transient=False)
         return _outcomes(records, response)
 
-    def close(self):
+    def close(self) -> None:
         self._client.close()
 
 
-def call_key(records):
+def call_key(records: list[dict]) -> str:
     """The call's Idempotency-Key: derived from its records' keys, so a retry of the same records repeats it."""
     return hashlib.sha256("\n".join(record["key"] for record in records).encode()).hexdigest()
 
 
-def parse_retry_after(value, now):
+def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a Retry-After header (delay-seconds or an HTTP-date), or None if absent or unreadable."""
     if value is None:
         return None
