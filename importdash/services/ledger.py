@@ -1,7 +1,7 @@
 """Write a job's outcomes to the database: staged records, error rows and the counts, one transaction each."""
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -95,7 +95,7 @@ def tally_settled(verdicts: Iterable[tuple[bool, bool]], *, replaced_errors: int
     )
 
 
-Verdicts = list[tuple[dict, Outcome]]  # records as claim_for_delivery() returns them, each with its outcome
+Verdicts = Sequence[tuple[dict, Outcome]]  # records as claim_for_delivery() returns them, each with its outcome
 
 
 class JobLedger:
