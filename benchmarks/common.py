@@ -28,6 +28,19 @@ BENCH_DIR = Path(os.environ.get("IMPORTDASH_BENCH_DIR", Path(tempfile.gettempdir
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
 
+def parse_args(parser, smoke):
+    """Parse the command line, adding --smoke: a quick run whose defaults are `smoke` (explicit options still win)."""
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a run of well under a minute at about 1,000 rows, for CI: it prints the figures and fails only if "
+        "the script or the app breaks (figures this small say nothing about the targets)",
+    )
+    if parser.parse_known_args()[0].smoke:
+        parser.set_defaults(**smoke)
+    return parser.parse_args()
+
+
 def sample_file(rows, seed=generate_sample.DEFAULT_SEED):
     """Return the path of a generated contacts file of `rows` rows under BENCH_DIR, writing it once."""
     BENCH_DIR.mkdir(parents=True, exist_ok=True)

@@ -1,10 +1,11 @@
 """Print figures for webhook delivery and the errors.csv export (never run as a test).
 
-    .venv/bin/python benchmarks/delivery_and_export.py [--rows 20000] [--errors 200000]
+    .venv/bin/python benchmarks/delivery_and_export.py [--rows 20000] [--errors 200000] [--smoke]
 
 Delivery: a batch import of --rows contacts to a webhook on loopback that accepts everything at once, with
 the rate limit lifted, so the figure is this side's cost per record (HTTP, settling, counting).
 Export: --errors error rows streamed as errors.csv, then the peak Python memory of a second, traced download.
+--smoke delivers 1,000 rows and exports 1,000 errors.
 """
 
 import argparse
@@ -17,6 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+import common  # noqa: E402
 from scripted_downstream import ScriptedDownstream  # noqa: E402
 from sqlalchemy import insert  # noqa: E402
 
@@ -111,7 +113,7 @@ def main():
     parser.add_argument("--rows", type=int, default=20_000)
     parser.add_argument("--records-per-call", type=int, default=16)
     parser.add_argument("--errors", type=int, default=200_000)
-    args = parser.parse_args()
+    args = common.parse_args(parser, smoke={"rows": 1_000, "errors": 1_000})
     with tempfile.TemporaryDirectory() as folder:
         measure_delivery(folder, args.rows, args.records_per_call)
         measure_export(folder, args.errors)

@@ -12,12 +12,15 @@ answers, over one keep-alive connection, each request many times:
 and the script prints the median and p95 of each (target: median < 50 ms), and each median as a multiple
 of GET /health on the same server (the floor of any request: HTTP, Flask, one database round trip).
 
-    .venv/bin/python benchmarks/history.py [--requests 50] [--database-url postgresql://...]
+    .venv/bin/python benchmarks/history.py [--requests 50] [--database-url postgresql://...] [--smoke]
+
+--smoke fills 100 jobs and 1,000 error rows (two big jobs of 300) and sends each request 5 times, one round.
 """
 
 import argparse
 import random
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import common
@@ -28,22 +31,31 @@ from importdash.extensions import db
 from importdash.models import ImportJob, RowError
 from importdash.runtime import get_runtime
 
-JOBS = 10_000
-BIG_JOBS = 5
-BIG_JOB_ERRORS = 100_000
-TOTAL_ERRORS = 1_000_000
+
+@dataclass(frozen=True)
+class Size:
+    """How much history to fill: jobs, how many of them are big, errors per big job, errors in all."""
+
+    jobs: int
+    big_jobs: int
+    big_job_errors: int
+    total_errors: int
+
+
+FULL = Size(jobs=10_000, big_jobs=5, big_job_errors=100_000, total_errors=1_000_000)
+SMOKE = Size(jobs=100, big_jobs=2, big_job_errors=300, total_errors=1_000)
 CATEGORY_WEIGHTS = {"duplicate": 5, "missing_value": 3, "invalid_format": 3, "other": 2}
 INSERT_BATCH = 20_000
 
 
-def populate(url):
+def populate(url, size):
     """Fill the database with the jobs and error rows; return (a big job's id, a small job's id)."""
     app = create_app({"DATABASE_URL": url})
     try:
         with app.app_context():
             db.drop_all()
             db.create_all()
-            _fill(db.session)
+            _fill(db.session, size)
             db.session.commit()
             if db.engine.dialect.name == "postgresql":
                 # What autovacuum does within a minute of such a load; without statistics the planner takes
@@ -55,18 +67,18 @@ def populate(url):
         get_runtime(app).runner.shutdown()
         with app.app_context():
             db.engine.dispose()
-    return JOBS - 1, JOBS  # the newest big job and the newest (small) job
+    return size.jobs - 1, size.jobs  # the newest big job and the newest (small) job
 
 
-def _fill(session):
+def _fill(session, size):
     rng = random.Random(6)
-    big = set(range(JOBS - 2 * BIG_JOBS + 1, JOBS, 2))  # every other job among the newest ones
-    small_errors = (TOTAL_ERRORS - BIG_JOBS * BIG_JOB_ERRORS) // (JOBS - BIG_JOBS)
+    big = set(range(size.jobs - 2 * size.big_jobs + 1, size.jobs, 2))  # every other job among the newest ones
+    small_errors = (size.total_errors - size.big_jobs * size.big_job_errors) // (size.jobs - size.big_jobs)
     categories = [c for c, weight in CATEGORY_WEIGHTS.items() for _ in range(weight)]
     start = datetime(2026, 1, 1)
     jobs, errors = [], []
-    for job_id in range(1, JOBS + 1):
-        error_total = BIG_JOB_ERRORS if job_id in big else small_errors
+    for job_id in range(1, size.jobs + 1):
+        error_total = size.big_job_errors if job_id in big else small_errors
         rows = error_total * 8
         counts = dict.fromkeys(CATEGORY_WEIGHTS, 0)
         for number in range(error_total):
@@ -144,14 +156,15 @@ def main():
     parser.add_argument(
         "--database-url", help="fill this database instead of a fresh SQLite file (its tables are dropped!)"
     )
-    args = parser.parse_args()
+    args = common.parse_args(parser, smoke={"requests": 5, "runs": 1})
+    size = SMOKE if args.smoke else FULL
     workdir = common.scratch_dir("history-")
     try:
         url = args.database_url or common.sqlite_url(workdir)
         started = time.perf_counter()
-        big_id, small_id = populate(url)
+        big_id, small_id = populate(url, size)
         print(
-            f"history: {JOBS:,} jobs and {TOTAL_ERRORS:,} error rows on "
+            f"history: {size.jobs:,} jobs and {size.total_errors:,} error rows on "
             f"{'PostgreSQL' if args.database_url else 'SQLite'} (filled in {time.perf_counter() - started:.0f} s)"
         )
         paths = {
@@ -159,7 +172,7 @@ def main():
             "list jobs": "/api/import",
             "big job": f"/api/import/{big_id}",
             "big job errors, filtered": f"/api/import/{big_id}/errors?category=invalid_format",
-            "same, deep page": f"/api/import/{big_id}/errors?category=invalid_format&offset=20000",
+            "same, deep page": f"/api/import/{big_id}/errors?category=invalid_format&offset={size.big_job_errors // 5}",
             "small job": f"/api/import/{small_id}",
             "small job errors, filtered": f"/api/import/{small_id}/errors?category=duplicate",
         }

@@ -9,7 +9,9 @@ rows duplicate stored ones):
   stream    the same in stream mode.
 and prints rows/s and each figure as a share of the baseline's rows/s in the same round.
 
-    .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--runs 2] [--database-url postgresql://...]
+    .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--runs 2] [--database-url postgresql://...] [--smoke]
+
+--smoke runs one round of 1,000 rows after 10 seeded (the same 1 % as the full run).
 """
 
 import argparse
@@ -146,12 +148,13 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--modes", default="batch,stream")
+    parser.add_argument("--seed-rows", type=int, default=SEED_ROWS, help="rows imported before each timed import")
     parser.add_argument("--database-url", help="run the app on this database (its tables are dropped!)")
-    args = parser.parse_args()
-    csv_path, seed_path = common.sample_file(args.rows), common.sample_file(SEED_ROWS)
+    args = common.parse_args(parser, smoke={"rows": 1_000, "runs": 1, "seed_rows": 10})
+    csv_path, seed_path = common.sample_file(args.rows), common.sample_file(args.seed_rows)
     modes = args.modes.split(",")
     database = "PostgreSQL" if args.database_url else "SQLite"
-    print(f"ingest: {args.rows:,} rows after {SEED_ROWS:,} seeded, app on {database}, {args.runs} rounds")
+    print(f"ingest: {args.rows:,} rows after {args.seed_rows:,} seeded, app on {database}, {args.runs} rounds")
 
     results = {"baseline": [], **{mode: [] for mode in modes}}
     for round_number in range(1, args.runs + 1):

@@ -6,7 +6,9 @@ samples) belongs to that import alone. The baseline is the small file's peak in 
 worker's RSS right after start-up is printed for scale. Targets: large peak <= 1.2 x small peak, and
 < 200 MB.
 
-    .venv/bin/python benchmarks/memory.py [--runs 2] [--small 100000] [--large 1000000] [--database-url ...]
+    .venv/bin/python benchmarks/memory.py [--runs 2] [--small 100000] [--large 1000000] [--database-url ...] [--smoke]
+
+--smoke runs one round of 1,000 rows against 2,000.
 """
 
 import argparse
@@ -42,7 +44,7 @@ def main():
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--database-url", help="run the app on this database (its tables are dropped!)")
-    args = parser.parse_args()
+    args = common.parse_args(parser, smoke={"runs": 1, "small": 1_000, "large": 2_000})
     print(f"memory: stream import peak worker RSS, {args.large:,} rows against {args.small:,} rows")
     ratios, larges = [], []
     for round_number in range(1, args.runs + 1):

@@ -9,13 +9,17 @@ idle   a second server whose rate (one call per 50 s) keeps its import waiting i
        streams open on it: the worker's CPU over a quiet spell must stay under 5 % of a core. The
        baseline is the same worker's CPU over the same spell with no stream open.
 
-  .venv/bin/python benchmarks/sse.py [--clients 200] [--idle-seconds 10]
+  .venv/bin/python benchmarks/sse.py [--clients 200] [--idle-seconds 10] [--smoke]
+
+--smoke runs one round of 10 clients on a 1,000-row import and 2 idle seconds, and fails unless every client
+got job.finished and every idle stream stayed open (what the targets ask besides speed).
 """
 
 import argparse
 import json
 import selectors
 import socket
+import sys
 import time
 
 import common
@@ -125,7 +129,8 @@ def pump(selector, until, stop=lambda: False):
                 selector.unregister(stream.sock)
 
 
-def live(clients):
+def live(clients, rows=ROWS, timeout=600):
+    """Run the live part and print its figures; return how many clients got the terminal event."""
     workdir = common.scratch_dir("sse-")
     try:
         with common.Server(
@@ -137,12 +142,12 @@ def live(clients):
             rate_per_second=20,
             rate_burst=4,
         ) as server:
-            status, body = server.upload("/api/import/batch", common.sample_file(ROWS))
+            status, body = server.upload("/api/import/batch", common.sample_file(rows))
             assert status == 202, body
             job_id = body["job"]["id"]
             selector, streams = open_streams(server.port, f"/api/import/{job_id}/events", clients)
             try:
-                pump(selector, time.time() + 600, lambda: all(s.finished for s in streams))
+                pump(selector, time.time() + timeout, lambda: all(s.finished for s in streams))
             finally:
                 for stream in streams:
                     stream.close()
@@ -164,9 +169,11 @@ def live(clients):
         f"p99 {common.percentile(latencies, 0.99):.1f} ms (target < 100), max {max(latencies):.1f} ms",
         flush=True,
     )
+    return finished
 
 
 def idle(clients, seconds):
+    """Run the idle part and print its figures; return how many streams were still open at its end."""
     workdir = common.scratch_dir("sse-idle-")
     try:
         with common.Server(
@@ -201,6 +208,7 @@ def idle(clients, seconds):
         f"(target < 5 %); with no stream open {100 * baseline:.2f} %",
         flush=True,
     )
+    return still_open
 
 
 def main():
@@ -208,10 +216,15 @@ def main():
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--idle-seconds", type=int, default=10)
     parser.add_argument("--runs", type=int, default=2)
-    args = parser.parse_args()
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows of the live part's import")
+    args = common.parse_args(parser, smoke={"clients": 10, "idle_seconds": 2, "runs": 1, "rows": 1_000})
     for _ in range(args.runs):
-        live(args.clients)
-        idle(args.clients, args.idle_seconds)
+        finished = live(args.clients, args.rows, timeout=60 if args.smoke else 600)
+        still_open = idle(args.clients, args.idle_seconds)
+        if args.smoke and (finished, still_open) != (args.clients, args.clients):
+            sys.exit(
+                f"smoke: {finished} clients got {TERMINAL} and {still_open} idle streams stayed open, of {args.clients}"
+            )
 
 
 if __name__ == "__main__":

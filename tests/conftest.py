@@ -92,3 +92,23 @@ def downstream_server():
     server = ScriptedDownstream()
     yield server
     server.close()
+
+
+TEST_KINDS = ("unit", "db", "browser")
+E2E_FOLDER = os.path.join(os.path.dirname(__file__), "e2e")
+
+
+def pytest_collection_modifyitems(items):
+    """Mark each test with its kind (see pyproject.toml) unless its module did, so CI can pick its passes."""
+    for item in items:
+        kinds = [kind for kind in TEST_KINDS if item.get_closest_marker(kind)]
+        if len(kinds) > 1:
+            raise pytest.UsageError(f"{item.nodeid} is marked {' and '.join(kinds)}; a test has one kind")
+        if kinds:
+            continue
+        if item.path.is_relative_to(E2E_FOLDER):
+            item.add_marker(pytest.mark.browser)
+        elif "app" in item.fixturenames:  # fixturenames holds the fixtures' own too (client, runner, make_job...)
+            item.add_marker(pytest.mark.db)
+        else:
+            item.add_marker(pytest.mark.unit)

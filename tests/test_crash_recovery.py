@@ -20,6 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 ROWS = 800
 
+# Real gunicorn processes are killed and signalled; they run on the test's database (make_server), so db as well.
+pytestmark = pytest.mark.faults
+
 
 class Server:
     """gunicorn -c gunicorn.conf.py wsgi:app in its own process group, so the whole group can be killed."""
