@@ -148,9 +148,13 @@ def main():
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--modes", default="batch,stream")
-    parser.add_argument("--seed-rows", type=int, default=SEED_ROWS, help="rows imported before each timed import")
+    parser.add_argument(
+        "--seed-rows", type=int, default=SEED_ROWS, help="rows imported before each timed import (at least 1)"
+    )
     parser.add_argument("--database-url", help="run the app on this database (its tables are dropped!)")
     args = common.parse_args(parser, smoke={"rows": 1_000, "runs": 1, "seed_rows": 10})
+    if args.seed_rows < 1:
+        parser.error("--seed-rows must be at least 1: the app refuses a file without data rows")
     csv_path, seed_path = common.sample_file(args.rows), common.sample_file(args.seed_rows)
     modes = args.modes.split(",")
     database = "PostgreSQL" if args.database_url else "SQLite"
