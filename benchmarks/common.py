@@ -92,6 +92,7 @@ class Server:
         env = dict(os.environ)
         env.update(
             IMPORTDASH_BIND=f"127.0.0.1:{self.port}",
+            XDG_RUNTIME_DIR=str(self.workdir),  # gunicorn's control socket, apart from any other gunicorn's
             IMPORTDASH_DATABASE_URL=database_url,
             IMPORTDASH_UPLOAD_FOLDER=str(self.workdir / "uploads"),
         )

@@ -87,6 +87,7 @@ def server(tmp_path_factory):
         "IMPORTDASH_BIND": f"127.0.0.1:{port}",
         "IMPORTDASH_DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
         "IMPORTDASH_UPLOAD_FOLDER": str(folder / "uploads"),
+        "XDG_RUNTIME_DIR": str(folder),  # gunicorn's control socket, apart from any other gunicorn's
         # Fast enough to keep the suite quick, slow enough (about 3 s for the sample) to watch progress arrive.
         "IMPORTDASH_RATE_PER_SECOND": "20",
         # Dead streams are noticed within a second, so the server stops promptly at the end.
