@@ -68,6 +68,9 @@ class Config:
     # Web security.
     AUTH_USERNAME = None  # with AUTH_PASSWORD: every route but /health needs HTTP Basic auth
     AUTH_PASSWORD = None
+    # Comma-separated Host names the server answers to (".example.com" also allows every name under it); empty:
+    # localhost, 127.0.0.1, ::1 and BIND's host. Refusing other names keeps DNS-rebinding pages out.
+    ALLOWED_HOSTS = ""
     TRUSTED_ORIGINS = ""  # comma-separated origins (https://host[:port]) allowed to POST besides the app's own
 
     # Serving (read by gunicorn.conf.py).

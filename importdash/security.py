@@ -1,5 +1,5 @@
-"""Web security: optional HTTP Basic auth, refusal of cross-site writes, security headers on every response,
-and requests that close their uploads even when a form limit cuts parsing short."""
+"""Web security: the Host check, optional HTTP Basic auth, refusal of cross-site writes, security headers on every
+response, and requests that close their uploads even when a form limit cuts parsing short."""
 
 import hmac
 import os
@@ -11,7 +11,8 @@ from flask import g, request
 from .errors import ApiError
 from .models import ANONYMOUS_USER
 
-PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials, for load balancers and monitors
+PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials or a known Host, for load balancers and monitors
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Only this origin's scripts, styles, images and connections; no inline script or style, no plugins, no framing.
@@ -53,6 +54,10 @@ class CrossSiteRequest(ApiError):
     code = "cross_site_request"
 
 
+class UnknownHost(ApiError):
+    code = "unknown_host"
+
+
 class Request(flask.Request):
     """Flask's request, closing every upload stream it opened.
 
@@ -74,10 +79,20 @@ class Request(flask.Request):
 def init_app(app):
     """Check credentials and the request's origin before every view; add the security headers after it."""
     app.request_class = Request
+    allowed_hosts = allowed_host_names(app.config)
     credentials = _credentials(app)
     trusted_origins = {
         origin.strip().rstrip("/").lower() for origin in app.config["TRUSTED_ORIGINS"].split(",") if origin.strip()
     }
+
+    @app.before_request
+    def check_host():
+        # A page on another site that rebinds its DNS name to this machine sends its own name as the Host.
+        if request.path not in PUBLIC_PATHS and not _host_allowed(request.host, allowed_hosts):
+            raise UnknownHost(
+                "This server does not answer to that host name; list it in IMPORTDASH_ALLOWED_HOSTS "
+                "if it is one of this server's names."
+            )
 
     @app.before_request
     def authenticate():
@@ -95,6 +110,15 @@ def init_app(app):
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
         return response
+
+
+def allowed_host_names(config):
+    """The Host names requests may name: IMPORTDASH_ALLOWED_HOSTS, or the loopback names and the bound one."""
+    if config["ALLOWED_HOSTS"]:
+        names = config["ALLOWED_HOSTS"].split(",")
+    else:
+        names = [*LOOPBACK_NAMES, config["BIND"]]
+    return frozenset(name for name in (_host_name(name) for name in names) if name)
 
 
 def auth_required(app):
@@ -144,6 +168,30 @@ def _check_credentials(authorization, username, password):
     if not (username_matches & password_matches):
         raise Unauthorized()
     return authorization.username
+
+
+def _host_name(host):
+    """The name in a Host header or a host[:port] setting, lower-cased, without its port or IPv6 brackets.
+
+    Werkzeug's own trusted-hosts check cuts a name at its first colon, which would refuse every IPv6 address.
+    """
+    host = host.strip().lower()
+    if host.startswith("["):
+        name, bracket, _port = host[1:].partition("]")
+        return name if bracket else ""
+    if host.count(":") == 1:
+        return host.partition(":")[0]
+    return host
+
+
+def _host_allowed(host, allowed):
+    """Whether the Host header names an allowed host; ".example.com" allows every name under example.com."""
+    name = _host_name(host or "")
+    if not name:
+        return False
+    return name in allowed or any(
+        suffix.startswith(".") and (name.endswith(suffix) or name == suffix[1:]) for suffix in allowed
+    )
 
 
 def _same_origin(request, trusted_origins):

@@ -326,3 +326,45 @@ def test_imports_beyond_max_jobs_are_queued_not_refused(app, client, wait_for_jo
     assert sorted(statuses) == ["pending", "pending", "processing", "processing"]
     downstream.gate.set()
     assert [wait_for_job(job_id)["status"] for job_id in job_ids] == ["completed"] * 4
+
+
+# The Host check (DNS rebinding) ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["localhost", "localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"])
+def test_the_loopback_names_are_answered_by_default(client, host):
+    assert client.get("/api/import", headers={"Host": host}).status_code == 200
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::2]:80", ""])
+def test_any_other_host_name_gets_a_json_400_and_reaches_no_view(client, host):
+    response = client.post("/api/import", headers={"Host": host})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "unknown_host"
+    assert "IMPORTDASH_ALLOWED_HOSTS" in response.get_json()["error"]["message"]
+    assert client.get("/api/import").get_json()["total"] == 0  # nothing was started
+
+
+def test_health_answers_whatever_host_a_load_balancer_names(client):
+    assert client.get("/health", headers={"Host": "10.1.2.3:8000"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"BIND": "0.0.0.0:8000", "ALLOWED_HOSTS": "imports.example.com, .corp.example"}]
+)
+def test_allowed_hosts_replace_the_defaults_and_a_leading_dot_allows_subdomains(client):
+    for host, status in [
+        ("imports.example.com", 200),
+        ("a.corp.example:443", 200),
+        ("corp.example", 200),
+        ("xcorp.example", 400),
+        ("localhost", 400),
+    ]:
+        assert client.get("/api/import", headers={"Host": host}).status_code == status, host
+
+
+@pytest.mark.parametrize("app_config", [{"BIND": "importdash.internal:9000"}])
+def test_the_bound_name_is_allowed_beside_the_loopback_names(client):
+    assert client.get("/api/import", headers={"Host": "importdash.internal:9000"}).status_code == 200
+    assert client.get("/api/import", headers={"Host": "localhost"}).status_code == 200
