@@ -26,7 +26,7 @@ def state_changing_routes(app):
     routes = []
     for rule in app.url_map.iter_rules():
         for method in sorted(rule.methods - {"GET", "HEAD", "OPTIONS"}):
-            routes.append((method, rule.rule.replace("<int:job_id>", "1")))
+            routes.append((method, rule.rule.replace("<id:job_id>", "1")))
     return routes
 
 
@@ -368,3 +368,15 @@ def test_allowed_hosts_replace_the_defaults_and_a_leading_dot_allows_subdomains(
 def test_the_bound_name_is_allowed_beside_the_loopback_names(client):
     assert client.get("/api/import", headers={"Host": "importdash.internal:9000"}).status_code == 200
     assert client.get("/api/import", headers={"Host": "localhost"}).status_code == 200
+
+
+@pytest.mark.parametrize("job_id", [0, 2**31, 2**63, 10**30])
+def test_an_id_beyond_the_id_column_is_a_json_404_on_every_route_with_an_id(app, client, job_id):
+    for rule in app.url_map.iter_rules():
+        if "<id:job_id>" not in rule.rule:
+            continue
+        url = rule.rule.replace("<id:job_id>", str(job_id))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, headers={"Accept": "application/json"})
+            assert response.status_code == 404, (method, url)
+            assert response.get_json()["error"]["code"] == "not_found", (method, url)

@@ -2,14 +2,23 @@
 ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
 
 from flask import current_app
+from werkzeug.routing import IntegerConverter
 
 from ..errors import ApiError
 from ..models import MAX_ID
 
 
+class IdConverter(IntegerConverter):
+    """A row id in a URL: a number the id column can hold, so a larger one is a 404 like any unknown id."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
 def register_blueprints(app):
     from . import docs, events, health, history, imports, pages, records
 
+    app.url_map.converters["id"] = IdConverter
     for module in (imports, history, events, records, health, docs, pages):
         app.register_blueprint(module.bp)
 

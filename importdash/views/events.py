@@ -14,7 +14,7 @@ from ..services.streams import JOB_FINISHED, sse_stream
 bp = Blueprint("events", __name__, url_prefix="/api")
 
 
-@bp.get("/import/<int:job_id>/events")
+@bp.get("/import/<id:job_id>/events")
 def job_events(job_id):
     """Stream one job: its current state, each change, and job.finished, after which the stream ends."""
 

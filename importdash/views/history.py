@@ -18,13 +18,13 @@ def list_jobs():
     return {"jobs": page, "total": total}
 
 
-@bp.get("/<int:job_id>")
+@bp.get("/<id:job_id>")
 def show_job(job_id):
     """Show one import with its error counts and its first errors."""
     return jobs.job_detail(db.session, job_id, error_preview=current_app.config["JOB_ERROR_PREVIEW"])
 
 
-@bp.get("/<int:job_id>/errors")
+@bp.get("/<id:job_id>/errors")
 def list_errors(job_id):
     """Page through an import's errors, optionally of one category."""
     limit, offset = page_args(request.args)
@@ -33,7 +33,7 @@ def list_errors(job_id):
     return {"errors": errors, "total": total}
 
 
-@bp.get("/<int:job_id>/errors.csv")
+@bp.get("/<id:job_id>/errors.csv")
 def export_errors(job_id):
     """Download an import's errors (optionally of one category) as CSV, streamed as it is read."""
     category = choice_arg(request.args, "category", ErrorCategory)

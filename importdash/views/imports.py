@@ -32,7 +32,7 @@ def start_stream():
     return _start(JobMode.STREAM)
 
 
-@bp.post("/<int:job_id>/cancel")
+@bp.post("/<id:job_id>/cancel")
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
     runtime, lease_seconds = get_runtime(), current_app.config["LEASE_SECONDS"]
@@ -40,7 +40,7 @@ def cancel(job_id):
     return {"job": job.to_dict()}, 200 if JobStatus(job.status).is_terminal else 202
 
 
-@bp.post("/<int:job_id>/retry")
+@bp.post("/<id:job_id>/retry")
 def retry(job_id):
     """Send a completed import's failed deliveries again; optional JSON {"category": "other"}."""
     body = request.get_json(silent=True) if request.content_length else {}

@@ -23,7 +23,7 @@ def dashboard():
     return render_template("pages/dashboard.html")
 
 
-@bp.get("/imports/<int:job_id>")
+@bp.get("/imports/<id:job_id>")
 def job(job_id):
     """Show one import's live progress, its error categories and its errors."""
     state = jobs.job_state(db.session, job_id)
