@@ -9,8 +9,10 @@ from enum import Enum
 from itertools import islice
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from ..errors import ApiError
 from ..models import ErrorCategory, JobAction, JobMode
 from .broker import EventBroker
 from .delivery import Deliverer
@@ -276,8 +278,28 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     except Exception as exc:
         log.exception("import #%s failed", job_id)
         context.session.rollback()
-        action, error = JobAction.FAIL, f"{type(exc).__name__}: {exc}"
+        action, error = JobAction.FAIL, describe_failure(exc, job_id)
     _end(ledger, context.broker, action, error, importer.unsettled)
+
+
+def describe_failure(error: Exception, job_id: int) -> str:
+    """Say why a job failed in words for the people who run imports: no SQL, parameters, paths or traces.
+
+    The log keeps the exception itself, with the job's id.
+    """
+    if isinstance(error, ApiError):  # raised with a message written for people (a file that cannot be read)
+        return error.message
+    if isinstance(error, FileNotFoundError):
+        return "The file to import is gone (deleted or moved); import it again."
+    if isinstance(error, UnicodeDecodeError):
+        return "The file no longer decodes as it did when it was checked (was it changed?); import it again."
+    if isinstance(error, OSError):
+        return "The file to import could not be read; import it again."
+    if isinstance(error, SQLAlchemyError):
+        return (
+            f"The database refused a write, so the import stopped; the server log has the details (import #{job_id})."
+        )
+    return f"An unexpected error stopped the import; the server log has the details (import #{job_id})."
 
 
 def _end(ledger, broker, action, error, settled):
