@@ -3,6 +3,8 @@
 import logging
 
 from flask import jsonify, render_template_string, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
@@ -77,18 +79,40 @@ def init_app(app):
         message = error.description or error.name
         return error_response(ApiError(message, status_code=error.code or 500, code=code, headers=headers))
 
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(SQLAlchemyTimeoutError)
+    def handle_database_unavailable(error):
+        # Connection refused, reset or timed out, a lock or statement timeout, an exhausted pool: the database
+        # cannot answer now, which is no fault of the request. The log keeps the details.
+        _roll_back()
+        log.warning("database unavailable on %s %s: %s", request.method, request.path, error)
+        retry_after = app.config["DATABASE_RETRY_AFTER_SECONDS"]
+        message = f"The database is not answering right now; try again in {retry_after} s."
+        return error_response(
+            ApiError(message, status_code=503, code="database_unavailable", headers={"Retry-After": str(retry_after)})
+        )
+
     @app.errorhandler(RequestEntityTooLarge)
     def handle_too_large(_error):
         return error_response(ApiError(_too_large_message(), status_code=413, code="request_entity_too_large"))
 
     @app.errorhandler(Exception)
     def handle_unexpected(error):
-        from .extensions import db
-
-        db.session.rollback()
+        _roll_back()
         log.exception("unhandled error on %s %s", request.method, request.path)
         message = "An unexpected error occurred; it has been logged."
         return error_response(ApiError(message, status_code=500, code="internal_error"))
+
+
+def _roll_back():
+    """End the request's transaction; on a connection the database dropped, that may fail too (logged)."""
+    from .extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:
+        log.warning("could not roll back the request's transaction", exc_info=True)
 
 
 def _too_large_message():

@@ -199,6 +199,16 @@ def document(config, *, auth_required):
         },
     }
 
+    unavailable = {
+        "description": "The database is not answering; try again after Retry-After seconds.",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path != "/health":
+                operation["responses"].setdefault("503", unavailable)
+
     if auth_required:
         unauthorized = {
             "description": "Credentials are missing or wrong.",
@@ -315,7 +325,7 @@ def _event_stream():
 
 def _too_many_streams():
     return {
-        "description": "Too many open streams; try again later.",
+        "description": "Too many open streams, or the database is not answering; try again after Retry-After.",
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
         "content": {"application/json": {"schema": _ref("Error")}},
     }
