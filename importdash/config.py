@@ -15,6 +15,7 @@ def default_database_url(instance_path):
 class Config:
     # Database. SQLite by default (one file, no service); PostgreSQL through one URL.
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
+    HEALTH_TIMEOUT_SECONDS = 1.5  # /health answers 503 when the database has not answered within this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
     SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for SQLite's lock instead of failing
     # WAL pages (4 kB each) written before SQLite copies them back into the database file. SQLite's default

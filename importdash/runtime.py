@@ -1,13 +1,17 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
 
 from dataclasses import dataclass
+from functools import partial
 
 from flask import current_app
+from sqlalchemy import text
 
+from .extensions import db
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
+from .services.health import DatabaseProbe
 from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
 from .services.webhook import WebhookDownstream
@@ -21,6 +25,7 @@ class Runtime:
     broker: EventBroker
     runner: JobRunner
     sweeper: LeaseSweeper
+    health: DatabaseProbe
 
 
 def build_downstream(config) -> Downstream:
@@ -56,9 +61,25 @@ def init_app(app):
     broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
     runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
     sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
+    health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     app.extensions["importdash"] = Runtime(
-        bucket=bucket, downstream=downstream, deliverer=deliverer, broker=broker, runner=runner, sweeper=sweeper
+        bucket=bucket,
+        downstream=downstream,
+        deliverer=deliverer,
+        broker=broker,
+        runner=runner,
+        sweeper=sweeper,
+        health=health,
     )
+
+
+def select_one(app):
+    """Ask the database the cheapest question, on a session of the calling thread's own."""
+    with app.app_context():
+        try:
+            db.session.execute(text("SELECT 1"))
+        finally:
+            db.session.remove()
 
 
 def start_background(app):
@@ -78,6 +99,7 @@ def stop_background(app, wait=False):
     """
     runtime = get_runtime(app)
     runtime.sweeper.stop()
+    runtime.health.close()
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()
