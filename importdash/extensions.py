@@ -38,6 +38,3 @@ def init_db(app):
                 cursor.execute(f"PRAGMA cache_size=-{cache_kb}")  # negative: in kB, not pages
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
-
-        if app.config["CREATE_DB_ON_START"]:
-            db.create_all()
