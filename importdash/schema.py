@@ -27,7 +27,7 @@ SCHEMA_COMMANDS = ("init-db", "db")
 VERSION_TABLE = "alembic_version"
 # The key of the PostgreSQL advisory lock that one process at a time changes the schema under: any fixed 64-bit
 # number, the same in every process (advisory locks are per database, so other databases do not share it).
-_ADVISORY_LOCK_KEY = int.from_bytes(b"idschema", "big")
+ADVISORY_LOCK_KEY = int.from_bytes(b"idschema", "big")
 
 
 def init_app(app):
@@ -39,7 +39,11 @@ def init_app(app):
         # SQLite is one file that this machine's processes serve, all of one version once restarted. Instances
         # of several versions may share a PostgreSQL database, so there a person decides (or AUTO_MIGRATE).
         upgrade_behind = db.engine.dialect.name == "sqlite" or app.config["AUTO_MIGRATE"]
-        bring_to_head(db.engine, upgrade_behind=upgrade_behind)
+        try:
+            bring_to_head(db.engine, upgrade_behind=upgrade_behind)
+        except SchemaError:
+            db.engine.dispose()  # this app will not start: close its connections now
+            raise
 
 
 def bring_to_head(engine, *, upgrade_behind):
@@ -99,7 +103,7 @@ def migration_connection(engine):
                 if sqlite:
                     connection.exec_driver_sql("BEGIN IMMEDIATE")
                 elif engine.dialect.name == "postgresql":
-                    connection.execute(select(func.pg_advisory_xact_lock(_ADVISORY_LOCK_KEY)))
+                    connection.execute(select(func.pg_advisory_xact_lock(ADVISORY_LOCK_KEY)))
                 yield connection
                 if sqlite:
                     _check_foreign_keys(connection)
