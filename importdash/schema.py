@@ -265,7 +265,7 @@ def _differences(found, expected):
         differences += [f"{name} lacks index {index}" for index in sorted(want_indexes.keys() - have_indexes.keys())]
         differences += [f"{name} has index {index}" for index in sorted(have_indexes.keys() - want_indexes.keys())]
         differences += [
-            f"index {index} of {name} is on other columns"
+            f"index {index} of {name} differs"
             for index in sorted(have_indexes.keys() & want_indexes.keys())
             if have_indexes[index] != want_indexes[index]
         ]
@@ -285,8 +285,8 @@ def _refusal(connection, message, error_class):
 def _unrecognised_message(tables, differences):
     shown = "; ".join(differences[:6]) + ("; …" if len(differences) > 6 else "")
     return (
-        f"The database has importdash's tables ({', '.join(tables)}) but no schema version, and they are not as "
-        f"any version of importdash made them ({shown}), so importdash leaves them alone. Point "
+        f"The database has importdash's tables ({', '.join(tables)}) but no schema version, and they differ from "
+        f"every schema this version of importdash knows ({shown}), so importdash leaves them alone. Point "
         "IMPORTDASH_DATABASE_URL at importdash's own database or an empty one; or, to start again in this one, back "
         f"it up and run `{UPGRADE_COMMAND} --drop`, which deletes importdash's tables and all their rows."
     )
