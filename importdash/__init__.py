@@ -21,10 +21,11 @@ def create_app(test_config=None):
         app.config.update(test_config)
     _resolve_paths(app)
 
-    from . import cli, errors, extensions, runtime, security
+    from . import cli, errors, extensions, runtime, schema, security
     from .views import register_blueprints
 
     extensions.init_db(app)
+    schema.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     runtime.init_app(app)

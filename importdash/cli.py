@@ -7,6 +7,7 @@ import time
 import click
 from flask import current_app
 
+from . import schema
 from .errors import ApiError
 from .extensions import db
 from .models import JobStatus
@@ -15,13 +16,13 @@ from .services import jobs
 
 
 @click.command("init-db")
-@click.option("--drop", is_flag=True, help="Drop every table first (deletes all data).")
+@click.option("--drop", is_flag=True, help="Drop every table and the schema version first (deletes all data).")
 def init_db_command(drop):
-    """Create the database tables."""
+    """Create the database, or upgrade it to this version's schema keeping every row."""
     if drop:
-        db.drop_all()
-    db.create_all()
-    click.echo(f"Database ready: {db.engine.url.render_as_string(hide_password=True)}")
+        schema.drop_tables(db.engine)
+    done = schema.bring_to_head(db.engine, upgrade_behind=True)
+    click.echo(f"Database ready ({done}): {db.engine.url.render_as_string(hide_password=True)}")
 
 
 @click.command("clear-records")

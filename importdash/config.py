@@ -26,7 +26,14 @@ class Config:
     # transaction dirties in the unique email index of a big table, so it spilled them to the WAL mid-way and
     # wrote them again at commit. Memory: only the job's connection fills it, once, whatever the file size.
     SQLITE_CACHE_MB = 16
-    CREATE_DB_ON_START = True  # create missing tables when the app starts
+    # When the app starts, create the database or bring its schema up to this version's (importdash/schema.py).
+    CREATE_DB_ON_START = True
+    # A PostgreSQL database behind this version's schema: False refuses to start and asks for
+    # `flask --app importdash init-db` (back it up first); True upgrades it at start. Several instances may share
+    # one PostgreSQL database and the older ones still run while the newer start, so by default a person decides
+    # when. SQLite is always upgraded at start: one file, served by the processes of one machine.
+    AUTO_MIGRATE = False
+    MIGRATIONS_FOLDER = str(PROJECT_ROOT / "migrations")  # the Alembic revisions the schema moves by
 
     # Downstream API and its rate limit.
     DOWNSTREAM = "simulated"  # "simulated" (built in) or "webhook" (HTTP POSTs to WEBHOOK_URL)

@@ -2,6 +2,7 @@
 
 import logging
 
+import click
 from flask import jsonify, render_template_string, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -43,6 +44,21 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status_code = 409
     code = "conflict"
+
+
+class SchemaError(click.ClickException):
+    """The database's schema is not one this version can run on; the message says what was found and what to do.
+
+    A ClickException, so a `flask` command whose app refuses to start prints the message alone.
+    """
+
+
+class SchemaOutOfDate(SchemaError):
+    """A PostgreSQL database behind this version's schema, which only a person may upgrade (or AUTO_MIGRATE)."""
+
+
+class UnknownSchema(SchemaError):
+    """A database whose schema matches no revision this version knows: a newer version's, or not importdash's."""
 
 
 _HTML_ERROR = """<!doctype html><title>{{ status }} {{ code }}</title>

@@ -1,5 +1,6 @@
 """Unbound extension objects, bound to the app in the factory."""
 
+from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase
@@ -10,6 +11,10 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+# Revisions are written in batch mode whichever database they were generated against: SQLite changes most things
+# only by rebuilding the table, PostgreSQL runs the same batch operations as plain ALTERs, so one revision serves
+# both. Column types are compared too, so a changed type makes a revision.
+migrate = Migrate(compare_type=True, render_as_batch=True)
 
 
 def init_db(app):
@@ -33,6 +38,3 @@ def init_db(app):
                 cursor.execute(f"PRAGMA cache_size=-{cache_kb}")  # negative: in kB, not pages
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
-
-        if app.config["CREATE_DB_ON_START"]:
-            db.create_all()
