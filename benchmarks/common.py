@@ -69,15 +69,17 @@ def sqlite_url(directory):
 
 
 def reset_database(url):
-    """Drop and create the app's tables (for a PostgreSQL database shared between runs)."""
+    """Drop the app's tables and schema version, then build the schema again (a PostgreSQL database shared
+    between runs)."""
     from importdash import create_app
     from importdash.extensions import db
     from importdash.runtime import get_runtime
+    from importdash.schema import bring_to_head, drop_tables
 
     app = create_app({"DATABASE_URL": url, "CREATE_DB_ON_START": False})
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        drop_tables(db.engine)
+        bring_to_head(db.engine, upgrade_behind=True)
         db.engine.dispose()
     get_runtime(app).runner.shutdown()
 
