@@ -207,9 +207,9 @@ def _revision_shapes(script):
             config = _alembic_config(connection)
             shapes = []
             for revision in reversed(list(script.walk_revisions())):
-                with connection.begin():
+                with connection.begin():  # inspecting begins a transaction too: both end here
                     command.upgrade(config, revision.revision)
-                shapes.append((revision.revision, _shape(connection, _table_names(connection))))
+                    shapes.append((revision.revision, _shape(connection, _table_names(connection))))
             return shapes
     finally:
         scratch.dispose()
