@@ -137,6 +137,9 @@ class ImportJob(db.Model):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     notice: Mapped[str | None] = mapped_column(String(255))  # what delivery is waiting for, e.g. the downstream
     retries: Mapped[int] = mapped_column(default=0)  # how often its failed deliveries were sent again
+    # Commits by the lease holder's ledger. A holder whose commit failed mid-way (a dropped connection) reads it
+    # back to tell whether that commit landed, so a write is never applied twice.
+    ledger_writes: Mapped[int] = mapped_column(default=0, server_default="0")
     last_retried_at: Mapped[datetime | None]
 
     @property
