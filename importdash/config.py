@@ -17,6 +17,12 @@ class Config:
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
     HEALTH_TIMEOUT_SECONDS = 1.5  # /health answers 503 when the database has not answered within this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
+    # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
+    # retrying with full-jitter backoff; past it the run stops, its lease runs out, and the sweep resumes the
+    # import once the database answers again.
+    DATABASE_OUTAGE_SECONDS = 60
+    DATABASE_RETRY_BACKOFF_BASE_SECONDS = 0.1  # the first retry waits up to this long, doubling per retry
+    DATABASE_RETRY_BACKOFF_CAP_SECONDS = 5.0  # no retry waits longer than this
     SQLITE_BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for SQLite's lock instead of failing
     # WAL pages (4 kB each) written before SQLite copies them back into the database file. SQLite's default
     # (1,000) checkpoints after nearly every staging commit of a big import; a 64 MB WAL copies each hot page

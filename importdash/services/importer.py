@@ -17,7 +17,7 @@ from ..models import ErrorCategory, JobAction, JobMode
 from .broker import EventBroker
 from .delivery import Deliverer
 from .jobs import publish_job
-from .ledger import JobLedger, LeaseLost, Verdicts
+from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .reader import CsvSource
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
@@ -34,6 +34,7 @@ class ImportSettings:
     progress_interval: float
     lease_seconds: float
     heartbeat_interval: float
+    outages: OutagePolicy
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "ImportSettings":
@@ -45,6 +46,7 @@ class ImportSettings:
             progress_interval=config["PROGRESS_INTERVAL_SECONDS"],
             lease_seconds=config["LEASE_SECONDS"],
             heartbeat_interval=config["HEARTBEAT_SECONDS"],
+            outages=OutagePolicy.from_config(config),
         )
 
 
@@ -255,13 +257,23 @@ class Importer:
         if not force and now - self._last_publish < self.settings.progress_interval:
             return
         self._last_publish = now
-        publish_job(self.broker, self.ledger.session, self.ledger.job_id, name)
+        try:
+            publish_job(self.broker, self.ledger.session, self.ledger.job_id, name)
+        except SQLAlchemyError as error:  # progress is announced again with the next commit; the job goes on
+            log.warning("import #%s: progress not announced: %s", self.ledger.job_id, error)
+            self.ledger.session.rollback()
 
 
 def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     """Run a job to a terminal state (or leave it resumable on shutdown); never raises."""
-    ledger = JobLedger(context.session, job_id, context.owner, context.settings.lease_seconds)
-    if not ledger.claim():
+    settings = context.settings
+    ledger = JobLedger(context.session, job_id, context.owner, settings.lease_seconds, outages=settings.outages)
+    try:
+        claimed = ledger.claim()
+    except DatabaseUnavailable as outage:
+        log.warning("import #%s not started: %s; the sweep starts it once the database answers", job_id, outage)
+        return
+    if not claimed:
         log.info("import #%s is not runnable here (finished, or leased by another process)", job_id)
         return
     importer = Importer(ledger, context, stop)
@@ -274,6 +286,11 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     except LeaseLost:
         context.session.rollback()
         log.warning("import #%s: lease lost; the process that took it over carries on", job_id)
+        return
+    except DatabaseUnavailable as outage:
+        # Nothing can be written: the lease runs out by itself, and the sweep resumes the import from its last
+        # commit once the database answers; records left in flight go out again under the same keys.
+        log.warning("import #%s stopped: %s; it resumes once the database answers", job_id, outage)
         return
     except Exception as exc:
         log.exception("import #%s failed", job_id)

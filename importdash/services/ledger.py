@@ -1,11 +1,17 @@
 """Write a job's outcomes to the database: staged records, error rows and the counts, one transaction each."""
 
+import logging
+import random
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
 
 from ..models import (
@@ -25,11 +31,49 @@ from .dialects import statements_for
 from .downstream import Outcome
 from .validator import Contact, Rejection
 
+log = logging.getLogger(__name__)
+
 REFUSED = "the downstream refused the record"  # the error message of a refusal that gave no reason
 
 
 class LeaseLost(Exception):
     """Another process now owns the job; this one must stop touching it."""
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer within the outage deadline: the run stops, and its lease runs out."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"the database did not answer for {seconds:.0f} s")
+        self.seconds = seconds
+
+
+def is_transient(error: Exception) -> bool:
+    """Whether a database error may pass by itself: a lost connection, a lock or statement timeout, a busy pool."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError | InterfaceError | SQLAlchemyTimeoutError)
+
+
+@dataclass(frozen=True)
+class OutagePolicy:
+    """How long a run waits for a database that does not answer, and how it spaces its tries meanwhile."""
+
+    deadline: float
+    backoff_base: float
+    backoff_cap: float
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "OutagePolicy":
+        return cls(
+            deadline=config["DATABASE_OUTAGE_SECONDS"],
+            backoff_base=config["DATABASE_RETRY_BACKOFF_BASE_SECONDS"],
+            backoff_cap=config["DATABASE_RETRY_BACKOFF_CAP_SECONDS"],
+        )
+
+    def backoff(self, attempt: int, rand) -> float:
+        """Full jitter: a uniform wait up to base * 2^attempt, capped."""
+        return rand() * min(self.backoff_cap, self.backoff_base * 2**attempt)
 
 
 @dataclass(frozen=True)
@@ -104,41 +148,75 @@ class JobLedger:
     Every write also checks and extends the lease, and commits the job's counts together with the outcomes
     they count, so a reader never sees one without the other. Verdicts that a caller wants committed with
     its next write (a stream chunk's last ones) are passed to that write as `settled`.
+
+    With an outage policy, each write rides out transient database faults (a dropped connection, a lock or
+    statement timeout) until the policy's deadline, and is applied exactly once: after a fault the ledger reads
+    back the job's commit count to tell whether the commit in doubt landed. Without one (a request), a fault
+    is raised at once.
     """
 
-    def __init__(self, session: Session, job_id: int, owner: str, lease_seconds: float):
+    def __init__(
+        self,
+        session: Session,
+        job_id: int,
+        owner: str,
+        lease_seconds: float,
+        *,
+        outages: OutagePolicy | None = None,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        rand=random.random,
+    ):
         self.session = session
         self.job_id = job_id
         self.owner = owner
         self.lease = timedelta(seconds=lease_seconds)
         self.sql = statements_for(session)
+        self.outages = outages
+        self._clock = clock
+        self._sleep = sleep
+        self._rand = rand
+        self._writes = 0  # the job's ledger_writes as of this ledger's last commit
+        self._counted = False
 
     def claim(self) -> bool:
         """Take the job's lease if it is free, expired or already ours; True when this process now runs the job."""
-        now = utcnow()
-        result = self.session.execute(
-            update(ImportJob)
-            .where(
-                ImportJob.id == self.job_id,
-                ImportJob.status.in_(statuses_allowing(JobAction.RUN)),
-                ImportJob.lease_owner.is_(None)
-                | (ImportJob.lease_expires_at < now)
-                | (ImportJob.lease_owner == self.owner),
-            )
-            .values(
-                lease_owner=self.owner,
-                lease_expires_at=now + self.lease,
-                status=TRANSITIONS[JobAction.RUN].target.value,
-                started_at=func.coalesce(ImportJob.started_at, now),
-            )
-        )
-        self.session.commit()
-        return result.rowcount == 1
+
+        def take():
+            now = utcnow()
+            return self.session.execute(
+                update(ImportJob)
+                .where(
+                    ImportJob.id == self.job_id,
+                    ImportJob.status.in_(statuses_allowing(JobAction.RUN)),
+                    ImportJob.lease_owner.is_(None)
+                    | (ImportJob.lease_expires_at < now)
+                    | (ImportJob.lease_owner == self.owner),
+                )
+                .values(
+                    lease_owner=self.owner,
+                    lease_expires_at=now + self.lease,
+                    status=TRANSITIONS[JobAction.RUN].target.value,
+                    started_at=func.coalesce(ImportJob.started_at, now),
+                    ledger_writes=ImportJob.ledger_writes + 1,
+                )
+                .returning(ImportJob.ledger_writes)
+            ).first()
+
+        taken = self._write(take)  # taking a lease this owner holds already changes nothing: it may run twice
+        if taken is None:
+            return False
+        self._writes = taken.ledger_writes
+        return True
 
     def job(self) -> ImportJob:
         """Read the job afresh."""
-        self.session.expire_all()
-        return self.session.get(ImportJob, self.job_id)
+
+        def read():
+            self.session.expire_all()
+            return self.session.get(ImportJob, self.job_id)
+
+        return self._write(read)
 
     def stage(
         self, outcomes: list, *, last_row: int, rows_read: int, in_flight: bool = False, settled: Verdicts = ()
@@ -150,68 +228,84 @@ class JobLedger:
         for a caller that sends them at once (a stream chunk): that saves writing each record once more before
         its call, and those records are returned, as claim_for_delivery() returns what it claims.
         """
-        tally = self._write_verdicts(settled)
         contacts = [item for item in outcomes if isinstance(item, Contact)]
-        errors = [_error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
-        records = []
-        if contacts:
-            status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
-            ids = self.sql.insert_records(self.session, self.job_id, contacts, status.value)
-            if in_flight:
-                records = [_claimed(ids[c.row], c) for c in contacts if c.row in ids]
-            duplicates = [c for c in contacts if c.row not in ids]
-            if duplicates:
-                owners = self._owners_of({c.email_key for c in duplicates})
-                errors.extend(
-                    _error(c.row, ErrorCategory.DUPLICATE.value, self._duplicate_message(c, owners), c.data)
-                    for c in duplicates
-                )
-        self._insert_errors(errors)
-        tally += tally_staged((error["category"] for error in errors), rows_read=rows_read)
-        self._update_job(tally, cursor=last_row)
-        self.session.commit()
-        return records
+
+        def store():
+            tally = self._write_verdicts(settled)
+            errors = [_error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
+            records = []
+            if contacts:
+                status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
+                ids = self.sql.insert_records(self.session, self.job_id, contacts, status.value)
+                if in_flight:
+                    records = [_claimed(ids[c.row], c) for c in contacts if c.row in ids]
+                duplicates = [c for c in contacts if c.row not in ids]
+                if duplicates:
+                    owners = self._owners_of({c.email_key for c in duplicates})
+                    errors.extend(
+                        _error(c.row, ErrorCategory.DUPLICATE.value, self._duplicate_message(c, owners), c.data)
+                        for c in duplicates
+                    )
+            self._insert_errors(errors)
+            tally += tally_staged((error["category"] for error in errors), rows_read=rows_read)
+            self._update_job(tally, cursor=last_row)
+            return records
+
+        def stored():  # the commit in doubt landed: the chunk's records are in flight, as store() returned them
+            return self._in_flight_between(contacts[0].row, contacts[-1].row) if in_flight and contacts else []
+
+        return self._write(store, landed=stored)
 
     def claim_for_delivery(self, limit: int, *, after_row: int = 0) -> list[dict]:
         """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
 
         Records a crash left in flight come back too, so they are re-sent with the same idempotency key.
         """
-        # A range of the (job_id, row) index read in order from the last row sent and cut at the limit. Only a
-        # retry, whose failed records are scattered, reads settled records on the way; each of them once.
-        columns = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
-        query = (
-            select(*columns, Record.status)
-            .where(Record.job_id == self.job_id, Record.row > after_row, Record.status.in_(RecordStatus.undelivered()))
-            .order_by(Record.row)
-            .limit(limit)
-        )
-        rows = self.session.execute(query).all()
-        pending = [r.id for r in rows if r.status == RecordStatus.PENDING.value]
-        if pending:
-            self.session.execute(
-                update(Record).where(Record.id.in_(pending)).values(status=RecordStatus.IN_FLIGHT.value)
+
+        def claim():
+            # A range of the (job_id, row) index read in order from the last row sent and cut at the limit. Only a
+            # retry, whose failed records are scattered, reads settled records on the way; each of them once.
+            query = (
+                select(*CLAIMED_COLUMNS, Record.status)
+                .where(
+                    Record.job_id == self.job_id,
+                    Record.row > after_row,
+                    Record.status.in_(RecordStatus.undelivered()),
+                )
+                .order_by(Record.row)
+                .limit(limit)
             )
-        self._update_job()
-        self.session.commit()
-        keys = [column.key for column in columns]
-        return [dict(zip(keys, r[: len(keys)], strict=True)) for r in rows]
+            rows = self.session.execute(query).all()
+            pending = [r.id for r in rows if r.status == RecordStatus.PENDING.value]
+            if pending:
+                self.session.execute(
+                    update(Record).where(Record.id.in_(pending)).values(status=RecordStatus.IN_FLIGHT.value)
+                )
+            self._update_job()
+            return [_record(r) for r in rows]
+
+        return self._write(claim)  # claiming what is in flight already changes nothing: it may run twice
 
     def settle(self, settled: Verdicts) -> None:
         """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal, and commit."""
         if settled:
-            self._update_job(self._write_verdicts(settled))
-            self.session.commit()
+            self._write(lambda: self._update_job(self._write_verdicts(settled)), landed=lambda: None)
 
     def set_total(self, *, settled: Verdicts = ()) -> None:
         """Fix the job's total at the number of rows read, once the whole file has been read."""
-        self._update_job(self._write_verdicts(settled), total_records=ImportJob.rows_read)
-        self.session.commit()
+        self._write(
+            lambda: self._update_job(self._write_verdicts(settled), total_records=ImportJob.rows_read),
+            landed=lambda: None,
+        )
 
     def refresh_statistics(self) -> None:
         """Let the planner see the records just staged, before delivery claims them."""
-        self.sql.refresh_statistics(self.session)
-        self.session.commit()
+
+        def refresh():
+            self.sql.refresh_statistics(self.session)
+            self._update_job()
+
+        self._write(refresh)
 
     def finish(self, action: JobAction, *, error: str | None = None, settled: Verdicts = ()) -> JobStatus:
         """End the job by a terminal action (complete, fail, cancel), release its lease and return its status.
@@ -224,37 +318,111 @@ class JobLedger:
             action, error = JobAction.COMPLETE, None
         elif action is JobAction.CANCEL:
             error = "cancelled by request"
-        tally = self._write_verdicts(settled)
-        undelivered = (Record.job_id == self.job_id, Record.status.in_(RecordStatus.undelivered()))
-        self.session.execute(
-            update(Record).where(*undelivered, Record.attempts > 0).values(status=RecordStatus.FAILED.value)
-        )
-        if action is JobAction.CANCEL:
-            self.session.execute(update(Record).where(*undelivered).values(status=RecordStatus.CANCELLED.value))
         status = TRANSITIONS[action].target
-        values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
-        if error is not None:
-            values["error"] = error
-        self._update_job(tally, action=action, notice=None, **values)
-        self.session.commit()
-        return status
+
+        def end():
+            tally = self._write_verdicts(settled)
+            undelivered = (Record.job_id == self.job_id, Record.status.in_(RecordStatus.undelivered()))
+            self.session.execute(
+                update(Record).where(*undelivered, Record.attempts > 0).values(status=RecordStatus.FAILED.value)
+            )
+            if action is JobAction.CANCEL:
+                self.session.execute(update(Record).where(*undelivered).values(status=RecordStatus.CANCELLED.value))
+            values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
+            if error is not None:
+                values["error"] = error
+            self._update_job(tally, action=action, notice=None, **values)
+            return status
+
+        return self._write(end, landed=lambda: status)
 
     def release(self, *, settled: Verdicts = ()) -> None:
         """Give up the lease but leave the job resumable (the process is shutting down)."""
-        tally = self._write_verdicts(settled)
-        self._update_job(tally, action=JobAction.RELEASE, lease_owner=None, lease_expires_at=None, notice=None)
-        self.session.commit()
+
+        def let_go():
+            tally = self._write_verdicts(settled)
+            self._update_job(tally, action=JobAction.RELEASE, lease_owner=None, lease_expires_at=None, notice=None)
+
+        self._write(let_go, landed=lambda: None)
 
     def renew_lease(self) -> bool:
         """Extend the lease, and return whether a cancel request is waiting for the job."""
-        self._update_job()
-        self.session.commit()
-        return bool(self.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == self.job_id)))
+
+        def renew():
+            self._update_job()
+            return bool(self.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == self.job_id)))
+
+        return self._write(renew)
 
     def set_notice(self, notice: str | None) -> None:
         """Say what delivery is waiting for (None once it is not waiting)."""
-        self._update_job(notice=notice)
-        self.session.commit()
+        self._write(lambda: self._update_job(notice=notice))
+
+    def _write(self, work, *, landed=None):
+        """Run work() and commit, as one transaction; ride out transient faults as the outage policy says.
+
+        After a fault the commit count tells whether the commit in doubt landed. If it did, landed() gives the
+        result instead of running work() again (a write that must not be applied twice); without landed, work()
+        simply runs again (a write that changes nothing the second time, or a read).
+        """
+        first_fault = None
+        while True:
+            self._counted = False  # set by _update_job, whose UPDATE counts the commit in ledger_writes
+            try:
+                result = work()
+                self.session.commit()
+                self._writes += self._counted
+                return result
+            except LeaseLost:
+                raise
+            except Exception as error:
+                self._roll_back()
+                if self.outages is None or not is_transient(error):
+                    raise
+                if first_fault is None:
+                    first_fault = self._clock()
+                log.warning("import #%s: database fault, retrying: %s", self.job_id, _first_line(error))
+                if self._commit_landed(first_fault):
+                    self._writes += 1
+                    if landed is not None:
+                        return landed()
+
+    def _commit_landed(self, first_fault):
+        """Wait for the database to answer, then say whether the last commit this ledger began landed."""
+        attempt = 0
+        while True:
+            waited = self._clock() - first_fault
+            if waited >= self.outages.deadline:
+                raise DatabaseUnavailable(waited)
+            self._sleep(min(self.outages.backoff(attempt, self._rand), self.outages.deadline - waited))
+            attempt += 1
+            try:
+                writes = self.session.scalar(select(ImportJob.ledger_writes).where(ImportJob.id == self.job_id))
+                self.session.rollback()
+            except Exception as error:
+                self._roll_back()
+                if not is_transient(error):
+                    raise
+                continue
+            return writes is not None and writes > self._writes
+
+    def _roll_back(self):
+        try:
+            self.session.rollback()
+        except Exception:  # the connection is gone: the pool replaces it at the next checkout
+            log.debug("import #%s: rollback failed", self.job_id, exc_info=True)
+
+    def _in_flight_between(self, first_row, last_row):
+        query = (
+            select(*CLAIMED_COLUMNS)
+            .where(
+                Record.job_id == self.job_id,
+                Record.row.between(first_row, last_row),
+                Record.status == RecordStatus.IN_FLIGHT.value,
+            )
+            .order_by(Record.row)
+        )
+        return [_record(r) for r in self.session.execute(query).all()]
 
     def _update_job(self, tally: Tally | None = None, *, action: JobAction | None = None, **values):
         """Update the job while this process holds its lease, extending the lease; apply the tally's counts.
@@ -262,7 +430,13 @@ class JobLedger:
         With an action, the job must also be in a status that allows it.
         """
         counts = tally.assignments() if tally else {}
-        values = {"lease_expires_at": utcnow() + self.lease, **counts, **values}
+        self._counted = True
+        values = {
+            "lease_expires_at": utcnow() + self.lease,
+            "ledger_writes": ImportJob.ledger_writes + 1,
+            **counts,
+            **values,
+        }
         conditions = [ImportJob.id == self.job_id, ImportJob.lease_owner == self.owner]
         if action is not None:
             conditions.append(ImportJob.status.in_(statuses_allowing(action)))
@@ -330,6 +504,18 @@ class JobLedger:
         if owner_job is not None:
             return f'email "{contact.email}" was already imported (import #{owner_job}, row {owner_row})'
         return f'email "{contact.email}" is a duplicate'
+
+
+CLAIMED_COLUMNS = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
+
+
+def _record(row):
+    """A claimed record as a dict of CLAIMED_COLUMNS (a row may carry more columns after them)."""
+    return {column.key: value for column, value in zip(CLAIMED_COLUMNS, row, strict=False)}
+
+
+def _first_line(error):
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _error(row, category, message, data):
