@@ -4,7 +4,7 @@ import os
 
 from flask import Flask
 
-from .config import PROJECT_ROOT, Config, default_database_url
+from .config import PROJECT_ROOT, Config, default_database_url, postgresql_timeouts
 
 
 def create_app(test_config=None):
@@ -44,7 +44,10 @@ def _resolve_paths(app):
         if url.startswith(prefix):
             url = "postgresql+psycopg://" + url[len(prefix) :]
     config["SQLALCHEMY_DATABASE_URI"] = url
-    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    options = {"pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        options["connect_args"] = postgresql_timeouts(config)
+    config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     config["UPLOAD_FOLDER"] = config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
     os.makedirs(config["UPLOAD_FOLDER"], exist_ok=True)
     config["MAX_CONTENT_LENGTH"] = int(config["MAX_UPLOAD_MB"] * 1024 * 1024)

@@ -12,10 +12,30 @@ def default_database_url(instance_path):
     return os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'importdash.db'}"
 
 
+def postgresql_timeouts(config):
+    """libpq's connection parameters for the configured timeouts (SQLite has its busy timeout instead)."""
+    tcp_timeout = config["DATABASE_TCP_TIMEOUT_SECONDS"]
+    return {
+        "connect_timeout": max(2, round(config["DATABASE_CONNECT_TIMEOUT_SECONDS"])),  # libpq rounds up to 2 s
+        "options": f"-c statement_timeout={round(config['DATABASE_STATEMENT_TIMEOUT_SECONDS'] * 1000)}",
+        # A server that stops answering (a cut cable, a paused VM) is noticed within tcp_timeout instead of the
+        # kernel's 15 minutes: keep-alive probes on an idle connection, tcp_user_timeout on a busy one.
+        "keepalives": 1,
+        "keepalives_idle": max(1, round(tcp_timeout / 2)),
+        "keepalives_interval": max(1, round(tcp_timeout / 6)),
+        "keepalives_count": 3,
+        "tcp_user_timeout": round(tcp_timeout * 1000),
+    }
+
+
 class Config:
     # Database. SQLite by default (one file, no service); PostgreSQL through one URL.
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
     HEALTH_TIMEOUT_SECONDS = 1.5  # /health answers 503 when the database has not answered within this
+    # PostgreSQL timeouts (SQLite's equivalent is SQLITE_BUSY_TIMEOUT_MS; its statements never wait on a network).
+    DATABASE_CONNECT_TIMEOUT_SECONDS = 5  # to open a connection (libpq allows no less than 2)
+    DATABASE_STATEMENT_TIMEOUT_SECONDS = 300  # one statement, such as deleting a few million records
+    DATABASE_TCP_TIMEOUT_SECONDS = 10  # a connection whose server stopped answering is dropped after this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
     # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
     # retrying with full-jitter backoff; past it the run stops, its lease runs out, and the sweep resumes the
