@@ -1,8 +1,10 @@
 """Command-line commands: flask --app importdash init-db | clear-records | import."""
 
 import os
+import re
 import sys
 import time
+from datetime import timedelta
 
 import click
 from flask import current_app
@@ -10,7 +12,7 @@ from flask import current_app
 from . import schema
 from .errors import ApiError
 from .extensions import db
-from .models import JobStatus
+from .models import JobStatus, utcnow
 from .runtime import get_runtime
 from .services import jobs
 
@@ -32,10 +34,42 @@ def clear_records_command(yes):
     if not yes:
         raise click.UsageError("This deletes every record, error and import; add --yes to confirm.")
     try:
-        deleted = jobs.clear_all(db.session, running=get_runtime().runner.active_jobs())
+        deleted = jobs.clear_all(
+            db.session, running=get_runtime().runner.active_jobs(), upload_folder=current_app.config["UPLOAD_FOLDER"]
+        )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
-    click.echo(f"Deleted {deleted['records']} records, {deleted['errors']} errors and {deleted['jobs']} imports.")
+    click.echo(
+        f"Deleted {deleted['records']} records, {deleted['errors']} errors, {deleted['jobs']} imports "
+        f"and {deleted['files']} uploaded files."
+    )
+
+
+AGE_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+@click.command("purge")
+@click.option(
+    "--older-than",
+    "age",
+    required=True,
+    help="Age of the imports to delete, counted from when they ended: 30d, 12h or 90m.",
+)
+@click.option("--yes", is_flag=True, help="Confirm deleting those imports with their records, errors and files.")
+def purge_command(age, yes):
+    """Delete imports that ended longer ago than --older-than, with their records, error rows and uploads."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhm])\s*", age or "")
+    if match is None:
+        raise click.BadParameter("give a number and a unit, e.g. 30d, 12h or 90m", param_hint="--older-than")
+    amount, unit = int(match[1]), match[2]
+    cutoff = utcnow() - timedelta(**{AGE_UNITS[unit]: amount})
+    if not yes:
+        raise click.UsageError(f"This deletes every import that ended before {cutoff:%Y-%m-%d %H:%M} UTC; add --yes.")
+    purged = jobs.purge_jobs(db.session, ended_before=cutoff, upload_folder=current_app.config["UPLOAD_FOLDER"])
+    click.echo(
+        f"Deleted {purged['jobs']} imports with {purged['records']} records, {purged['errors']} errors "
+        f"and {purged['files']} uploaded files."
+    )
 
 
 @click.command("import")
@@ -104,5 +138,5 @@ def _draw(job, elapsed):
 
 
 def init_app(app):
-    for command in (init_db_command, clear_records_command, import_command):
+    for command in (init_db_command, clear_records_command, purge_command, import_command):
         app.cli.add_command(command)

@@ -113,6 +113,10 @@ class ImportJob(db.Model):
     # How the file is read, fixed when it is checked at upload so the job reads it the same way.
     encoding: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENCODING)
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
+    columns: Mapped[list | None] = mapped_column(JSON)  # the file's header as read: errors.csv needs no file
+    # When the uploaded file was deleted (an upload is kept only while a run of its job may need it, or for
+    # UPLOAD_RETENTION_HOURS); None while it is kept, and for files that are not uploads.
+    upload_removed_at: Mapped[datetime | None]
     started_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)  # the signed-in user, or "anonymous"
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
     total_records: Mapped[int | None]

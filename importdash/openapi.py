@@ -160,7 +160,9 @@ def document(config, *, auth_required):
                         "description": "What was deleted.",
                         "content": {
                             "application/json": {
-                                "schema": _object(deleted=_object(records=_INTEGER, errors=_INTEGER, jobs=_INTEGER))
+                                "schema": _object(
+                                    deleted=_object(records=_INTEGER, errors=_INTEGER, jobs=_INTEGER, files=_INTEGER)
+                                )
                             }
                         },
                     },

@@ -54,3 +54,21 @@ def test_import_takes_the_encoding_and_the_delimiter(runner, write_csv):
     result = runner.invoke(args=["import", str(path), "--encoding", "cp1252", "--delimiter", "semicolon"])
     assert result.exit_code == 0, result.output
     assert db.session.scalars(select(Record.name)).all() == ["Zoë"]
+
+
+def test_purge_deletes_imports_that_ended_before_the_age_given(runner, make_job):
+    from datetime import timedelta
+
+    from importdash.models import utcnow
+
+    make_job(status="completed", completed_at=utcnow() - timedelta(days=31))
+    kept = make_job(status="completed", completed_at=utcnow() - timedelta(days=2)).id
+
+    assert runner.invoke(args=["purge", "--older-than", "30d"]).exit_code != 0  # asks for --yes first
+    refused = runner.invoke(args=["purge", "--older-than", "a month", "--yes"])
+    assert refused.exit_code != 0 and "30d, 12h or 90m" in refused.output
+    result = runner.invoke(args=["purge", "--older-than", "30d", "--yes"])
+
+    assert result.exit_code == 0 and "Deleted 1 imports" in result.output, result.output
+    db.session.expire_all()
+    assert list(db.session.scalars(select(ImportJob.id))) == [kept]

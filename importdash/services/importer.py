@@ -16,7 +16,7 @@ from ..errors import ApiError
 from ..models import ErrorCategory, JobAction, JobMode
 from .broker import EventBroker
 from .delivery import Deliverer
-from .jobs import publish_job
+from .jobs import publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .reader import CsvSource
 from .streams import JOB_FINISHED, JOB_PROGRESS
@@ -35,6 +35,8 @@ class ImportSettings:
     lease_seconds: float
     heartbeat_interval: float
     outages: OutagePolicy
+    upload_folder: str
+    upload_retention_hours: float
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "ImportSettings":
@@ -47,6 +49,8 @@ class ImportSettings:
             lease_seconds=config["LEASE_SECONDS"],
             heartbeat_interval=config["HEARTBEAT_SECONDS"],
             outages=OutagePolicy.from_config(config),
+            upload_folder=config["UPLOAD_FOLDER"],
+            upload_retention_hours=config["UPLOAD_RETENTION_HOURS"],
         )
 
 
@@ -296,7 +300,13 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         log.exception("import #%s failed", job_id)
         context.session.rollback()
         action, error = JobAction.FAIL, describe_failure(exc, job_id)
-    _end(ledger, context.broker, action, error, importer.unsettled)
+    if _end(ledger, context.broker, action, error, importer.unsettled) and not settings.upload_retention_hours:
+        try:  # no run of an ended job needs its file any more (a kept upload goes at a later sweep)
+            remove_ended_uploads(
+                context.session, upload_folder=settings.upload_folder, retention_hours=0, job_id=job_id
+            )
+        except Exception:
+            log.exception("import #%s: could not delete its upload; the sweep tries again", job_id)
 
 
 def describe_failure(error: Exception, job_id: int) -> str:
@@ -320,7 +330,10 @@ def describe_failure(error: Exception, job_id: int) -> str:
 
 
 def _end(ledger, broker, action, error, settled):
-    """Record how the run ended, with the verdicts not yet written, log it and announce it; never raises."""
+    """Record how the run ended, with the verdicts not yet written, log it and announce it; never raises.
+
+    Returns True when the job ended (a terminal status was recorded).
+    """
     try:
         if action is JobAction.RELEASE:
             ledger.release(settled=settled)
@@ -328,11 +341,12 @@ def _end(ledger, broker, action, error, settled):
             ledger.finish(action, error=error, settled=settled)
     except Exception:
         log.exception("could not record the end of import #%s", ledger.job_id)
-        return
+        return False
     if action is JobAction.RELEASE:
         log.info("import #%s paused for shutdown; it resumes when the app starts again", ledger.job_id)
         publish_job(broker, ledger.session, ledger.job_id)
-        return
+        return False
     job = ledger.job()
     log.info("import #%s ended %s%s", ledger.job_id, job.status, f": {job.error}" if job.error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)
+    return True

@@ -5,6 +5,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
@@ -77,6 +78,7 @@ def create_job(
         path=path,
         encoding=file_format.encoding,
         delimiter=file_format.delimiter,
+        columns=file_format.columns,
         started_by=started_by,
     )
     if mode is JobMode.DEFAULT:
@@ -152,7 +154,7 @@ def error_page(
 def export_errors(session: Session, job_id: int, *, category: str | None, batch_size: int) -> tuple[str, Iterator[str]]:
     """Return a file name and the job's errors as CSV text, in chunks read as they are written."""
     job = get_job(session, job_id)
-    keys = source_keys(job.path, job.encoding, job.delimiter)
+    keys = job.columns or source_keys(job.path, job.encoding, job.delimiter)  # jobs made before columns were kept
     chunks = errors_csv(session, job_id, keys=keys, category=category, batch_size=batch_size)
     return f"import-{job_id}-{category or 'all'}-errors.csv", chunks
 
@@ -183,7 +185,12 @@ def record_page(
 
 
 def cancel_job(
-    session: Session, job_id: int, *, runner: "JobRunner", broker: EventBroker, lease_seconds: float
+    session: Session,
+    job_id: int,
+    *,
+    runner: "JobRunner",
+    broker: EventBroker,
+    lease_seconds: float,
 ) -> ImportJob:
     """Cancel an unfinished import and return it: ended now if no process holds it, else at the holder's next check.
 
@@ -253,20 +260,94 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
     return get_job(session, job_id)
 
 
-def clear_all(session: Session, *, running: list[int]) -> dict[str, int]:
-    """Delete every record, error row and import; refuse while any import is unfinished or runs here."""
+def clear_all(session: Session, *, running: list[int], upload_folder: str) -> dict[str, int]:
+    """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
     unfinished = session.scalar(
         select(func.count()).select_from(ImportJob).where(ImportJob.status.in_(stored(JobStatus.unfinished())))
     )
     if unfinished or running:
         raise Conflict("An import is still running; wait for it to finish or cancel it first.")
+    uploads = _kept_uploads(session, upload_folder)
     deleted = {
         "records": session.execute(delete(Record)).rowcount,
         "errors": session.execute(delete(RowError)).rowcount,
         "jobs": session.execute(delete(ImportJob)).rowcount,
     }
     session.commit()
+    deleted["files"] = sum(_delete_file(path) for _job_id, path in uploads)
     return deleted
+
+
+def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) -> dict[str, int]:
+    """Delete the imports that ended before the moment, with their records, error rows and uploaded files.
+
+    Unfinished imports are never purged, however old.
+    """
+    old = select(ImportJob.id).where(
+        ImportJob.status.notin_(stored(JobStatus.unfinished())), ImportJob.completed_at < ended_before
+    )
+    job_ids = list(session.scalars(old))
+    if not job_ids:
+        return {"records": 0, "errors": 0, "jobs": 0, "files": 0}
+    uploads = _kept_uploads(session, upload_folder, job_ids)
+    deleted = {
+        "records": session.execute(delete(Record).where(Record.job_id.in_(job_ids))).rowcount,
+        "errors": session.execute(delete(RowError).where(RowError.job_id.in_(job_ids))).rowcount,
+        "jobs": session.execute(delete(ImportJob).where(ImportJob.id.in_(job_ids))).rowcount,
+    }
+    session.commit()
+    deleted["files"] = sum(_delete_file(path) for _job_id, path in uploads)
+    return deleted
+
+
+# Files.
+
+
+def remove_ended_uploads(
+    session: Session, *, upload_folder: str, retention_hours: float, job_id: int | None = None
+) -> int:
+    """Delete the uploaded files of imports that ended more than retention_hours ago; return how many.
+
+    No run needs the file of an ended import: retries send stored records, and errors.csv reads the header
+    stored with the job.
+    """
+    cutoff = utcnow() - timedelta(hours=retention_hours)
+    ended = select(ImportJob.id, ImportJob.path).where(
+        ImportJob.status.notin_(stored(JobStatus.unfinished())),
+        ImportJob.completed_at <= cutoff,
+        ImportJob.upload_removed_at.is_(None),
+        ImportJob.path.startswith(os.path.join(upload_folder, "")),
+    )
+    if job_id is not None:
+        ended = ended.where(ImportJob.id == job_id)
+    removed = 0
+    for job_id, path in session.execute(ended).all():
+        if _is_upload(path, upload_folder):
+            removed += _delete_file(path)
+            session.execute(update(ImportJob).where(ImportJob.id == job_id).values(upload_removed_at=utcnow()))
+    session.commit()
+    return removed
+
+
+def _kept_uploads(session, upload_folder, job_ids=None):
+    query = select(ImportJob.id, ImportJob.path).where(ImportJob.upload_removed_at.is_(None))
+    if job_ids is not None:
+        query = query.where(ImportJob.id.in_(job_ids))
+    return [(job_id, path) for job_id, path in session.execute(query).all() if _is_upload(path, upload_folder)]
+
+
+def _is_upload(path, upload_folder):
+    """Whether the file is the server's own copy of an upload: never the bundled sample, never a CLI user's file."""
+    folder = os.path.realpath(upload_folder)
+    return os.path.commonpath([folder, os.path.realpath(path)]) == folder
+
+
+def _delete_file(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 # Announce.

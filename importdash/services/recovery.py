@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ..extensions import db
 from ..models import ImportJob, JobStatus, stored, utcnow
+from .jobs import remove_ended_uploads
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -46,12 +47,18 @@ class LeaseSweeper:
         self._thread = None
 
     def sweep(self) -> list[int]:
-        """Submit every orphaned job once and return their ids."""
+        """Submit every orphaned job once and return their ids; delete the uploads whose retention is over."""
+        config = self.app.config
         with self.app.app_context():
             try:
                 job_ids = orphaned_job_ids(db.session)
+                removed = remove_ended_uploads(
+                    db.session, upload_folder=config["UPLOAD_FOLDER"], retention_hours=config["UPLOAD_RETENTION_HOURS"]
+                )
             finally:
                 db.session.remove()
+        if removed:
+            log.info("deleted %s uploads of ended imports", removed)
         for job_id in job_ids:
             self.runner.submit(job_id)
         if job_ids:

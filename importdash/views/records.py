@@ -1,6 +1,6 @@
 """The per-row ledger: search it, or clear it."""
 
-from flask import Blueprint, request
+from flask import Blueprint, current_app, request
 
 from ..errors import ApiError
 from ..extensions import db
@@ -32,5 +32,7 @@ def delete_records():
     """Delete every record, error and import; refused while an import runs."""
     if request.args.get("confirm") != "true":
         raise ApiError("Add ?confirm=true to delete every record, error and import.", code="confirmation_required")
-    deleted = jobs.clear_all(db.session, running=get_runtime().runner.active_jobs())
+    deleted = jobs.clear_all(
+        db.session, running=get_runtime().runner.active_jobs(), upload_folder=current_app.config["UPLOAD_FOLDER"]
+    )
     return {"deleted": deleted}

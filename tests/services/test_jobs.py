@@ -1,21 +1,23 @@
 """The job's API (services/jobs.py) without HTTP: what each action does to the ledger, and what it announces."""
 
+import io
+import os
+from datetime import timedelta
+
 import pytest
+from sqlalchemy import update
 
 from importdash.errors import Conflict, NotFound
 from importdash.extensions import db
+from importdash.models import ImportJob, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
 
 
 def create(app, **options):
+    settings = {"mode": "batch", "path": app.config["SAMPLE_FILE"], "source": "sample.csv"} | options
     return jobs.create_job(
-        db.session,
-        get_runtime(app).broker,
-        path=app.config["SAMPLE_FILE"],
-        source="sample.csv",
-        max_line_length=app.config["MAX_LINE_LENGTH"],
-        **{"mode": "batch"} | options,
+        db.session, get_runtime(app).broker, max_line_length=app.config["MAX_LINE_LENGTH"], **settings
     )
 
 
@@ -40,7 +42,7 @@ def test_cancelling_a_job_no_process_holds_ends_it_at_once_and_announces_it(app)
     job = create(app)  # never submitted: it waits with no runner
     broker = get_runtime(app).broker
     with broker.subscribe(job.id) as subscription:
-        cancelled = jobs.cancel_job(db.session, job.id, runner=get_runtime(app).runner, broker=broker, lease_seconds=30)
+        cancelled = cancel(app, job.id)
 
         event = subscription.get(timeout=0)
 
@@ -52,9 +54,7 @@ def test_an_ended_job_cannot_be_cancelled_and_an_unfinished_one_cannot_be_retrie
     job = create(app)
     with pytest.raises(Conflict, match="only a completed import"):
         jobs.retry_job(db.session, job.id, category=None, runner=get_runtime(app).runner)
-    jobs.cancel_job(
-        db.session, job.id, runner=get_runtime(app).runner, broker=get_runtime(app).broker, lease_seconds=30
-    )
+    cancel(app, job.id)
 
     with pytest.raises(Conflict, match="already ended"):
         cancel(app, job.id)
@@ -63,12 +63,12 @@ def test_an_ended_job_cannot_be_cancelled_and_an_unfinished_one_cannot_be_retrie
 def test_clearing_is_refused_while_a_job_is_unfinished_and_deletes_everything_after(app):
     job = create(app)
     with pytest.raises(Conflict):
-        jobs.clear_all(db.session, running=[])
-    jobs.cancel_job(
-        db.session, job.id, runner=get_runtime(app).runner, broker=get_runtime(app).broker, lease_seconds=30
-    )
+        jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+    cancel(app, job.id)
 
-    assert jobs.clear_all(db.session, running=[]) == {"records": 0, "errors": 0, "jobs": 1}
+    cleared = jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+    assert cleared == {"records": 0, "errors": 0, "jobs": 1, "files": 0}  # the bundled sample is never deleted
+    assert os.path.exists(app.config["SAMPLE_FILE"])
     with pytest.raises(NotFound):
         jobs.get_job(db.session, job.id)
 
@@ -77,3 +77,69 @@ def test_an_id_beyond_the_id_column_names_no_job(app):
     with pytest.raises(NotFound):
         jobs.get_job(db.session, 2**63)
     assert jobs.job_state(db.session, 2**63) is None
+
+
+def upload(app, text="name,email,Phone\nAda,ada@example.com,1\nBob,not-an-email,2\n"):
+    path = jobs.store_upload(io.BytesIO(text.encode()), app.config["UPLOAD_FOLDER"])
+    return create(app, path=path, source="contacts.csv")
+
+
+def end(job, ended_ago):
+    db.session.execute(
+        update(ImportJob).where(ImportJob.id == job.id).values(status="completed", completed_at=utcnow() - ended_ago)
+    )
+    db.session.commit()
+
+
+def test_an_ended_imports_upload_is_removed_after_the_retention_and_errors_csv_keeps_its_columns(app):
+    job = upload(app)
+    end(job, timedelta(hours=2))
+    folder = app.config["UPLOAD_FOLDER"]
+
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=3) == 0
+    assert os.path.exists(job.path)
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=1) == 1
+
+    assert not os.path.exists(job.path)
+    assert jobs.get_job(db.session, job.id).upload_removed_at is not None
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0) == 0  # once only
+    _name, chunks = jobs.export_errors(db.session, job.id, category=None, batch_size=10)
+    assert "".join(chunks).splitlines()[0] == "\ufeffrow,category,message,name,email,Phone"
+
+
+def test_unfinished_imports_and_files_outside_the_upload_folder_are_never_removed(app, write_csv):
+    running = upload(app)
+    own_file = create(app, path=str(write_csv("name,email\nAda,ada@example.com\n")), source="mine.csv")
+    end(own_file, timedelta(hours=5))
+
+    assert jobs.remove_ended_uploads(db.session, upload_folder=app.config["UPLOAD_FOLDER"], retention_hours=0) == 0
+    assert os.path.exists(running.path) and os.path.exists(own_file.path)
+
+
+def test_clearing_deletes_the_uploads_too(app):
+    job = upload(app)
+    path = job.path
+    end(job, timedelta(0))
+
+    cleared = jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+
+    assert cleared["files"] == 1 and not os.path.exists(path)
+
+
+def test_purging_deletes_only_imports_that_ended_before_the_moment_with_their_rows_and_files(app):
+    old, recent, unfinished = upload(app), upload(app), upload(app)
+    old_path = old.path
+    end(old, timedelta(days=40))
+    end(recent, timedelta(days=1))
+    db.session.execute(
+        update(ImportJob).where(ImportJob.id == unfinished.id).values(created_at=utcnow() - timedelta(days=90))
+    )
+    db.session.commit()
+
+    purged = jobs.purge_jobs(
+        db.session, ended_before=utcnow() - timedelta(days=30), upload_folder=app.config["UPLOAD_FOLDER"]
+    )
+
+    assert purged == {"records": 0, "errors": 0, "jobs": 1, "files": 1}
+    assert not os.path.exists(old_path) and os.path.exists(recent.path) and os.path.exists(unfinished.path)
+    assert {job["id"] for job in jobs.list_jobs(db.session, limit=10)[0]} == {unfinished.id, recent.id}

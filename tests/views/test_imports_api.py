@@ -1,6 +1,7 @@
 """Each import mode end to end through the JSON API, with the rate limit lifted."""
 
 import io
+import os
 
 import pytest
 from sqlalchemy import func, select
@@ -191,3 +192,34 @@ def test_a_file_far_larger_than_one_form_field_is_accepted(client, wait_for_job)
     response = client.post("/api/import/batch", data={"file": (io.BytesIO(big.encode()), "big.csv")})
     assert response.status_code == 202, response.get_json()
     assert wait_for_job(response.get_json()["job"]["id"])["success_count"] == 12_000
+
+
+@pytest.mark.parametrize("mode", ["batch", "stream"])
+def test_an_upload_is_deleted_once_its_import_ends_and_errors_csv_still_has_its_columns(
+    app, client, wait_for_job, mode
+):
+    csv_text = "Name,Email,Phone\nAda,ada@example.com,1\nEve,not-an-email,2\n"
+    response = client.post(
+        f"/api/import/{mode}",
+        data={"file": (io.BytesIO(csv_text.encode()), "contacts.csv")},
+        content_type="multipart/form-data",
+    )
+    job = wait_for_job(response.get_json()["job"]["id"])
+
+    assert job["status"] == "completed", job["error"]
+    assert os.listdir(app.config["UPLOAD_FOLDER"]) == []
+    exported = client.get(f"/api/import/{job['id']}/errors.csv").get_data(as_text=True).splitlines()
+    assert exported[0] == "\ufeffrow,category,message,Name,Email,Phone"
+    assert exported[1].endswith(",Eve,not-an-email,2")
+
+
+@pytest.mark.parametrize("app_config", [{"UPLOAD_RETENTION_HOURS": 24}])
+def test_with_a_retention_the_upload_is_kept_after_the_import(app, client, wait_for_job):
+    response = client.post(
+        "/api/import/batch",
+        data={"file": (io.BytesIO(b"name,email\nAda,ada@example.com\n"), "contacts.csv")},
+        content_type="multipart/form-data",
+    )
+    wait_for_job(response.get_json()["job"]["id"])
+
+    assert len(os.listdir(app.config["UPLOAD_FOLDER"])) == 1
