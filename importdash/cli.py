@@ -92,10 +92,26 @@ def import_command(path, mode, encoding, delimiter):
         )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
-    job_id = job.id
+    get_runtime().runner.submit(job.id)
+    click.echo(f"Import #{job.id} ({mode}) of {job.source} started.", err=True)
+    _run_in_foreground(job.id)
+
+
+@click.command("resume")
+@click.argument("job_id", type=click.IntRange(min=1))
+def resume_command(job_id):
+    """Go on with a failed or cancelled import in the foreground; exit non-zero if it does not complete."""
+    try:
+        job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Import #{job_id} ({job.mode}) of {job.source} resumed.", err=True)
+    _run_in_foreground(job_id)
+
+
+def _run_in_foreground(job_id):
+    """Follow a job this process runs until it ends, print how it ended, and exit 1 unless it completed."""
     runner = get_runtime().runner
-    runner.submit(job_id)
-    click.echo(f"Import #{job_id} ({mode}) of {job.source} started.", err=True)
     try:
         job = _follow(job_id, runner)
     except KeyboardInterrupt:
@@ -107,9 +123,9 @@ def import_command(path, mode, encoding, delimiter):
         f"{job.success_count} succeeded, {job.failed_count} failed."
     )
     click.echo(summary)
+    if job.error:
+        click.echo(f"{'Note' if job.status == JobStatus.COMPLETED.value else 'Reason'}: {job.error}", err=True)
     if job.status != JobStatus.COMPLETED.value:
-        if job.error:
-            click.echo(f"Reason: {job.error}", err=True)
         sys.exit(1)
 
 
@@ -138,5 +154,5 @@ def _draw(job, elapsed):
 
 
 def init_app(app):
-    for command in (init_db_command, clear_records_command, purge_command, import_command):
+    for command in (init_db_command, clear_records_command, purge_command, import_command, resume_command):
         app.cli.add_command(command)

@@ -96,6 +96,7 @@ class Config:
     # Hours an uploaded file is kept after its import ended (0: deleted as soon as it ends); errors.csv and
     # retries never need it. Clear records and `flask purge` delete uploads too.
     UPLOAD_RETENTION_HOURS = 0
+    RESUME_WINDOW_HOURS = 24  # a failed or cancelled import's upload is kept this long, so it can be resumed
     MAX_UPLOAD_MB = 100  # larger uploads get 413
     MAX_FORM_PARTS = 10  # multipart parts per request (the file and a few fields); more get 413 (Flask setting)
     # Bytes in one form field other than the file; more get 413 (Flask setting). Werkzeug also applies it to its

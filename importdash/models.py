@@ -51,6 +51,7 @@ class JobAction(str, Enum):
     FAIL = "fail"
     CANCEL = "cancel"
     RETRY = "retry"  # a completed job's failed deliveries go out again
+    RESUME = "resume"  # a failed or cancelled job goes on from where it stopped
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ TRANSITIONS = {
     JobAction.FAIL: Transition(JobStatus.unfinished(), JobStatus.FAILED),
     JobAction.CANCEL: Transition(JobStatus.unfinished(), JobStatus.CANCELLED),
     JobAction.RETRY: Transition(frozenset({JobStatus.COMPLETED}), JobStatus.PENDING),
+    JobAction.RESUME: Transition(frozenset({JobStatus.FAILED, JobStatus.CANCELLED}), JobStatus.PENDING),
 }
 
 

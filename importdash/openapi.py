@@ -94,6 +94,20 @@ def document(config, *, auth_required):
                 },
             ),
         },
+        "/api/import/{job_id}/resume": {
+            "post": _operation(
+                "resumeImport",
+                "Go on with a failed or cancelled import from where it stopped: its undelivered and cancelled "
+                "records go out, and its file is read on while the upload is kept.",
+                [job_id],
+                {
+                    "202": _json("JobEnvelope", "The import is queued to go on."),
+                    "404": _error("No such import."),
+                    "409": _error("The import has not failed or been cancelled."),
+                    **writes,
+                },
+            ),
+        },
         "/api/import/{job_id}/retry": {
             "post": {
                 **_operation(

@@ -72,3 +72,15 @@ def test_purge_deletes_imports_that_ended_before_the_age_given(runner, make_job)
     assert result.exit_code == 0 and "Deleted 1 imports" in result.output, result.output
     db.session.expire_all()
     assert list(db.session.scalars(select(ImportJob.id))) == [kept]
+
+
+def test_resume_goes_on_with_a_cancelled_import_and_refuses_a_completed_one(runner, make_job, write_csv):
+    path = write_csv("name,email\nAda,ada@example.com\nBob,bob@example.com\n")
+    job_id = make_job(path=str(path), status="cancelled", source="contacts.csv").id
+
+    result = runner.invoke(args=["resume", str(job_id)])
+
+    assert result.exit_code == 0, result.output
+    assert f"Import #{job_id} completed: 2 of 2 rows processed, 2 succeeded" in result.output
+    refused = runner.invoke(args=["resume", str(job_id)])
+    assert refused.exit_code != 0 and "only a failed or cancelled import can be resumed" in refused.output

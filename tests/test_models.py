@@ -21,11 +21,12 @@ def test_terminal_actions_lead_to_terminal_statuses_and_nothing_else_does():
         assert transition.target.is_terminal == (action in terminal), action
 
 
-def test_a_terminal_job_can_only_be_retried():
+def test_a_terminal_job_can_only_be_retried_or_resumed_and_then_waits_for_a_runner_again():
     for status in JobStatus:
         if status.is_terminal:
             leaving = {action for action, transition in TRANSITIONS.items() if status in transition.sources}
-            assert leaving <= {JobAction.RETRY}, status
+            assert leaving == ({JobAction.RETRY} if status is JobStatus.COMPLETED else {JobAction.RESUME}), status
+    assert TRANSITIONS[JobAction.RESUME].target is JobStatus.PENDING
 
 
 def test_statuses_are_stored_as_their_values():

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import ErrorCategory, JobAction, JobMode
+from ..models import ErrorCategory, JobAction, JobMode, JobStatus
 from .broker import EventBroker
 from .delivery import Deliverer
 from .jobs import publish_job, remove_ended_uploads
@@ -115,8 +115,11 @@ class Importer:
         self._last_heartbeat = clock()
         self._delivered_through = 0  # the row of the last record sent in this run; claims start after it
 
-    def run(self) -> None:
-        """Import the whole file, resuming after the last staged row if the job ran before."""
+    def run(self) -> str | None:
+        """Import the whole file, resuming after the last staged row if the job ran before.
+
+        Returns what people should know about a run that completed without reading the whole file, else None.
+        """
         job = self.ledger.job()
         key, mode, cursor = job.key, JobMode(job.mode), job.cursor
         path, encoding, delimiter = job.path, job.encoding, job.delimiter
@@ -128,7 +131,18 @@ class Importer:
         if job.retries:
             # A retry of a completed job: its file was read to the end; only its failed records go out again.
             self._deliver()
-            return
+            return None
+        if job.upload_removed_at is not None:
+            # Resumed after its upload was deleted: what was staged goes out; the rest of the file is not there.
+            self._deliver()
+            unread = job.total_records is None
+            self.ledger.set_total()
+            if unread:
+                return (
+                    f"The upload was deleted before this import was resumed, so rows after row {cursor} were "
+                    "never read; import the file again for them."
+                )
+            return None
         with CsvSource(path, encoding, delimiter) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
@@ -283,7 +297,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     importer = Importer(ledger, context, stop)
     error = None
     try:
-        importer.run()
+        error = importer.run()
         action = JobAction.COMPLETE
     except Stopped as stopped:
         action = JobAction.CANCEL if stopped.reason is StopReason.CANCEL else JobAction.RELEASE
@@ -300,10 +314,14 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         log.exception("import #%s failed", job_id)
         context.session.rollback()
         action, error = JobAction.FAIL, describe_failure(exc, job_id)
-    if _end(ledger, context.broker, action, error, importer.unsettled) and not settings.upload_retention_hours:
-        try:  # no run of an ended job needs its file any more (a kept upload goes at a later sweep)
+    if _end(ledger, context.broker, action, error, importer.unsettled) is JobStatus.COMPLETED:
+        try:  # no run of a completed job needs its file any more (a kept upload goes at a later sweep)
             remove_ended_uploads(
-                context.session, upload_folder=settings.upload_folder, retention_hours=0, job_id=job_id
+                context.session,
+                upload_folder=settings.upload_folder,
+                retention_hours=settings.upload_retention_hours,
+                resume_hours=settings.upload_retention_hours,
+                job_id=job_id,
             )
         except Exception:
             log.exception("import #%s: could not delete its upload; the sweep tries again", job_id)
@@ -332,7 +350,7 @@ def describe_failure(error: Exception, job_id: int) -> str:
 def _end(ledger, broker, action, error, settled):
     """Record how the run ended, with the verdicts not yet written, log it and announce it; never raises.
 
-    Returns True when the job ended (a terminal status was recorded).
+    Returns the job's terminal status, or None when it did not end (it stays resumable, or is another's).
     """
     try:
         if action is JobAction.RELEASE:
@@ -341,12 +359,12 @@ def _end(ledger, broker, action, error, settled):
             ledger.finish(action, error=error, settled=settled)
     except Exception:
         log.exception("could not record the end of import #%s", ledger.job_id)
-        return False
+        return None
     if action is JobAction.RELEASE:
         log.info("import #%s paused for shutdown; it resumes when the app starts again", ledger.job_id)
         publish_job(broker, ledger.session, ledger.job_id)
-        return False
+        return None
     job = ledger.job()
     log.info("import #%s ended %s%s", ledger.job_id, job.status, f": {job.error}" if job.error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)
-    return True
+    return JobStatus(job.status)

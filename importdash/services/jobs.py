@@ -260,6 +260,38 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
     return get_job(session, job_id)
 
 
+def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJob:
+    """Queue a failed or cancelled import to go on from where it stopped, and return it, pending once more.
+
+    Its cancelled records go out again, and its file is read on from the last row staged, while the upload is
+    kept; once it has been deleted, what was staged is sent and the job says which rows were never read.
+    """
+    job = get_job(session, job_id)
+    if job.status not in statuses_allowing(JobAction.RESUME):
+        raise Conflict(f"Import #{job_id} is {job.status}; only a failed or cancelled import can be resumed.")
+    reopened = session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.status.in_(statuses_allowing(JobAction.RESUME)))
+        .values(
+            status=TRANSITIONS[JobAction.RESUME].target.value,
+            completed_at=None,
+            cancel_requested=False,
+            error=None,
+        )
+    ).rowcount
+    if not reopened:
+        session.rollback()
+        raise Conflict(f"Import #{job_id} is being resumed already.")
+    session.execute(
+        update(Record)
+        .where(Record.job_id == job_id, Record.status == RecordStatus.CANCELLED.value)
+        .values(status=RecordStatus.PENDING.value)
+    )
+    session.commit()
+    runner.submit(job_id)
+    return get_job(session, job_id)
+
+
 def clear_all(session: Session, *, running: list[int], upload_folder: str) -> dict[str, int]:
     """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
     unfinished = session.scalar(
@@ -304,17 +336,25 @@ def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) 
 
 
 def remove_ended_uploads(
-    session: Session, *, upload_folder: str, retention_hours: float, job_id: int | None = None
+    session: Session,
+    *,
+    upload_folder: str,
+    retention_hours: float,
+    resume_hours: float,
+    job_id: int | None = None,
 ) -> int:
-    """Delete the uploaded files of imports that ended more than retention_hours ago; return how many.
+    """Delete the uploads of imports that completed more than retention_hours ago, or failed or were cancelled
+    more than resume_hours ago (they may be resumed until then); return how many files were deleted.
 
-    No run needs the file of an ended import: retries send stored records, and errors.csv reads the header
+    No run needs the file of a completed import: retries send stored records, and errors.csv reads the header
     stored with the job.
     """
-    cutoff = utcnow() - timedelta(hours=retention_hours)
+    now = utcnow()
+    completed_before = now - timedelta(hours=retention_hours)
+    stopped_before = now - timedelta(hours=max(retention_hours, resume_hours))
     ended = select(ImportJob.id, ImportJob.path).where(
-        ImportJob.status.notin_(stored(JobStatus.unfinished())),
-        ImportJob.completed_at <= cutoff,
+        ((ImportJob.status == JobStatus.COMPLETED.value) & (ImportJob.completed_at <= completed_before))
+        | (ImportJob.status.in_(statuses_allowing(JobAction.RESUME)) & (ImportJob.completed_at <= stopped_before)),
         ImportJob.upload_removed_at.is_(None),
         ImportJob.path.startswith(os.path.join(upload_folder, "")),
     )

@@ -53,7 +53,10 @@ class LeaseSweeper:
             try:
                 job_ids = orphaned_job_ids(db.session)
                 removed = remove_ended_uploads(
-                    db.session, upload_folder=config["UPLOAD_FOLDER"], retention_hours=config["UPLOAD_RETENTION_HOURS"]
+                    db.session,
+                    upload_folder=config["UPLOAD_FOLDER"],
+                    retention_hours=config["UPLOAD_RETENTION_HOURS"],
+                    resume_hours=config["RESUME_WINDOW_HOURS"],
                 )
             finally:
                 db.session.remove()

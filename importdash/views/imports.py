@@ -50,6 +50,13 @@ def retry(job_id):
     return {"job": job.to_dict()}, 202
 
 
+@bp.post("/<id:job_id>/resume")
+def resume(job_id):
+    """Go on with a failed or cancelled import from where it stopped."""
+    job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
+    return {"job": job.to_dict()}, 202
+
+
 def _start(mode, sample_only=False):
     config, runtime = current_app.config, get_runtime()
     upload, options = (None, {}) if sample_only else _upload_form()

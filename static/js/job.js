@@ -122,6 +122,8 @@ function renderActions() {
   $("[data-cancel]").hidden = finished;
   // Only refusals by the downstream can be sent again; validation errors need a fixed file.
   $("[data-retry]").hidden = !(job.status === "completed" && state.error_counts.other > 0);
+  // A failed or cancelled import goes on from where it stopped.
+  $("[data-resume]").hidden = !(job.status === "failed" || job.status === "cancelled");
   const download = $("[data-download]");
   download.hidden = job.failed_count === 0;
   download.href = withQuery(urls.errorsCsvUrl, { category: currentCategory() });
@@ -151,6 +153,14 @@ $("[data-retry]").addEventListener("click", (event) =>
   act(event.currentTarget, async () => {
     // A retry reopens this same import: show it pending, then follow its run.
     const { job } = await request(urls.retryUrl, { method: "POST" });
+    show({ job, error_counts: state.error_counts });
+    stream.open();
+  }),
+);
+
+$("[data-resume]").addEventListener("click", (event) =>
+  act(event.currentTarget, async () => {
+    const { job } = await request(urls.resumeUrl, { method: "POST" });
     show({ job, error_counts: state.error_counts });
     stream.open();
   }),

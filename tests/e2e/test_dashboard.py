@@ -210,3 +210,25 @@ def test_cancel_retry_and_download_from_a_job_page(page, tmp_path):
     expect(page.locator("[data-job-retries]")).to_contain_text("Retried 1×")
     expect(page.locator("[data-status]")).to_have_text("Completed")
     expect(page.locator("[data-failed]")).to_have_text("3")  # the simulator refuses that domain again
+
+
+def test_a_cancelled_import_is_resumed_from_its_page_and_completes(page, server, screenshot):
+    job_id = server.call("POST", "/api/import/batch")["job"]["id"]
+    server.call("POST", f"/api/import/{job_id}/cancel")
+    server.wait_until_idle()
+    cancelled = server.call("GET", f"/api/import/{job_id}")["job"]
+    assert cancelled["status"] == "cancelled"
+
+    page.goto(f"/imports/{job_id}")
+    expect(page.locator("[data-status]")).to_have_text("Cancelled")
+    resume = page.get_by_role("button", name="Resume import")
+    expect(resume).to_be_visible()
+    expect(page.get_by_role("button", name="Cancel import")).to_be_hidden()
+    screenshot(page, "job-cancelled-desktop")
+    resume.click()
+
+    expect(page.locator("[data-status]")).to_have_text("Completed", timeout=30_000)
+    expect(resume).to_be_hidden()
+    finished = server.call("GET", f"/api/import/{job_id}")["job"]
+    assert finished["processed_count"] == finished["total_records"] == 1000
+    screenshot(page, "job-resumed-desktop")

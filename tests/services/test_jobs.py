@@ -9,9 +9,11 @@ from sqlalchemy import update
 
 from importdash.errors import Conflict, NotFound
 from importdash.extensions import db
-from importdash.models import ImportJob, utcnow
+from importdash.models import ImportJob, JobAction, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
+from importdash.services.ledger import JobLedger
+from importdash.services.validator import Contact
 
 
 def create(app, **options):
@@ -96,13 +98,15 @@ def test_an_ended_imports_upload_is_removed_after_the_retention_and_errors_csv_k
     end(job, timedelta(hours=2))
     folder = app.config["UPLOAD_FOLDER"]
 
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=3) == 0
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=3, resume_hours=0) == 0
     assert os.path.exists(job.path)
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=1) == 1
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=1, resume_hours=0) == 1
 
     assert not os.path.exists(job.path)
     assert jobs.get_job(db.session, job.id).upload_removed_at is not None
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0) == 0  # once only
+    assert (
+        jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=0) == 0
+    )  # once only
     _name, chunks = jobs.export_errors(db.session, job.id, category=None, batch_size=10)
     assert "".join(chunks).splitlines()[0] == "\ufeffrow,category,message,name,email,Phone"
 
@@ -112,7 +116,8 @@ def test_unfinished_imports_and_files_outside_the_upload_folder_are_never_remove
     own_file = create(app, path=str(write_csv("name,email\nAda,ada@example.com\n")), source="mine.csv")
     end(own_file, timedelta(hours=5))
 
-    assert jobs.remove_ended_uploads(db.session, upload_folder=app.config["UPLOAD_FOLDER"], retention_hours=0) == 0
+    folder = app.config["UPLOAD_FOLDER"]
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=0) == 0
     assert os.path.exists(running.path) and os.path.exists(own_file.path)
 
 
@@ -143,3 +148,62 @@ def test_purging_deletes_only_imports_that_ended_before_the_moment_with_their_ro
     assert purged == {"records": 0, "errors": 0, "jobs": 1, "files": 1}
     assert not os.path.exists(old_path) and os.path.exists(recent.path) and os.path.exists(unfinished.path)
     assert {job["id"] for job in jobs.list_jobs(db.session, limit=10)[0]} == {unfinished.id, recent.id}
+
+
+def test_a_stopped_imports_upload_is_kept_for_the_resume_window(app):
+    job = upload(app)
+    cancel(app, job.id)
+    db.session.execute(
+        update(ImportJob).where(ImportJob.id == job.id).values(completed_at=utcnow() - timedelta(hours=5))
+    )
+    db.session.commit()
+    folder = app.config["UPLOAD_FOLDER"]
+
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=24) == 0
+    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=4) == 1
+
+
+def test_a_cancelled_import_resumes_and_delivers_every_row(app, wait_for_job):
+    job = upload(app)
+    cancel(app, job.id)
+
+    resumed = jobs.resume_job(db.session, job.id, runner=get_runtime(app).runner)
+    assert resumed.status in ("pending", "processing")  # the runner may have taken it already
+    assert (resumed.error, resumed.completed_at) == (None, None)
+    ended = wait_for_job(job.id)
+
+    assert ended["status"] == "completed", ended["error"]
+    assert (ended["processed_count"], ended["success_count"], ended["failed_count"]) == (2, 1, 1)
+
+
+def test_only_a_failed_or_cancelled_import_can_be_resumed(app, wait_for_job):
+    job = create(app)
+    with pytest.raises(Conflict, match="only a failed or cancelled import"):
+        jobs.resume_job(db.session, job.id, runner=get_runtime(app).runner)
+
+
+def test_resumed_without_its_upload_it_sends_what_was_staged_and_says_what_was_never_read(app, wait_for_job):
+    job = upload(app, "name,email\n" + "".join(f"P{n},p{n}@example.com\n" for n in range(10)))
+    path = job.path
+    cancel(app, job.id)
+    # As if the first run had staged rows 2-5 before it was cancelled, and the upload had then been deleted.
+    ledger = JobLedger(db.session, job.id, "earlier-run", 30)
+    db.session.execute(update(ImportJob).where(ImportJob.id == job.id).values(status="pending"))
+    db.session.commit()
+    assert ledger.claim()
+    ledger.stage(
+        [Contact(row, f"P{row}", f"p{row}@example.com", f"p{row}@example.com", None, {}) for row in range(2, 6)],
+        last_row=5,
+        rows_read=4,
+    )
+    ledger.finish(JobAction.CANCEL)
+    os.remove(path)
+    db.session.execute(update(ImportJob).where(ImportJob.id == job.id).values(upload_removed_at=utcnow()))
+    db.session.commit()
+
+    jobs.resume_job(db.session, job.id, runner=get_runtime(app).runner)
+    ended = wait_for_job(job.id)
+
+    assert ended["status"] == "completed"
+    assert (ended["total_records"], ended["success_count"]) == (4, 4)
+    assert "rows after row 5 were never read" in ended["error"]
