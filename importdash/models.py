@@ -104,7 +104,11 @@ class ErrorCategory(str, Enum):
 class ImportJob(db.Model):
     __tablename__ = "import_jobs"
     # The history lists jobs newest first by (created_at, id): one index serves that order on both databases.
-    __table_args__ = (Index("ix_import_jobs_created_at_id", "created_at", "id"),)
+    __table_args__ = (
+        Index("ix_import_jobs_created_at_id", "created_at", "id"),
+        # Unique: two requests with one key, even at once and to two processes, start one job.
+        Index("uq_import_jobs_idempotency_key", "idempotency_key", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # A random key that makes record idempotency keys unique even if ids are reused after a clear.
@@ -119,7 +123,9 @@ class ImportJob(db.Model):
     # When the uploaded file was deleted (an upload is kept only while a run of its job may need it, or for
     # UPLOAD_RETENTION_HOURS); None while it is kept, and for files that are not uploads.
     upload_removed_at: Mapped[datetime | None]
-    started_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)  # the signed-in user, or "anonymous"
+    started_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)
+    # The Idempotency-Key a script sent with the request that started the job: the same key gets this job back.
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))  # the signed-in user, or "anonymous"
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
     total_records: Mapped[int | None]
     processed_count: Mapped[int] = mapped_column(default=0)
@@ -167,6 +173,7 @@ class ImportJob(db.Model):
             "status": self.status,
             "source": self.source,
             "started_by": self.started_by,
+            "idempotency_key": self.idempotency_key,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
             "total_records": self.total_records,

@@ -32,9 +32,10 @@ def document(config, *, auth_required):
             "post": _operation(
                 "startDefaultImport",
                 "Start the default import of the bundled sample file.",
-                [],
+                [_IDEMPOTENCY_KEY],
                 {
                     "202": _json("JobEnvelope", "The import was queued."),
+                    "200": _REPLAYED,
                     "400": _error("The bundled sample file is missing or cannot be imported."),
                     **writes,
                 },
@@ -253,14 +254,30 @@ def document(config, *, auth_required):
     return document
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
+    "description": "Any key of the caller's: a request repeated with the same key gets the job the first one "
+    "started (200, Idempotent-Replayed: true) instead of starting another.",
+}
+_REPLAYED = {
+    "description": "A job was started with this Idempotency-Key already: that job, as it is now.",
+    "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "const": "true"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobEnvelope"}}},
+}
+
+
 def _upload_operation(operation_id, mode, writes):
     return {
         **_operation(
             operation_id,
             f"Start a {mode} import of the uploaded CSV file, or of the bundled sample when no file is sent.",
-            [],
+            [_IDEMPOTENCY_KEY],
             {
                 "202": _json("JobEnvelope", "The file was checked and its import queued."),
+                "200": _REPLAYED,
                 "400": _error(
                     "The file cannot be imported (not text, undecodable, a bad header, no rows), "
                     "or a bad encoding or delimiter."
@@ -368,6 +385,10 @@ _SCHEMAS = {
         status=_enum(JobStatus),
         source=_STRING,
         started_by={"type": "string", "description": "Who started the import: the signed-in user, or anonymous."},
+        idempotency_key={
+            "type": ["string", "null"],
+            "description": "The Idempotency-Key header of the request that started it.",
+        },
         encoding={"type": "string", "description": "The encoding the file is read with."},
         delimiter={"type": "string", "enum": list(DELIMITERS)},
         total_records=_nullable(_COUNT),

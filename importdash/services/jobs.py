@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, Conflict, InvalidFile, NotFound
@@ -40,6 +41,14 @@ if TYPE_CHECKING:  # runner.py imports importer.py, which imports this module
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
+class AlreadyStarted(Exception):
+    """A job was started with this idempotency key already: the caller gets that job instead of a new one."""
+
+    def __init__(self, job: ImportJob):
+        super().__init__(f"import #{job.id} was started with this key")
+        self.job = job
+
+
 # Create.
 
 
@@ -63,15 +72,20 @@ def create_job(
     encoding: str | None = None,
     delimiter: str | None = None,
     started_by: str = ANONYMOUS_USER,
+    idempotency_key: str | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
-    A bad file raises InvalidFile (a bad encoding or delimiter ApiError), writing nothing.
+    A bad file raises InvalidFile (a bad encoding or delimiter ApiError), writing nothing. A key that started a
+    job already raises AlreadyStarted with that job, even when two requests with it arrive at once.
     """
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
     file_format = check_file(path, encoding=encoding, delimiter=delimiter, max_line_length=max_line_length)
+    # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
+    if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
+        raise AlreadyStarted(started)
     job = ImportJob(
         mode=mode.value,
         source=display_name(source),
@@ -80,14 +94,27 @@ def create_job(
         delimiter=file_format.delimiter,
         columns=file_format.columns,
         started_by=started_by,
+        idempotency_key=idempotency_key,
     )
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
         job.total_records = count_rows(path, file_format.encoding, file_format.delimiter)
     session.add(job)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:  # another request with the same key committed first
+        session.rollback()
+        started = job_for_key(session, idempotency_key) if idempotency_key is not None else None
+        if started is None:
+            raise
+        raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
     return job
+
+
+def job_for_key(session: Session, idempotency_key: str) -> ImportJob | None:
+    """The job started with this idempotency key, if any."""
+    return session.scalar(select(ImportJob).where(ImportJob.idempotency_key == idempotency_key))
 
 
 def display_name(file_name: str) -> str:

@@ -59,22 +59,43 @@ def resume(job_id):
 
 def _start(mode, sample_only=False):
     config, runtime = current_app.config, get_runtime()
+    key = _idempotency_key()
     upload, options = (None, {}) if sample_only else _upload_form()
-    options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"])
-    if upload is None:
-        path = config["SAMPLE_FILE"]
-        job = jobs.create_job(
-            db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options
-        )
-    else:
-        path = jobs.store_upload(upload.stream, config["UPLOAD_FOLDER"])
-        try:
-            job = jobs.create_job(db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options)
-        except BaseException:
-            os.remove(path)  # a refused file leaves nothing behind
-            raise
+    options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"], idempotency_key=key)
+    try:
+        if upload is None:
+            path = config["SAMPLE_FILE"]
+            job = jobs.create_job(
+                db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options
+            )
+        else:
+            path = jobs.store_upload(upload.stream, config["UPLOAD_FOLDER"])
+            try:
+                job = jobs.create_job(
+                    db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options
+                )
+            except BaseException:
+                os.remove(path)  # a refused file leaves nothing behind
+                raise
+    except jobs.AlreadyStarted as already:
+        return _replayed(already.job)
     runtime.runner.submit(job.id)
     return {"job": job.to_dict()}, 202
+
+
+def _idempotency_key():
+    """The request's Idempotency-Key header: None when absent; 400 unless 1 to 255 printable ASCII characters."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not (1 <= len(key) <= 255 and key.isascii() and key.isprintable()):
+        raise ApiError("Idempotency-Key must be 1 to 255 printable ASCII characters.", code="invalid_header")
+    return key
+
+
+def _replayed(job):
+    """The answer to a request whose Idempotency-Key started a job already: that job, as it is now."""
+    return {"job": job.to_dict()}, 200, {"Idempotent-Replayed": "true"}
 
 
 def _upload_form():

@@ -223,3 +223,69 @@ def test_with_a_retention_the_upload_is_kept_after_the_import(app, client, wait_
     wait_for_job(response.get_json()["job"]["id"])
 
     assert len(os.listdir(app.config["UPLOAD_FOLDER"])) == 1
+
+
+def test_a_request_repeated_with_its_idempotency_key_gets_the_first_job_back(app, client, wait_for_job):
+    def start():
+        return client.post(
+            "/api/import/batch",
+            data={"file": (io.BytesIO(b"name,email\nAda,ada@example.com\n"), "contacts.csv")},
+            content_type="multipart/form-data",
+            headers={"Idempotency-Key": "nightly-2026-12-01"},
+        )
+
+    first = start()
+    again = start()
+
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json()["job"]["id"] == first.get_json()["job"]["id"]
+    assert first.get_json()["job"]["idempotency_key"] == "nightly-2026-12-01"
+    assert client.get("/api/import").get_json()["total"] == 1
+    wait_for_job(first.get_json()["job"]["id"])
+    assert os.listdir(app.config["UPLOAD_FOLDER"]) == []  # the repeat's file was never kept
+    assert client.post("/api/import", headers={"Idempotency-Key": "another"}).status_code == 202
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "caf\u00e9", "tab\there"])
+def test_a_bad_idempotency_key_is_a_400(client, key):
+    response = client.post("/api/import", headers={"Idempotency-Key": key})
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_header"
+
+
+def test_two_requests_with_one_key_at_once_start_one_job(app):
+    import threading
+
+    from importdash.services import jobs
+
+    barrier, answers = threading.Barrier(2), []
+
+    def start():
+        with app.app_context():
+            barrier.wait()
+            try:
+                answers.append(
+                    jobs.create_job(
+                        db.session,
+                        get_runtime(app).broker,
+                        mode="batch",
+                        path=app.config["SAMPLE_FILE"],
+                        source="sample.csv",
+                        max_line_length=app.config["MAX_LINE_LENGTH"],
+                        idempotency_key="same",
+                    ).id
+                )
+            except jobs.AlreadyStarted as already:
+                answers.append(already.job.id)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(answers) == 2 and answers[0] == answers[1]
