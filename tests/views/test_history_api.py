@@ -24,6 +24,7 @@ def test_job_shape(client, make_job):
         "status",
         "source",
         "started_by",
+        "idempotency_key",
         "encoding",
         "delimiter",
         "total_records",
