@@ -265,5 +265,44 @@ class RowError(db.Model):
         return {"row": self.row, "category": self.category, "message": self.message, "data": self.data}
 
 
+class RunOutcome(str, Enum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    RELEASED = "released"  # its process shut down; another run goes on from there
+    INTERRUPTED = "interrupted"  # it stopped without a word (its process died, or the database stayed away)
+
+
+class JobRun(db.Model):
+    """One run of a job: when it ran, how it ended and why, and what it delivered."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (Index("ix_job_runs_job_id_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "import", "retry" or "resume"
+    owner: Mapped[str] = mapped_column(String(64))  # the process that ran it
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))  # a RunOutcome value, once it ended
+    reason: Mapped[str | None] = mapped_column(Text)  # why it ended so, written for people
+    sent: Mapped[int] = mapped_column(default=0)  # records that got a verdict from the downstream in this run
+    succeeded: Mapped[int] = mapped_column(default=0)
+    refused: Mapped[int] = mapped_column(default=0)
+
+    def to_dict(self):
+        return {
+            "kind": self.kind,
+            "started_at": isoformat(self.started_at),
+            "ended_at": isoformat(self.ended_at),
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "sent": self.sent,
+            "succeeded": self.succeeded,
+            "refused": self.refused,
+        }
+
+
 def isoformat(moment):
     return None if moment is None else moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
 
-from .models import MAX_ID, ErrorCategory, JobMode, JobStatus, RecordStatus
+from .models import MAX_ID, ErrorCategory, JobMode, JobStatus, RecordStatus, RunOutcome
 from .services.reader import DELIMITERS
 
 
@@ -405,6 +405,16 @@ _SCHEMAS = {
         retries=_COUNT,
         last_retried_at=_nullable(_TIMESTAMP),
     ),
+    "JobRun": _object(
+        kind={"type": "string", "enum": ["import", "retry", "resume"]},
+        started_at=_TIMESTAMP,
+        ended_at=_nullable(_TIMESTAMP),
+        outcome={"type": ["string", "null"], "enum": [*(outcome.value for outcome in RunOutcome), None]},
+        reason=_nullable(_STRING),
+        sent=_COUNT,
+        succeeded=_COUNT,
+        refused=_COUNT,
+    ),
     "ErrorCounts": _object(**{category.value: _COUNT for category in ErrorCategory}),
     "RowError": _object(
         row=_INTEGER,
@@ -428,6 +438,7 @@ _SCHEMAS = {
         job=_ref("Job"),
         error_counts=_ref("ErrorCounts"),
         errors={"type": "array", "items": _ref("RowError"), "description": "The first errors, in row order."},
+        runs={"type": "array", "items": _ref("JobRun"), "description": "Every run of the import, oldest first."},
     ),
     "JobList": _object(jobs={"type": "array", "items": _ref("Job")}, total=_COUNT),
     "ErrorList": _object(errors={"type": "array", "items": _ref("RowError")}, total=_COUNT),

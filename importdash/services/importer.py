@@ -297,6 +297,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     importer = Importer(ledger, context, stop)
     error = None
     try:
+        ledger.start_run()
         error = importer.run()
         action = JobAction.COMPLETE
     except Stopped as stopped:

@@ -21,6 +21,7 @@ from ..models import (
     ImportJob,
     JobAction,
     JobMode,
+    JobRun,
     JobStatus,
     Record,
     RecordStatus,
@@ -158,7 +159,13 @@ def job_detail(session: Session, job_id: int, *, error_preview: int) -> dict:
     errors = session.scalars(
         select(RowError).where(RowError.job_id == job_id).order_by(RowError.row, RowError.id).limit(error_preview)
     )
-    return {"job": job.to_dict(), "error_counts": job.error_counts, "errors": [error.to_dict() for error in errors]}
+    runs = session.scalars(select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id))
+    return {
+        "job": job.to_dict(),
+        "error_counts": job.error_counts,
+        "errors": [error.to_dict() for error in errors],
+        "runs": [run.to_dict() for run in runs],
+    }
 
 
 def error_page(
@@ -327,6 +334,7 @@ def clear_all(session: Session, *, running: list[int], upload_folder: str) -> di
     if unfinished or running:
         raise Conflict("An import is still running; wait for it to finish or cancel it first.")
     uploads = _kept_uploads(session, upload_folder)
+    session.execute(delete(JobRun))
     deleted = {
         "records": session.execute(delete(Record)).rowcount,
         "errors": session.execute(delete(RowError)).rowcount,
@@ -349,6 +357,7 @@ def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) 
     if not job_ids:
         return {"records": 0, "errors": 0, "jobs": 0, "files": 0}
     uploads = _kept_uploads(session, upload_folder, job_ids)
+    session.execute(delete(JobRun).where(JobRun.job_id.in_(job_ids)))
     deleted = {
         "records": session.execute(delete(Record).where(Record.job_id.in_(job_ids))).rowcount,
         "errors": session.execute(delete(RowError).where(RowError.job_id.in_(job_ids))).rowcount,

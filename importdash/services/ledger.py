@@ -20,10 +20,12 @@ from ..models import (
     ErrorCategory,
     ImportJob,
     JobAction,
+    JobRun,
     JobStatus,
     Record,
     RecordStatus,
     RowError,
+    RunOutcome,
     statuses_allowing,
     utcnow,
 )
@@ -177,6 +179,7 @@ class JobLedger:
         self._sleep = sleep
         self._rand = rand
         self._writes = 0  # the job's ledger_writes as of this ledger's last commit
+        self.run_id = None  # this run's row in job_runs, once start_run() made it
         self._counted = False
 
     def claim(self) -> bool:
@@ -208,6 +211,42 @@ class JobLedger:
             return False
         self._writes = taken.ledger_writes
         return True
+
+    def start_run(self) -> int:
+        """Record that this process runs the job now, closing runs that stopped without a word; return its id.
+
+        Its kind says what it does: an import's first or restarted run, a retry of refused records, or a resume
+        of a failed or cancelled import.
+        """
+
+        def start():
+            self._close_stale_runs()
+            last = self.session.scalar(
+                select(JobRun.outcome).where(JobRun.job_id == self.job_id).order_by(JobRun.id.desc()).limit(1)
+            )
+            retries = self.session.scalar(select(ImportJob.retries).where(ImportJob.id == self.job_id))
+            if last in (RunOutcome.FAILED.value, RunOutcome.CANCELLED.value):
+                kind = "resume"
+            elif last == RunOutcome.COMPLETED.value and retries:
+                kind = "retry"
+            else:
+                kind = "import"
+            run = JobRun(job_id=self.job_id, kind=kind, owner=self.owner)
+            self.session.add(run)
+            self.session.flush()
+            self._update_job()
+            return run.id
+
+        def started():  # the commit in doubt landed: the run this owner opened last
+            return self.session.scalar(
+                select(JobRun.id)
+                .where(JobRun.job_id == self.job_id, JobRun.owner == self.owner, JobRun.ended_at.is_(None))
+                .order_by(JobRun.id.desc())
+                .limit(1)
+            )
+
+        self.run_id = self._write(start, landed=started)
+        return self.run_id
 
     def job(self) -> ImportJob:
         """Read the job afresh."""
@@ -331,6 +370,7 @@ class JobLedger:
             values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
             if error is not None:
                 values["error"] = error
+            self._end_run(RunOutcome(status.value), error)
             self._update_job(tally, action=action, notice=None, **values)
             return status
 
@@ -341,6 +381,7 @@ class JobLedger:
 
         def let_go():
             tally = self._write_verdicts(settled)
+            self._end_run(RunOutcome.RELEASED, "The server stopped; the import goes on when a server runs it again.")
             self._update_job(tally, action=JobAction.RELEASE, lease_owner=None, lease_expires_at=None, notice=None)
 
         self._write(let_go, landed=lambda: None)
@@ -406,6 +447,28 @@ class JobLedger:
                 continue
             return writes is not None and writes > self._writes
 
+    def _end_run(self, outcome, reason):
+        """End this run's row, and any other run of the job that stopped without a word."""
+        self._close_stale_runs()
+        if self.run_id is not None:
+            self.session.execute(
+                update(JobRun)
+                .where(JobRun.id == self.run_id)
+                .values(ended_at=utcnow(), outcome=outcome.value, reason=reason)
+            )
+
+    def _close_stale_runs(self):
+        self.session.execute(
+            update(JobRun)
+            .where(JobRun.job_id == self.job_id, JobRun.ended_at.is_(None), JobRun.id != (self.run_id or 0))
+            .values(
+                ended_at=utcnow(),
+                outcome=RunOutcome.INTERRUPTED.value,
+                reason="It stopped without finishing (its process ended, or the database was away too long); "
+                "a later run went on from its last commit.",
+            )
+        )
+
     def _roll_back(self):
         try:
             self.session.rollback()
@@ -463,6 +526,17 @@ class JobLedger:
                 for record, outcome in settled
             ],
         )
+        if self.run_id is not None:
+            accepted = sum(1 for _, outcome in settled if outcome.ok)
+            self.session.execute(
+                update(JobRun)
+                .where(JobRun.id == self.run_id)
+                .values(
+                    sent=JobRun.sent + len(settled),
+                    succeeded=JobRun.succeeded + accepted,
+                    refused=JobRun.refused + len(settled) - accepted,
+                )
+            )
         retried_rows = [record["row"] for record, _ in settled if record["attempts"]]
         replaced = 0
         if retried_rows:

@@ -207,3 +207,17 @@ def test_resumed_without_its_upload_it_sends_what_was_staged_and_says_what_was_n
     assert ended["status"] == "completed"
     assert (ended["total_records"], ended["success_count"]) == (4, 4)
     assert "rows after row 5 were never read" in ended["error"]
+
+
+def test_every_run_is_recorded_with_how_it_ended_and_what_it_delivered(app, client, wait_for_job):
+    job = upload(app, "name,email\nAda,ada@example.com\nMal,mal@blocked.example\n")
+    get_runtime(app).runner.submit(job.id)
+    wait_for_job(job.id)
+    jobs.retry_job(db.session, job.id, category=None, runner=get_runtime(app).runner)
+    wait_for_job(job.id)
+
+    runs = client.get(f"/api/import/{job.id}").get_json()["runs"]
+
+    assert [(run["kind"], run["outcome"]) for run in runs] == [("import", "completed"), ("retry", "completed")]
+    assert [(run["sent"], run["succeeded"], run["refused"]) for run in runs] == [(2, 1, 1), (1, 0, 1)]
+    assert all(run["started_at"] <= run["ended_at"] for run in runs)

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select, update
 
 from importdash.extensions import db
-from importdash.models import ImportJob, JobAction, JobStatus, Record, RowError, utcnow
+from importdash.models import ImportJob, JobAction, JobRun, JobStatus, Record, RowError, utcnow
 from importdash.services.downstream import Outcome
 from importdash.services.ledger import JobLedger, LeaseLost
 from importdash.services.validator import Contact, Rejection
@@ -196,3 +196,20 @@ def test_a_duplicate_of_another_import_names_it_and_counts_once(app, make_job, l
     assert error.message == f'email "PERSON2@EXAMPLE.COM" was already imported (import #{ledger.job_id}, row 2)'
     job = db.session.get(ImportJob, second.job_id)
     assert (job.duplicate_count, job.failed_count, job.rows_read, job.cursor) == (1, 1, 1, 5)
+
+
+def test_a_run_that_stopped_without_a_word_is_closed_by_the_next_one(ledger):
+    first = ledger.start_run()
+    successor = JobLedger(db.session, ledger.job_id, "next-process", lease_seconds=60)
+    db.session.execute(update(ImportJob).where(ImportJob.id == ledger.job_id).values(lease_expires_at=utcnow()))
+    db.session.commit()
+    assert successor.claim()
+
+    second = successor.start_run()
+    ledger_rows = {run.id: run for run in db.session.scalars(select(JobRun).where(JobRun.job_id == ledger.job_id))}
+
+    assert ledger_rows[first].outcome == "interrupted" and "without finishing" in ledger_rows[first].reason
+    assert ledger_rows[second].ended_at is None and ledger_rows[second].kind == "import"
+    successor.finish(JobAction.COMPLETE)
+    db.session.expire_all()
+    assert db.session.get(JobRun, second).outcome == "completed"
