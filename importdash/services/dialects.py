@@ -35,6 +35,11 @@ class PostgresqlStatements:
         " FROM unnest(CAST(:rows AS integer[]), CAST(:categories AS text[]), CAST(:messages AS text[]),"
         ' CAST(:data AS json[])) AS error("row", category, message, data)'
     )
+    RESTORE_KEYS = text(
+        "UPDATE records SET email_key = split_part(email_key, :mark, 1), status = :status"
+        " WHERE job_id = :job_id AND status = :superseded AND NOT EXISTS"
+        " (SELECT 1 FROM records AS holder WHERE holder.email_key = split_part(records.email_key, :mark, 1))"
+    )
     UPDATE_RECORDS = text(
         "UPDATE records SET status = verdict.status, response = verdict.response, attempts = records.attempts + 1"
         " FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS text[]), CAST(:responses AS json[]))"
@@ -65,6 +70,12 @@ class PostgresqlStatements:
                 "data": [json.dumps(error["data"]) for error in errors],
             },
         )
+
+    def restore_keys(self, session: Session, job_id: int, *, superseded: str, status: str, mark: str) -> int:
+        """Give the job's superseded records their email keys back, where no other record took the email
+        meanwhile, in the given status; return how many."""
+        parameters = {"job_id": job_id, "superseded": superseded, "status": status, "mark": mark}
+        return session.execute(self.RESTORE_KEYS, parameters).rowcount
 
     def update_records(self, session: Session, verdicts: list[tuple]) -> None:
         """Set each record's status and response, [(id, status, response)], and count the attempt."""
@@ -100,6 +111,11 @@ class SqliteStatements:
         " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
         " json_quote(json_extract(value, '$[3]')), :created_at FROM json_each(:errors)"
     ).bindparams(bindparam("created_at", type_=DateTime()))
+    RESTORE_KEYS = text(
+        "UPDATE records SET email_key = substr(email_key, 1, instr(email_key, :mark) - 1), status = :status"
+        " WHERE job_id = :job_id AND status = :superseded AND NOT EXISTS (SELECT 1 FROM records AS holder"
+        " WHERE holder.email_key = substr(records.email_key, 1, instr(records.email_key, :mark) - 1))"
+    )
     UPDATE_RECORDS = text(
         "UPDATE records SET status = json_extract(value, '$[1]'), response = json_quote(json_extract(value, '$[2]')),"
         " attempts = attempts + 1 FROM json_each(:verdicts) WHERE records.id = json_extract(value, '$[0]')"
@@ -123,6 +139,12 @@ class SqliteStatements:
         """Insert error rows, each {"row", "category", "message", "data"}."""
         payload = json.dumps([[e["row"], e["category"], e["message"], e["data"]] for e in errors])
         session.execute(self.INSERT_ERRORS, {"job_id": job_id, "created_at": created_at, "errors": payload})
+
+    def restore_keys(self, session: Session, job_id: int, *, superseded: str, status: str, mark: str) -> int:
+        """Give the job's superseded records their email keys back, where no other record took the email
+        meanwhile, in the given status; return how many."""
+        parameters = {"job_id": job_id, "superseded": superseded, "status": status, "mark": mark}
+        return session.execute(self.RESTORE_KEYS, parameters).rowcount
 
     def update_records(self, session: Session, verdicts: list[tuple]) -> None:
         """Set each record's status and response, [(id, status, response)], and count the attempt."""

@@ -132,6 +132,7 @@ class Importer:
             # A retry of a completed job: its file was read to the end; only its failed records go out again.
             self._deliver()
             return None
+        self.ledger.requeue_cancelled()  # a resumed job's cancelled records go out again, through dedupe
         if job.upload_removed_at is not None:
             # Resumed after its upload was deleted: what was staged goes out; the rest of the file is not there.
             self._deliver()

@@ -297,7 +297,8 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
 def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJob:
     """Queue a failed or cancelled import to go on from where it stopped, and return it, pending once more.
 
-    Its cancelled records go out again, and its file is read on from the last row staged, while the upload is
+    Its cancelled records go out again (those whose email another import stored meanwhile become duplicates),
+    and its file is read on from the last row staged, while the upload is
     kept; once it has been deleted, what was staged is sent and the job says which rows were never read.
     """
     job = get_job(session, job_id)
@@ -316,12 +317,7 @@ def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJ
     if not reopened:
         session.rollback()
         raise Conflict(f"Import #{job_id} is being resumed already.")
-    session.execute(
-        update(Record)
-        .where(Record.job_id == job_id, Record.status == RecordStatus.CANCELLED.value)
-        .values(status=RecordStatus.PENDING.value)
-    )
-    session.commit()
+    session.commit()  # its run queues the cancelled records again, each back through dedupe
     runner.submit(job_id)
     return get_job(session, job_id)
 

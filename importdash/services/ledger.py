@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
@@ -34,6 +34,10 @@ from .downstream import Outcome
 from .validator import Contact, Rejection
 
 log = logging.getLogger(__name__)
+
+# Appended with the record's id to the email key of a record that was cancelled, so that it no longer holds the
+# email: a later import may store it. A key never holds a space (the validator refuses whitespace in emails).
+SUPERSEDED_MARK = " #"
 
 REFUSED = "the downstream refused the record"  # the error message of a refusal that gave no reason
 
@@ -295,6 +299,45 @@ class JobLedger:
 
         return self._write(store, landed=stored)
 
+    def requeue_cancelled(self) -> int:
+        """Queue the job's cancelled records to be sent again (a resumed job), each back through dedupe.
+
+        A record whose email another import stored meanwhile becomes a duplicate error row instead, naming that
+        import, and counts as processed and failed. Returns how many records were queued.
+        """
+
+        def requeue():
+            queued = self.sql.restore_keys(
+                self.session,
+                self.job_id,
+                superseded=RecordStatus.CANCELLED.value,
+                status=RecordStatus.PENDING.value,
+                mark=SUPERSEDED_MARK,
+            )
+            taken = self.session.execute(
+                select(Record.id, Record.row, Record.name, Record.email, Record.email_key, Record.company).where(
+                    Record.job_id == self.job_id, Record.status == RecordStatus.CANCELLED.value
+                )
+            ).all()
+            errors = []
+            if taken:
+                keys = {record.email_key.partition(SUPERSEDED_MARK)[0] for record in taken}
+                owners = self._owners_of(keys)
+                for record in taken:
+                    owner_job, owner_row = owners.get(record.email_key.partition(SUPERSEDED_MARK)[0], (None, None))
+                    message = (
+                        f'email "{record.email}" was imported by import #{owner_job} (row {owner_row}) '
+                        "while this import was stopped"
+                    )
+                    data = {"name": record.name, "email": record.email, "company": record.company}
+                    errors.append(_error(record.row, ErrorCategory.DUPLICATE.value, message, data))
+                self.session.execute(delete(Record).where(Record.id.in_([record.id for record in taken])))
+                self._insert_errors(errors)
+            self._update_job(tally_staged((error["category"] for error in errors), rows_read=0))
+            return queued
+
+        return self._write(requeue, landed=lambda: None)
+
     def claim_for_delivery(self, limit: int, *, after_row: int = 0) -> list[dict]:
         """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
 
@@ -366,7 +409,14 @@ class JobLedger:
                 update(Record).where(*undelivered, Record.attempts > 0).values(status=RecordStatus.FAILED.value)
             )
             if action is JobAction.CANCEL:
-                self.session.execute(update(Record).where(*undelivered).values(status=RecordStatus.CANCELLED.value))
+                self.session.execute(
+                    update(Record)
+                    .where(*undelivered)
+                    .values(
+                        status=RecordStatus.CANCELLED.value,
+                        email_key=Record.email_key + SUPERSEDED_MARK + cast(Record.id, String),
+                    )
+                )
             values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
             if error is not None:
                 values["error"] = error

@@ -213,3 +213,32 @@ def test_a_run_that_stopped_without_a_word_is_closed_by_the_next_one(ledger):
     successor.finish(JobAction.COMPLETE)
     db.session.expire_all()
     assert db.session.get(JobRun, second).outcome == "completed"
+
+
+def test_a_cancelled_record_no_longer_holds_its_email_and_a_resume_sends_it_back_through_dedupe(app, make_job, ledger):
+    ledger.stage([contact(2, "ada@example.com"), contact(3, "bob@example.com")], last_row=3, rows_read=2)
+    ledger.finish(JobAction.CANCEL)
+    later = JobLedger(db.session, make_job().id, "later-import", lease_seconds=60)
+    assert later.claim()
+
+    later.stage([contact(7, "ADA@example.com")], last_row=7, rows_read=1)  # stored: the cancelled Ada lets go
+
+    assert statuses(later.job_id) == {7: "pending"}
+    db.session.execute(update(ImportJob).where(ImportJob.id == ledger.job_id).values(status="pending"))
+    db.session.commit()
+    resumed = JobLedger(db.session, ledger.job_id, "resumed", lease_seconds=60)
+    assert resumed.claim()
+
+    assert resumed.requeue_cancelled() == 1
+
+    assert statuses(ledger.job_id) == {3: "pending"}  # Bob goes out again; Ada was taken meanwhile
+    keys = set(db.session.scalars(select(Record.email_key).where(Record.job_id == ledger.job_id)))
+    assert keys == {"bob@example.com"}
+    (error,) = db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id)).all()
+    assert (error.row, error.category) == (2, "duplicate")
+    assert (
+        error.message
+        == f'email "ada@example.com" was imported by import #{later.job_id} (row 7) while this import was stopped'
+    )
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.processed_count, job.failed_count, job.duplicate_count) == (1, 1, 1)

@@ -3,6 +3,7 @@
 import csv
 import io
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -276,3 +277,31 @@ def test_errors_csv_of_an_unknown_job_or_category_is_a_json_error(client, make_j
     assert client.get("/api/import/999/errors.csv").status_code == 404
     response = client.get(f"/api/import/{make_job().id}/errors.csv?category=nope")
     assert response.status_code == 400 and response.get_json()["error"]["code"] == "invalid_parameter"
+
+
+@pytest.mark.parametrize("app_config", [{"SIMULATED_LATENCY_MS": 20, "RECORDS_PER_CALL": 1}])
+def test_rows_a_cancelled_import_never_sent_are_not_already_imported_for_the_next_one(app, client, wait_for_job):
+    csv_bytes = ("name,email\n" + "".join(f"P{n},p{n}@example.com\n" for n in range(60))).encode()
+
+    def start():
+        response = client.post(
+            "/api/import/batch",
+            data={"file": (io.BytesIO(csv_bytes), "people.csv")},
+            content_type="multipart/form-data",
+        )
+        return response.get_json()["job"]["id"]
+
+    first = start()
+    deadline = time.monotonic() + 10
+    while client.get(f"/api/import/{first}").get_json()["job"]["success_count"] < 5:
+        assert time.monotonic() < deadline, "delivery did not start"
+        time.sleep(0.01)
+    client.post(f"/api/import/{first}/cancel")
+    cancelled = wait_for_job(first)
+    assert cancelled["status"] == "cancelled" and cancelled["success_count"] < 60
+
+    second = wait_for_job(start())
+
+    assert second["status"] == "completed", second["error"]
+    assert second["success_count"] == 60 - cancelled["success_count"]  # only the delivered ones are duplicates
+    assert second["failed_count"] == cancelled["success_count"]
