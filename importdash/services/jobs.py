@@ -269,17 +269,15 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
     job = get_job(session, job_id)
     if job.status not in statuses_allowing(JobAction.RETRY):
         raise Conflict(f"Import #{job_id} is {job.status}; only a completed import's failed deliveries can be retried.")
-    reopened = session.execute(
-        update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.status.in_(statuses_allowing(JobAction.RETRY)))
-        .values(
-            status=TRANSITIONS[JobAction.RETRY].target.value,
-            retries=ImportJob.retries + 1,
-            last_retried_at=utcnow(),
-            completed_at=None,
-            cancel_requested=False,
-        )
-    ).rowcount
+    reopened = _move(
+        session,
+        job_id,
+        JobAction.RETRY,
+        retries=ImportJob.retries + 1,
+        last_retried_at=utcnow(),
+        completed_at=None,
+        cancel_requested=False,
+    )
     queued = session.execute(
         update(Record)
         .where(Record.job_id == job_id, Record.status == literal(RecordStatus.FAILED.value, literal_execute=True))
@@ -298,28 +296,30 @@ def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJ
     """Queue a failed or cancelled import to go on from where it stopped, and return it, pending once more.
 
     Its cancelled records go out again (those whose email another import stored meanwhile become duplicates),
-    and its file is read on from the last row staged, while the upload is
-    kept; once it has been deleted, what was staged is sent and the job says which rows were never read.
+    and its file is read on from the last row staged while the upload is kept; once the upload has been
+    deleted, what was staged is sent and the job says which rows were never read.
     """
     job = get_job(session, job_id)
     if job.status not in statuses_allowing(JobAction.RESUME):
         raise Conflict(f"Import #{job_id} is {job.status}; only a failed or cancelled import can be resumed.")
-    reopened = session.execute(
-        update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.status.in_(statuses_allowing(JobAction.RESUME)))
-        .values(
-            status=TRANSITIONS[JobAction.RESUME].target.value,
-            completed_at=None,
-            cancel_requested=False,
-            error=None,
-        )
-    ).rowcount
+    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None)
     if not reopened:
         session.rollback()
         raise Conflict(f"Import #{job_id} is being resumed already.")
     session.commit()  # its run queues the cancelled records again, each back through dedupe
     runner.submit(job_id)
     return get_job(session, job_id)
+
+
+def _move(session, job_id, action, **values):
+    """Take the action if the job's status allows it, checked by the UPDATE itself so that two at once cannot
+    both; True if it was taken (uncommitted)."""
+    moved = session.execute(
+        update(ImportJob)
+        .where(ImportJob.id == job_id, ImportJob.status.in_(statuses_allowing(action)))
+        .values(status=TRANSITIONS[action].target.value, **values)
+    )
+    return moved.rowcount == 1
 
 
 def clear_all(session: Session, *, running: list[int], upload_folder: str) -> dict[str, int]:
