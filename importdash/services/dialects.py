@@ -38,7 +38,8 @@ class PostgresqlStatements:
     RESTORE_KEYS = text(
         "UPDATE records SET email_key = split_part(email_key, :mark, 1), status = :status"
         " WHERE job_id = :job_id AND status = :superseded AND NOT EXISTS"
-        " (SELECT 1 FROM records AS holder WHERE holder.email_key = split_part(records.email_key, :mark, 1))"
+        " (SELECT 1 FROM records AS holder WHERE holder.id <> records.id"
+        " AND holder.email_key = split_part(records.email_key, :mark, 1))"
     )
     UPDATE_RECORDS = text(
         "UPDATE records SET status = verdict.status, response = verdict.response, attempts = records.attempts + 1"
@@ -112,9 +113,12 @@ class SqliteStatements:
         " json_quote(json_extract(value, '$[3]')), :created_at FROM json_each(:errors)"
     ).bindparams(bindparam("created_at", type_=DateTime()))
     RESTORE_KEYS = text(
-        "UPDATE records SET email_key = substr(email_key, 1, instr(email_key, :mark) - 1), status = :status"
+        "UPDATE records SET email_key = CASE WHEN instr(email_key, :mark) > 0"
+        " THEN substr(email_key, 1, instr(email_key, :mark) - 1) ELSE email_key END, status = :status"
         " WHERE job_id = :job_id AND status = :superseded AND NOT EXISTS (SELECT 1 FROM records AS holder"
-        " WHERE holder.email_key = substr(records.email_key, 1, instr(records.email_key, :mark) - 1))"
+        " WHERE holder.id <> records.id AND holder.email_key = substr(records.email_key, 1,"
+        " CASE WHEN instr(records.email_key, :mark) > 0 THEN instr(records.email_key, :mark) - 1"
+        " ELSE length(records.email_key) END))"
     )
     UPDATE_RECORDS = text(
         "UPDATE records SET status = json_extract(value, '$[1]'), response = json_quote(json_extract(value, '$[2]')),"

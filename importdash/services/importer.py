@@ -130,6 +130,7 @@ class Importer:
         self.publish(force=True)
         if job.retries:
             # A retry of a completed job: its file was read to the end; only its failed records go out again.
+            self.ledger.requeue_refused()
             self._deliver()
             return None
         self.ledger.requeue_cancelled()  # a resumed job's cancelled records go out again, through dedupe

@@ -278,11 +278,12 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
         completed_at=None,
         cancel_requested=False,
     )
-    queued = session.execute(
-        update(Record)
+    # Its run takes the refused records back through dedupe and sends them again.
+    queued = session.scalar(
+        select(func.count())
+        .select_from(Record)
         .where(Record.job_id == job_id, Record.status == literal(RecordStatus.FAILED.value, literal_execute=True))
-        .values(status=RecordStatus.PENDING.value)
-    ).rowcount
+    )
     if not reopened or not queued:
         session.rollback()
         reason = "is being retried already" if not reopened else "has no failed deliveries to retry"

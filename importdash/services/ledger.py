@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, delete, func, select, update
+from sqlalchemy import ColumnElement, String, cast, delete, func, literal, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
@@ -299,6 +299,51 @@ class JobLedger:
 
         return self._write(store, landed=stored)
 
+    def requeue_refused(self) -> int:
+        """Queue the job's refused records to be sent again (a retry), each back through dedupe.
+
+        A record whose email another import stored meanwhile is a duplicate now: its error row says so, in
+        that category instead of "other", and the record goes. Returns how many records were queued.
+        """
+
+        def requeue():
+            queued = self.sql.restore_keys(
+                self.session,
+                self.job_id,
+                superseded=RecordStatus.FAILED.value,
+                status=RecordStatus.PENDING.value,
+                mark=SUPERSEDED_MARK,
+            )
+            taken = self.session.execute(
+                select(Record.id, Record.row, Record.email, Record.email_key).where(
+                    Record.job_id == self.job_id,
+                    Record.status == literal(RecordStatus.FAILED.value, literal_execute=True),
+                )
+            ).all()
+            if taken:
+                owners = self._owners_of({record.email_key.partition(SUPERSEDED_MARK)[0] for record in taken})
+                for record in taken:
+                    owner_job, owner_row = owners.get(record.email_key.partition(SUPERSEDED_MARK)[0], (None, None))
+                    self.session.execute(
+                        update(RowError)
+                        .where(
+                            RowError.job_id == self.job_id,
+                            RowError.row == record.row,
+                            RowError.category == ErrorCategory.OTHER.value,
+                        )
+                        .values(
+                            category=ErrorCategory.DUPLICATE.value,
+                            message=f'email "{record.email}" was imported by import #{owner_job} (row {owner_row}) '
+                            "after the downstream refused it here",
+                        )
+                    )
+                self.session.execute(delete(Record).where(Record.id.in_([record.id for record in taken])))
+            moved = {ErrorCategory.OTHER.value: -len(taken), ErrorCategory.DUPLICATE.value: len(taken)}
+            self._update_job(Tally(errors=moved) if taken else None)
+            return queued
+
+        return self._write(requeue, landed=lambda: None)
+
     def requeue_cancelled(self) -> int:
         """Queue the job's cancelled records to be sent again (a resumed job), each back through dedupe.
 
@@ -412,11 +457,18 @@ class JobLedger:
                 self.session.execute(
                     update(Record)
                     .where(*undelivered)
-                    .values(
-                        status=RecordStatus.CANCELLED.value,
-                        email_key=Record.email_key + SUPERSEDED_MARK + cast(Record.id, String),
-                    )
+                    .values(status=RecordStatus.CANCELLED.value, email_key=_superseded)
                 )
+            # Finally refused records let go of their emails too; a retry takes them back through dedupe.
+            self.session.execute(
+                update(Record)
+                .where(
+                    Record.job_id == self.job_id,
+                    Record.status == literal(RecordStatus.FAILED.value, literal_execute=True),
+                    Record.email_key.notlike(f"%{SUPERSEDED_MARK}%"),
+                )
+                .values(email_key=_superseded)
+            )
             values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
             if error is not None:
                 values["error"] = error
@@ -640,6 +692,10 @@ def _record(row):
 
 def _first_line(error):
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+# A record's email key, marked superseded: it no longer holds the email (see SUPERSEDED_MARK).
+_superseded = Record.email_key + SUPERSEDED_MARK + cast(Record.id, String)
 
 
 def _error(row, category, message, data):

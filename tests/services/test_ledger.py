@@ -242,3 +242,40 @@ def test_a_cancelled_record_no_longer_holds_its_email_and_a_resume_sends_it_back
     )
     job = db.session.get(ImportJob, ledger.job_id)
     assert (job.processed_count, job.failed_count, job.duplicate_count) == (1, 1, 1)
+
+
+def test_a_finally_refused_record_lets_go_of_its_email_and_a_retry_sends_it_back_through_dedupe(app, make_job, ledger):
+    ledger.stage([contact(2, "ada@example.com"), contact(3, "bob@example.com")], last_row=3, rows_read=2)
+    ledger.set_total()
+    two, three = ledger.claim_for_delivery(10)
+    ledger.settle([(two, Outcome("k2", False, "busy", None)), (three, Outcome("k3", False, "busy", None))])
+    ledger.finish(JobAction.COMPLETE)
+    later = JobLedger(db.session, make_job().id, "later-import", lease_seconds=60)
+    assert later.claim()
+    later.stage([contact(9, "ada@example.com")], last_row=9, rows_read=1)
+    assert statuses(later.job_id) == {9: "pending"}  # stored: the refused Ada let go of her email
+
+    db.session.execute(update(ImportJob).where(ImportJob.id == ledger.job_id).values(status="pending", retries=1))
+    db.session.commit()
+    retry = JobLedger(db.session, ledger.job_id, "retry", lease_seconds=60)
+    assert retry.claim()
+    assert retry.requeue_refused() == 1
+
+    assert statuses(ledger.job_id) == {3: "pending"}
+    errors = {e.row: e for e in db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id))}
+    assert (errors[2].category, errors[3].category) == ("duplicate", "other")
+    assert f"imported by import #{later.job_id} (row 9)" in errors[2].message
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.processed_count, job.failed_count, job.other_count, job.duplicate_count) == (2, 2, 1, 1)
+    (bob,) = db.session.scalars(select(Record).where(Record.job_id == ledger.job_id)).all()
+    assert bob.email_key == "bob@example.com"  # holds its email again while it is sent
+
+
+def test_a_refused_record_stored_before_superseded_marks_existed_is_retried_as_it_is(ledger):
+    ledger.stage([contact(2, "ada@example.com")], last_row=2, rows_read=1)
+    db.session.execute(update(Record).where(Record.job_id == ledger.job_id).values(status="failed", attempts=1))
+    db.session.commit()  # as an upgraded database holds it: refused, its key unmarked
+
+    assert ledger.requeue_refused() == 1
+    assert statuses(ledger.job_id) == {2: "pending"}
+    assert db.session.scalar(select(Record.email_key).where(Record.job_id == ledger.job_id)) == "ada@example.com"
