@@ -210,7 +210,7 @@ class JobLedger:
                 .returning(ImportJob.ledger_writes)
             ).first()
 
-        taken = self._write(take)  # taking a lease this owner holds already changes nothing: it may run twice
+        taken = self._transaction(take)  # taking a lease this owner holds already changes nothing: it may run twice
         if taken is None:
             return False
         self._writes = taken.ledger_writes
@@ -249,7 +249,7 @@ class JobLedger:
                 .limit(1)
             )
 
-        self.run_id = self._write(start, landed=started)
+        self.run_id = self._transaction(start, landed=started)
         return self.run_id
 
     def job(self) -> ImportJob:
@@ -259,7 +259,7 @@ class JobLedger:
             self.session.expire_all()
             return self.session.get(ImportJob, self.job_id)
 
-        return self._write(read)
+        return self._transaction(read)
 
     def stage(
         self, outcomes: list, *, last_row: int, rows_read: int, in_flight: bool = False, settled: Verdicts = ()
@@ -297,7 +297,7 @@ class JobLedger:
         def stored():  # the commit in doubt landed: the chunk's records are in flight, as store() returned them
             return self._in_flight_between(contacts[0].row, contacts[-1].row) if in_flight and contacts else []
 
-        return self._write(store, landed=stored)
+        return self._transaction(store, landed=stored)
 
     def requeue_refused(self) -> int:
         """Queue the job's refused records to be sent again (a retry), each back through dedupe.
@@ -307,13 +307,7 @@ class JobLedger:
         """
 
         def requeue():
-            queued = self.sql.restore_keys(
-                self.session,
-                self.job_id,
-                superseded=RecordStatus.FAILED.value,
-                status=RecordStatus.PENDING.value,
-                mark=SUPERSEDED_MARK,
-            )
+            queued = self._requeue_where_free(RecordStatus.FAILED)
             taken = self.session.execute(
                 select(Record.id, Record.row, Record.email, Record.email_key).where(
                     Record.job_id == self.job_id,
@@ -342,7 +336,7 @@ class JobLedger:
             self._update_job(Tally(errors=moved) if taken else None)
             return queued
 
-        return self._write(requeue, landed=lambda: None)
+        return self._transaction(requeue, landed=lambda: None)
 
     def requeue_cancelled(self) -> int:
         """Queue the job's cancelled records to be sent again (a resumed job), each back through dedupe.
@@ -352,13 +346,7 @@ class JobLedger:
         """
 
         def requeue():
-            queued = self.sql.restore_keys(
-                self.session,
-                self.job_id,
-                superseded=RecordStatus.CANCELLED.value,
-                status=RecordStatus.PENDING.value,
-                mark=SUPERSEDED_MARK,
-            )
+            queued = self._requeue_where_free(RecordStatus.CANCELLED)
             taken = self.session.execute(
                 select(Record.id, Record.row, Record.name, Record.email, Record.email_key, Record.company).where(
                     Record.job_id == self.job_id, Record.status == RecordStatus.CANCELLED.value
@@ -381,7 +369,7 @@ class JobLedger:
             self._update_job(tally_staged((error["category"] for error in errors), rows_read=0))
             return queued
 
-        return self._write(requeue, landed=lambda: None)
+        return self._transaction(requeue, landed=lambda: None)
 
     def claim_for_delivery(self, limit: int, *, after_row: int = 0) -> list[dict]:
         """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
@@ -411,16 +399,16 @@ class JobLedger:
             self._update_job()
             return [_record(r) for r in rows]
 
-        return self._write(claim)  # claiming what is in flight already changes nothing: it may run twice
+        return self._transaction(claim)  # claiming what is in flight already changes nothing: it may run twice
 
     def settle(self, settled: Verdicts) -> None:
         """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal, and commit."""
         if settled:
-            self._write(lambda: self._update_job(self._write_verdicts(settled)), landed=lambda: None)
+            self._transaction(lambda: self._update_job(self._write_verdicts(settled)), landed=lambda: None)
 
     def set_total(self, *, settled: Verdicts = ()) -> None:
         """Fix the job's total at the number of rows read, once the whole file has been read."""
-        self._write(
+        self._transaction(
             lambda: self._update_job(self._write_verdicts(settled), total_records=ImportJob.rows_read),
             landed=lambda: None,
         )
@@ -432,7 +420,7 @@ class JobLedger:
             self.sql.refresh_statistics(self.session)
             self._update_job()
 
-        self._write(refresh)
+        self._transaction(refresh)
 
     def finish(self, action: JobAction, *, error: str | None = None, settled: Verdicts = ()) -> JobStatus:
         """End the job by a terminal action (complete, fail, cancel), release its lease and return its status.
@@ -476,7 +464,7 @@ class JobLedger:
             self._update_job(tally, action=action, notice=None, **values)
             return status
 
-        return self._write(end, landed=lambda: status)
+        return self._transaction(end, landed=lambda: status)
 
     def release(self, *, settled: Verdicts = ()) -> None:
         """Give up the lease but leave the job resumable (the process is shutting down)."""
@@ -486,7 +474,7 @@ class JobLedger:
             self._end_run(RunOutcome.RELEASED, "The server stopped; the import goes on when a server runs it again.")
             self._update_job(tally, action=JobAction.RELEASE, lease_owner=None, lease_expires_at=None, notice=None)
 
-        self._write(let_go, landed=lambda: None)
+        self._transaction(let_go, landed=lambda: None)
 
     def renew_lease(self) -> bool:
         """Extend the lease, and return whether a cancel request is waiting for the job."""
@@ -495,13 +483,13 @@ class JobLedger:
             self._update_job()
             return bool(self.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == self.job_id)))
 
-        return self._write(renew)
+        return self._transaction(renew)
 
     def set_notice(self, notice: str | None) -> None:
         """Say what delivery is waiting for (None once it is not waiting)."""
-        self._write(lambda: self._update_job(notice=notice))
+        self._transaction(lambda: self._update_job(notice=notice))
 
-    def _write(self, work, *, landed=None):
+    def _transaction(self, work, *, landed=None):
         """Run work() and commit, as one transaction; ride out transient faults as the outage policy says.
 
         After a fault the commit count tells whether the commit in doubt landed. If it did, landed() gives the
@@ -548,6 +536,17 @@ class JobLedger:
                     raise
                 continue
             return writes is not None and writes > self._writes
+
+    def _requeue_where_free(self, superseded):
+        """Make the job's records of that status pending again with their emails back, where no other record
+        took the email meanwhile; return how many (the rest keep their status and superseded keys)."""
+        return self.sql.restore_keys(
+            self.session,
+            self.job_id,
+            superseded=superseded.value,
+            status=RecordStatus.PENDING.value,
+            mark=SUPERSEDED_MARK,
+        )
 
     def _end_run(self, outcome, reason):
         """End this run's row, and any other run of the job that stopped without a word."""
