@@ -3,6 +3,7 @@
 import os
 
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from .config import PROJECT_ROOT, Config, default_database_url, postgresql_timeouts
 
@@ -46,7 +47,7 @@ def _resolve_paths(app):
     config["SQLALCHEMY_DATABASE_URI"] = url
     options = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
-        options["connect_args"] = postgresql_timeouts(config)
+        options["connect_args"] = postgresql_timeouts(config, make_url(url).query.get("options"))
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     config["UPLOAD_FOLDER"] = config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
     os.makedirs(config["UPLOAD_FOLDER"], exist_ok=True)

@@ -12,12 +12,17 @@ def default_database_url(instance_path):
     return os.environ.get("DATABASE_URL") or f"sqlite:///{Path(instance_path) / 'importdash.db'}"
 
 
-def postgresql_timeouts(config):
-    """libpq's connection parameters for the configured timeouts (SQLite has its busy timeout instead)."""
+def postgresql_timeouts(config, url_options=None):
+    """libpq's connection parameters for the configured timeouts (SQLite has its busy timeout instead).
+
+    url_options are the `options` the database URL carries (e.g. -csearch_path=...): they are kept, since these
+    parameters replace the URL's own.
+    """
     tcp_timeout = config["DATABASE_TCP_TIMEOUT_SECONDS"]
+    statement_timeout = f"-c statement_timeout={round(config['DATABASE_STATEMENT_TIMEOUT_SECONDS'] * 1000)}"
     return {
         "connect_timeout": max(2, round(config["DATABASE_CONNECT_TIMEOUT_SECONDS"])),  # libpq rounds up to 2 s
-        "options": f"-c statement_timeout={round(config['DATABASE_STATEMENT_TIMEOUT_SECONDS'] * 1000)}",
+        "options": f"{url_options} {statement_timeout}" if url_options else statement_timeout,
         # A server that stops answering (a cut cable, a paused VM) is noticed within tcp_timeout instead of the
         # kernel's 15 minutes: keep-alive probes on an idle connection, tcp_user_timeout on a busy one.
         "keepalives": 1,
