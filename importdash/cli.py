@@ -120,7 +120,8 @@ def _run_in_foreground(job_id):
         job = jobs.get_job(db.session, job_id)
     summary = (
         f"Import #{job_id} {job.status}: {job.processed_count} of {job.total_records} rows processed, "
-        f"{job.success_count} succeeded, {job.failed_count} failed."
+        f"{job.success_count} succeeded, {job.failed_count} failed"
+        + (f", {job.cancelled_count} cancelled (flask resume {job_id} sends them)." if job.cancelled_count else ".")
     )
     click.echo(summary)
     if job.error:

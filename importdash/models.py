@@ -131,6 +131,9 @@ class ImportJob(db.Model):
     processed_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
+    # Records a cancel stopped before they were sent; processed = succeeded + failed + cancelled. A resume takes
+    # them back (they go out again, or become duplicates of an import that stored their email meanwhile).
+    cancelled_count: Mapped[int] = mapped_column(default=0, server_default="0")
     # Error rows per category (ERROR_COUNTERS names each one's column), committed with the rows they count, so progress
     # and the history pages never have to count a big job's errors.
     duplicate_count: Mapped[int] = mapped_column(default=0)
@@ -180,6 +183,7 @@ class ImportJob(db.Model):
             "processed_count": self.processed_count,
             "success_count": self.success_count,
             "failed_count": self.failed_count,
+            "cancelled_count": self.cancelled_count,
             "created_at": isoformat(self.created_at),
             "started_at": isoformat(self.started_at),
             "completed_at": isoformat(self.completed_at),

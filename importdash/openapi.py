@@ -63,6 +63,18 @@ def document(config, *, auth_required):
                 },
             ),
         },
+        "/api/import/{job_id}/reimported": {
+            "get": _operation(
+                "listReimportedRows",
+                "Page through an import's cancelled or refused rows that a later import stored and delivers instead.",
+                [job_id, limit, offset],
+                {
+                    "200": _json("ReimportedList", "A page of rows, in row order."),
+                    "400": _error("A bad paging parameter."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
         "/api/import/{job_id}/errors.csv": {
             "get": _operation(
                 "exportImportErrors",
@@ -395,6 +407,11 @@ _SCHEMAS = {
         processed_count=_COUNT,
         success_count=_COUNT,
         failed_count=_COUNT,
+        cancelled_count={
+            "type": "integer",
+            "minimum": 0,
+            "description": "Records a cancel stopped before they were sent; processed = success + failed + cancelled.",
+        },
         created_at=_TIMESTAMP,
         started_at=_nullable(_TIMESTAMP),
         completed_at=_nullable(_TIMESTAMP),
@@ -443,6 +460,18 @@ _SCHEMAS = {
     "JobList": _object(jobs={"type": "array", "items": _ref("Job")}, total=_COUNT),
     "ErrorList": _object(errors={"type": "array", "items": _ref("RowError")}, total=_COUNT),
     "RecordList": _object(records={"type": "array", "items": _ref("Record")}, total=_COUNT),
+    "ReimportedList": _object(
+        rows={
+            "type": "array",
+            "items": _object(
+                row=_INTEGER,
+                email=_STRING,
+                status={"type": "string", "enum": [RecordStatus.CANCELLED.value, RecordStatus.FAILED.value]},
+                imported_by=_object(job_id=_INTEGER, row=_INTEGER),
+            ),
+        },
+        total=_COUNT,
+    ),
     "Health": _object(
         status={"type": "string", "enum": ["ok", "degraded"]},
         database={"type": "string", "enum": ["ok", "unreachable"]},

@@ -324,6 +324,32 @@ def test_the_first_revision_full_of_rows_upgrades_step_by_step_to_the_head_and_b
 
 
 @pytest.mark.parametrize("database", DIALECTS, indirect=True)
+def test_cancelled_records_of_earlier_cancels_are_counted_as_processed_and_cancelled(database, start):
+    app = start(database, CREATE_DB_ON_START=False)
+    with app.app_context():
+        command.upgrade(_alembic(app), "0005_job_runs")
+        _fill(database)  # a completed and a processing job, each holding records of every status
+        with database.engine.begin() as connection:
+            connection.execute(
+                text("UPDATE import_jobs SET status = 'cancelled' WHERE id = (SELECT min(id) FROM import_jobs)")
+            )
+        before = {row["id"]: row for row in _rows(database)["import_jobs"]}
+
+        command.upgrade(_alembic(app), "0006_cancelled_count")
+
+        after = {row["id"]: row for row in _rows(database)["import_jobs"]}
+        cancelled, running = sorted(after)
+        assert after[cancelled]["cancelled_count"] == 1
+        assert after[cancelled]["processed_count"] == before[cancelled]["processed_count"] + 1
+        assert (after[running]["cancelled_count"], after[running]["processed_count"]) == (
+            0,
+            before[running]["processed_count"],
+        )
+        command.downgrade(_alembic(app), "0005_job_runs")
+        assert _rows(database)["import_jobs"] == list(before.values())
+
+
+@pytest.mark.parametrize("database", DIALECTS, indirect=True)
 def test_the_first_revision_downgrades_to_an_empty_database(database, start):
     app = start(database)
     with app.app_context():

@@ -89,6 +89,7 @@ class Tally:
     processed: int = 0
     succeeded: int = 0
     failed: int = 0
+    cancelled: int = 0
     rows_read: int = 0
     errors: Mapping[str, int] = field(default_factory=dict)  # error rows added (or, if negative, removed) per category
 
@@ -99,6 +100,7 @@ class Tally:
             processed=self.processed + other.processed,
             succeeded=self.succeeded + other.succeeded,
             failed=self.failed + other.failed,
+            cancelled=self.cancelled + other.cancelled,
             rows_read=self.rows_read + other.rows_read,
             errors=dict(errors),
         )
@@ -109,6 +111,7 @@ class Tally:
             ImportJob.processed_count: self.processed,
             ImportJob.success_count: self.succeeded,
             ImportJob.failed_count: self.failed,
+            ImportJob.cancelled_count: self.cancelled,
             ImportJob.rows_read: self.rows_read,
         }
         changes.update((ERROR_COUNTERS[category], n) for category, n in self.errors.items())
@@ -366,7 +369,10 @@ class JobLedger:
                     errors.append(_error(record.row, ErrorCategory.DUPLICATE.value, message, data))
                 self.session.execute(delete(Record).where(Record.id.in_([record.id for record in taken])))
                 self._insert_errors(errors)
-            self._update_job(tally_staged((error["category"] for error in errors), rows_read=0))
+            # Every cancelled record leaves the cancelled count: the queued ones are not processed any more, the
+            # taken ones are processed again as duplicate error rows.
+            uncancelled = Tally(processed=-(queued + len(taken)), cancelled=-(queued + len(taken)))
+            self._update_job(uncancelled + tally_staged((error["category"] for error in errors), rows_read=0))
             return queued
 
         return self._transaction(requeue, landed=lambda: None)
@@ -442,11 +448,12 @@ class JobLedger:
                 update(Record).where(*undelivered, Record.attempts > 0).values(status=RecordStatus.FAILED.value)
             )
             if action is JobAction.CANCEL:
-                self.session.execute(
+                cancelled = self.session.execute(
                     update(Record)
                     .where(*undelivered)
                     .values(status=RecordStatus.CANCELLED.value, email_key=_superseded)
-                )
+                ).rowcount
+                tally += Tally(processed=cancelled, cancelled=cancelled)
             # Finally refused records let go of their emails too; a retry takes them back through dedupe.
             self.session.execute(
                 update(Record)

@@ -130,6 +130,8 @@ def test_a_cancelled_job_ends_its_undelivered_records_cancelled_and_releases_the
     job = db.session.get(ImportJob, ledger.job_id)
     assert (job.status, job.error, job.lease_owner, job.success_count) == ("cancelled", "cancelled by request", None, 1)
     assert job.completed_at is not None
+    # Every row has its one outcome: processed = succeeded + failed + cancelled.
+    assert (job.processed_count, job.success_count, job.failed_count, job.cancelled_count) == (3, 1, 0, 2)
 
 
 def test_a_cancelled_retry_leaves_the_job_completed_and_unsent_retries_failed(ledger):
@@ -218,6 +220,8 @@ def test_a_run_that_stopped_without_a_word_is_closed_by_the_next_one(ledger):
 def test_a_cancelled_record_no_longer_holds_its_email_and_a_resume_sends_it_back_through_dedupe(app, make_job, ledger):
     ledger.stage([contact(2, "ada@example.com"), contact(3, "bob@example.com")], last_row=3, rows_read=2)
     ledger.finish(JobAction.CANCEL)
+    cancelled = db.session.get(ImportJob, ledger.job_id)
+    assert (cancelled.processed_count, cancelled.cancelled_count) == (2, 2)
     later = JobLedger(db.session, make_job().id, "later-import", lease_seconds=60)
     assert later.claim()
 
@@ -241,7 +245,8 @@ def test_a_cancelled_record_no_longer_holds_its_email_and_a_resume_sends_it_back
         == f'email "ada@example.com" was imported by import #{later.job_id} (row 7) while this import was stopped'
     )
     job = db.session.get(ImportJob, ledger.job_id)
-    assert (job.processed_count, job.failed_count, job.duplicate_count) == (1, 1, 1)
+    # Bob is no longer processed (he goes out again); Ada is processed once, as a duplicate, and neither is cancelled.
+    assert (job.processed_count, job.failed_count, job.duplicate_count, job.cancelled_count) == (1, 1, 1, 0)
 
 
 def test_a_finally_refused_record_lets_go_of_its_email_and_a_retry_sends_it_back_through_dedupe(app, make_job, ledger):

@@ -57,10 +57,12 @@ def test_cancel_stops_a_running_import_and_its_undelivered_records_end_cancelled
     assert response.get_json()["job"]["cancel_requested"] is True
     job = wait_for_job(job_id)
     assert job["status"] == "cancelled" and job["error"] == "cancelled by request"
-    assert 0 < job["success_count"] and job["processed_count"] < job["total_records"]
-    assert job["success_count"] + job["failed_count"] == job["processed_count"]
+    # Every row has one outcome: sent (succeeded or failed), an error row, or cancelled before it was sent.
+    assert 0 < job["success_count"] and 0 < job["cancelled_count"]
+    assert job["success_count"] + job["failed_count"] + job["cancelled_count"] == job["processed_count"]
+    assert job["processed_count"] == job["total_records"]
     statuses = record_statuses(job_id)
-    assert statuses["cancelled"] > 0 and set(statuses) <= {"succeeded", "failed", "cancelled"}
+    assert statuses["cancelled"] == job["cancelled_count"] and set(statuses) <= {"succeeded", "failed", "cancelled"}
     cancelled_rows = db.session.scalars(select(Record.row).where(Record.job_id == job_id, Record.status == "cancelled"))
     assert not set(cancelled_rows) & set(db.session.scalars(select(RowError.row).where(RowError.job_id == job_id)))
 
@@ -102,7 +104,8 @@ def test_cancel_stops_a_job_running_in_another_process(app, client, tmp_path):
         with other.app_context():
             db.engine.dispose()
     job = job_state(job_id)
-    assert job.status == "cancelled" and job.processed_count < job.total_records
+    assert job.status == "cancelled" and 0 < job.cancelled_count
+    assert job.success_count + job.failed_count + job.cancelled_count == job.processed_count == job.total_records
     assert record_statuses(job_id)["cancelled"] > 0
 
 
@@ -305,3 +308,11 @@ def test_rows_a_cancelled_import_never_sent_are_not_already_imported_for_the_nex
     assert second["status"] == "completed", second["error"]
     assert second["success_count"] == 60 - cancelled["success_count"]  # only the delivered ones are duplicates
     assert second["failed_count"] == cancelled["success_count"]
+    # Every row of the cancelled import has one outcome, and its page says which rows the second import took.
+    assert cancelled["processed_count"] == 60 == cancelled["success_count"] + cancelled["cancelled_count"]
+    reimported = client.get(f"/api/import/{first}/reimported?limit=1000").get_json()
+    assert reimported["total"] == cancelled["cancelled_count"] == len(reimported["rows"])
+    row = reimported["rows"][0]
+    assert row["status"] == "cancelled" and row["imported_by"]["job_id"] == second["id"]
+    assert row["email"] == f"p{row['imported_by']['row'] - 2}@example.com" == f"p{row['row'] - 2}@example.com"
+    assert client.get(f"/api/import/{second['id']}/reimported").get_json() == {"rows": [], "total": 0}

@@ -31,6 +31,7 @@ def test_job_shape(client, make_job):
         "processed_count",
         "success_count",
         "failed_count",
+        "cancelled_count",
         "created_at",
         "started_at",
         "completed_at",
