@@ -8,7 +8,7 @@ downstream's verdicts, and refresh the planner's statistics.
 import json
 from datetime import datetime
 
-from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy import ColumnElement, DateTime, bindparam, func, select, text
 from sqlalchemy.orm import Session
 
 from ..models import Record
@@ -99,6 +99,10 @@ class PostgresqlStatements:
         """
         session.execute(text("ANALYZE records"))
 
+    def released_key(self, email_key: ColumnElement[str], mark: str) -> ColumnElement[str]:
+        """The email key a superseded record's key was made from (its part before the mark)."""
+        return func.split_part(email_key, mark, 1)
+
 
 class SqliteStatements:
     """sqlite3's executemany binds each row in C, and json_each() reads many rows from one JSON parameter."""
@@ -156,6 +160,10 @@ class SqliteStatements:
 
     def refresh_statistics(self, session: Session) -> None:
         """Nothing to do: SQLite plans these queries from the indexes alone."""
+
+    def released_key(self, email_key: ColumnElement[str], mark: str) -> ColumnElement[str]:
+        """The email key a superseded record's key was made from (its part before the mark)."""
+        return func.substr(email_key, 1, func.instr(email_key, mark) - 1)
 
 
 def statements_for(session: Session) -> PostgresqlStatements | SqliteStatements:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from ..errors import ApiError, Conflict, InvalidFile, NotFound
 from ..models import (
@@ -31,8 +31,9 @@ from ..models import (
     utcnow,
 )
 from .broker import Event, EventBroker
+from .dialects import statements_for
 from .export import errors_csv, source_keys
-from .ledger import JobLedger
+from .ledger import SUPERSEDED_MARK, JobLedger
 from .reader import check_file, count_rows
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -183,6 +184,34 @@ def error_page(
     counts = job.error_counts
     total = counts[category] if category else sum(counts.values())
     return [error.to_dict() for error in errors], total
+
+
+def reimported_page(session: Session, job_id: int, *, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Return a page of the job's rows that a later import stored and delivers instead, and how many there are.
+
+    They are the job's cancelled or finally refused records that let go of their email, which another import
+    then stored: each says which import and row hold it now.
+    """
+    job = get_job(session, job_id)
+    if not (job.cancelled_count or job.other_count):  # only those rows let go of their emails
+        return [], 0
+    holder = aliased(Record)
+    released = statements_for(session).released_key(Record.email_key, SUPERSEDED_MARK)
+    conditions = (
+        Record.job_id == job_id,
+        Record.status.in_([RecordStatus.CANCELLED.value, RecordStatus.FAILED.value]),
+        Record.email_key.contains(SUPERSEDED_MARK),
+    )
+    joined = select(Record.row, Record.email, Record.status, holder.job_id, holder.row.label("holder_row")).join(
+        holder, holder.email_key == released
+    )
+    rows = session.execute(joined.where(*conditions).order_by(Record.row).limit(limit).offset(offset)).all()
+    total = session.scalar(select(func.count()).select_from(joined.where(*conditions).subquery()))
+    page = [
+        {"row": r.row, "email": r.email, "status": r.status, "imported_by": {"job_id": r.job_id, "row": r.holder_row}}
+        for r in rows
+    ]
+    return page, total
 
 
 def export_errors(session: Session, job_id: int, *, category: str | None, batch_size: int) -> tuple[str, Iterator[str]]:

@@ -33,6 +33,14 @@ def list_errors(job_id):
     return {"errors": errors, "total": total}
 
 
+@bp.get("/<id:job_id>/reimported")
+def list_reimported(job_id):
+    """Page through an import's rows that a later import stored and delivers instead (cancelled or refused here)."""
+    limit, offset = page_args(request.args)
+    rows, total = jobs.reimported_page(db.session, job_id, limit=limit, offset=offset)
+    return {"rows": rows, "total": total}
+
+
 @bp.get("/<id:job_id>/errors.csv")
 def export_errors(job_id):
     """Download an import's errors (optionally of one category) as CSV, streamed as it is read."""

@@ -1,6 +1,6 @@
 // One import's page: live progress from its event stream, the error categories as filters, the error list.
 import { request, withQuery } from "./api.js";
-import { $, el, setText } from "./dom.js";
+import { $, el, fillUrl, setText } from "./dom.js";
 import { TERMINAL, capitalize, count, duration, percent, rate } from "./format.js";
 import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
@@ -49,8 +49,9 @@ function renderProgress() {
   const known = job.total_records !== null;
   const done = job.processed_count;
   const headline = known ? `${percent(done, job.total_records)}%` : `${count(done)} rows`;
+  const cancelled = job.cancelled_count ? `, ${count(job.cancelled_count)} cancelled before they were sent` : "";
   const subline = known
-    ? `${count(done)} of ${count(job.total_records)} rows processed`
+    ? `${count(done)} of ${count(job.total_records)} rows processed${cancelled}`
     : job.status === "pending"
       ? "Waiting to start"
       : "processed so far; the total is known once the whole file is read";
@@ -62,6 +63,7 @@ function renderProgress() {
   const bar = $("[data-bar]");
   $("[data-bar-ok]").style.width = `${whole ? (100 * job.success_count) / whole : 0}%`;
   $("[data-bar-failed]").style.width = `${whole ? (100 * job.failed_count) / whole : 0}%`;
+  $("[data-bar-cancelled]").style.width = `${whole ? (100 * job.cancelled_count) / whole : 0}%`;
   bar.classList.toggle("bar--indeterminate", !known && !TERMINAL.has(job.status));
   if (known) {
     bar.setAttribute("aria-valuemax", job.total_records);
@@ -75,6 +77,9 @@ function renderProgress() {
 
   setText($("[data-success]"), count(job.success_count));
   setText($("[data-failed]"), count(job.failed_count));
+  // Rows a cancel stopped before they were sent: a resume sends them.
+  $("[data-cancelled-stat]").hidden = !job.cancelled_count;
+  setText($("[data-cancelled]"), count(job.cancelled_count));
   const error = $("[data-job-error]");
   error.hidden = !job.error;
   setText(error, job.error || "");
@@ -265,6 +270,40 @@ for (const button of categoryButtons) {
 }
 window.addEventListener("popstate", applyFilter);
 
+// ---- rows imported again by later imports ------------------------------------------------------------------
+
+/** List this import's cancelled or refused rows that a later import stored instead, once it has ended. */
+async function loadReimported() {
+  const { job } = state;
+  if (!TERMINAL.has(job.status) || !(job.cancelled_count || state.error_counts.other)) return;
+  try {
+    const { rows, total } = await request(withQuery(urls.reimportedUrl, { limit: ERROR_LIMIT }));
+    renderReimported(rows, total);
+  } catch (error) {
+    notify(error.message, { error: true });
+  }
+}
+
+function renderReimported(rows, total) {
+  $("[data-reimported]").hidden = rows.length === 0;
+  const note = `${count(total)} ${total === 1 ? "row" : "rows"} of this import ${total === 1 ? "was" : "were"} imported again by a later import`;
+  setText($("[data-reimported-note]"), total > rows.length ? `${note}; showing the first ${count(rows.length)}` : note);
+  $("[data-reimported-rows]").replaceChildren(...rows.map(reimportedRow));
+}
+
+function reimportedRow(row) {
+  const holder = row.imported_by;
+  const link = el("a", { href: fillUrl(document.body.dataset.jobPage, { id: holder.job_id }) }, `Import #${holder.job_id}`);
+  return el(
+    "tr",
+    {},
+    el("td", { "data-label": "Row", className: "num" }, count(row.row)),
+    el("td", { "data-label": "Email" }, row.email),
+    el("td", { "data-label": "Here" }, row.status === "cancelled" ? "Cancelled" : "Refused by the downstream"),
+    el("td", { "data-label": "Now imported by" }, link, `, row ${count(holder.row)}`),
+  );
+}
+
 // ---- live updates ----------------------------------------------------------------------------------------
 
 const stream = new LiveStream(
@@ -274,6 +313,7 @@ const stream = new LiveStream(
     "job.finished": (next) => {
       stream.close();
       show(next);
+      loadReimported();
     },
   },
   showLiveStatus,
@@ -282,6 +322,7 @@ const stream = new LiveStream(
 initHeader({ onCleared: () => window.location.assign($(".brand").href) });
 show(state);
 loadErrors();
+loadReimported();
 setInterval(() => {
   if (state.job.status === "processing") renderClock();
 }, 1000);

@@ -1,6 +1,7 @@
 """The dashboard in a real browser against the real server: imports, live progress, filters, history."""
 
 import re
+import time
 
 import pytest
 
@@ -232,3 +233,32 @@ def test_a_cancelled_import_is_resumed_from_its_page_and_completes(page, server,
     finished = server.call("GET", f"/api/import/{job_id}")["job"]
     assert finished["processed_count"] == finished["total_records"] == 1000
     screenshot(page, "job-resumed-desktop")
+
+
+def test_a_cancelled_import_shows_its_cancelled_rows_and_which_later_import_took_them(page, server, screenshot):
+    first = server.call("POST", "/api/import/batch")["job"]["id"]
+    deadline = time.monotonic() + 30
+    while server.call("GET", f"/api/import/{first}")["job"]["success_count"] == 0:  # staged, and delivering
+        assert time.monotonic() < deadline, "delivery did not start"
+        time.sleep(0.05)
+    server.call("POST", f"/api/import/{first}/cancel")
+    server.wait_until_idle()
+    cancelled = server.call("GET", f"/api/import/{first}")["job"]
+    assert cancelled["status"] == "cancelled" and cancelled["cancelled_count"] > 0
+    later = server.run_import()  # the same sample: it stores the rows the first never sent
+    second = later["job"]
+
+    page.goto(f"/imports/{first}")
+    expect(page.locator("[data-cancelled]")).to_have_text(f"{cancelled['cancelled_count']:,}")
+    section = page.locator("[data-reimported]")
+    expect(section).to_be_visible()
+    # Every cancelled row but those the downstream refused in the second import too (they let go of it again).
+    taken = server.call("GET", f"/api/import/{first}/reimported")["total"]
+    assert 0 < cancelled["cancelled_count"] - taken <= later["error_counts"]["other"]
+    expect(page.locator("[data-reimported-note]")).to_contain_text(
+        f"{taken:,} rows of this import were imported again by a later import"
+    )
+    link = section.get_by_role("link", name=f"Import #{second['id']}").first
+    screenshot(page, "job-reimported-desktop")
+    link.click()
+    page.wait_for_url(re.compile(rf"/imports/{second['id']}$"))
