@@ -13,7 +13,8 @@ settings.from_object(Config)
 settings.from_prefixed_env("IMPORTDASH")
 
 bind = settings["BIND"]
-worker_class = "gthread"
+# gthread, closing connections whose upload was refused unread and answering gunicorn's own refusals as JSON.
+worker_class = "importdash.serving.Worker"
 workers = settings["WORKERS"]
 threads = settings["THREADS"]
 timeout = 60
@@ -25,7 +26,7 @@ def post_worker_init(worker):
     """Tune this worker's GIL for its many threads, resume unfinished imports, and make SIGTERM stop its jobs first."""
     from importdash.runtime import start_background, stop_background
 
-    app = worker.wsgi
+    app = worker.app.wsgi()  # the Flask app (worker.wsgi is it wrapped in importdash.serving's middleware)
     sys.setswitchinterval(app.config["GIL_SWITCH_INTERVAL_MS"] / 1000)
     start_background(app)
     # gunicorn's own handler first lets open requests (progress streams) drain for up to graceful_timeout;
@@ -44,6 +45,6 @@ def worker_exit(server, worker):
     """However the worker ends, stop its jobs and wait for their calls in flight, so they stay resumable."""
     from importdash.runtime import stop_background
 
-    app = getattr(worker, "wsgi", None)  # absent when the app failed to load
+    app = worker.app.callable  # None when the app failed to load
     if app is not None:
         stop_background(app, wait=True)
