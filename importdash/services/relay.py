@@ -183,9 +183,13 @@ class _RedisListener:
             health_check_interval=health_check,
             socket_keepalive=True,
         )
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.client.pubsub()
         try:
             self.pubsub.subscribe(transport.channel)
+            # Listening once Redis confirms it, so that nothing published after connect() returns goes unheard.
+            confirmation = self.pubsub.get_message(timeout=transport.wait_seconds * 5)
+            if confirmation is None or confirmation["type"] != "subscribe":
+                raise ConnectionError(f"Redis did not confirm the subscription: {confirmation!r}")
         except BaseException:
             self.close()
             raise
@@ -311,6 +315,7 @@ class RelayListener:
         retry_base: float,
         retry_cap: float,
         rand=random.random,
+        wait=None,
     ):
         self.transport = transport
         self.origin = origin
@@ -320,6 +325,8 @@ class RelayListener:
         self.retry_cap = retry_cap
         self.rand = rand
         self._stopping = threading.Event()
+        # Waits out a backoff delay, returning True once stop() was called (tests pass one that does not sleep).
+        self.wait = wait or self._stopping.wait
         self._thread = None
         self._unfinished: set[int] = set()  # jobs announced by others and not yet announced finished
         self.connected = threading.Event()  # set while listening (for tests and the log)
@@ -354,7 +361,7 @@ class RelayListener:
                     error,
                     delay,
                 )
-                self._stopping.wait(delay)
+                self.wait(delay)
                 continue
             try:
                 log.info("event relay: listening on %s", self.transport.description)
@@ -371,7 +378,7 @@ class RelayListener:
                 log.warning(
                     "event relay: lost %s (%s); listening again in %.1f s", self.transport.description, error, delay
                 )
-                self._stopping.wait(delay)
+                self.wait(delay)
             finally:
                 self.connected.clear()
                 with contextlib.suppress(Exception):
