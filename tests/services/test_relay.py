@@ -6,14 +6,17 @@ import os
 import threading
 import uuid
 from datetime import timedelta
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fakes import FakeClock
+from faultproxy import FaultProxy
+from servers import wait_for
 
 from importdash import create_app
 from importdash.extensions import db
 from importdash.models import ImportJob, OutboxEvent, utcnow
-from importdash.runtime import get_runtime, start_background, stop_background
+from importdash.runtime import get_runtime, stop_background
 from importdash.services import jobs
 from importdash.services.relay import Announcement, DatabaseOutbox, RelayListener, RelaySender
 
@@ -287,7 +290,7 @@ def second_app(app, app_config, tmp_path):
 
 
 def listening(app):
-    start_background(app)
+    get_runtime(app).relay_listener.start()
     assert get_runtime(app).relay_listener.connected.wait(5 * SLACK), "the relay's listener did not connect"
 
 
@@ -369,3 +372,53 @@ def test_after_an_outage_the_listener_catches_up_with_jobs_it_watches(app, secon
         db.session.commit()
     listener._catch_up()
     assert stream.get(timeout=RELAY_DEADLINE_SECONDS * SLACK).name == "job.finished"
+
+
+@pytest.mark.faults
+def test_the_listener_rides_out_a_database_outage_and_catches_up_with_what_it_missed(app, app_config, caplog):
+    if app.config["EVENT_RELAY"] != "database" or not app.config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+        pytest.skip("the proxy stands in front of PostgreSQL (set IMPORTDASH_TEST_DATABASE_URL)")
+    url = urlsplit(app.config["SQLALCHEMY_DATABASE_URI"])
+    proxy = FaultProxy(url.hostname or "127.0.0.1", url.port or 5432)
+    credentials = f"{url.username}@" if url.username else ""
+    other = create_app(
+        {"TESTING": True, "UPLOAD_FOLDER": app.config["UPLOAD_FOLDER"], "LEASE_SWEEP_SECONDS": 0}
+        | app_config
+        | {
+            "DATABASE_URL": urlunsplit(url._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}")),
+            "EVENT_RELAY_RETRY_BASE_SECONDS": 0.05,
+            "EVENT_RELAY_RETRY_CAP_SECONDS": 0.2,
+        }
+    )
+    try:
+        listening(other)
+        listener = get_runtime(other).relay_listener
+        job = jobs.create_job(
+            db.session,
+            get_runtime(app).broker,
+            mode="batch",
+            path=app.config["SAMPLE_FILE"],
+            source="s.csv",
+            max_line_length=app.config["MAX_LINE_LENGTH"],
+        )
+        stream = get_runtime(other).broker.subscribe(job.id)
+
+        proxy.reset()
+        deadline = RELAY_DEADLINE_SECONDS * SLACK
+        wait_for(lambda: not listener.connected.is_set(), timeout=deadline, what="the listener to lose its connection")
+        # Announced while the other process cannot hear: it learns of it when it listens again.
+        db.session.execute(db.update(ImportJob).where(ImportJob.id == job.id).values(status="cancelled"))
+        db.session.commit()
+        jobs.publish_job(get_runtime(app).broker, db.session, job.id, "job.finished")
+        proxy.restore()
+
+        assert listener.connected.wait(deadline * 5), "the listener did not connect again"
+        event = stream.get(timeout=deadline)
+        assert event is not None and event.name == "job.finished"
+        assert event.data["job"]["status"] == "cancelled"
+        assert "event relay: lost PostgreSQL LISTEN/NOTIFY" in caplog.text
+    finally:
+        stop_background(other, wait=True)
+        with other.app_context():
+            db.engine.dispose()
+        proxy.close()
