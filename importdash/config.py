@@ -145,7 +145,9 @@ class Config:
     # PostgreSQL and Redis: the listener waits this long for an announcement before it checks whether to stop (and,
     # on PostgreSQL, asks the server whether the connection still answers).
     EVENT_RELAY_WAIT_SECONDS = 1.0
-    EVENT_RELAY_SEND_TIMEOUT_SECONDS = 2.0  # Redis: an announcement Redis has not taken within this is given up
+    # Redis: an announcement Redis has not taken within this is given up (logged), and the listener's connection
+    # or subscription not made within this is tried again.
+    EVENT_RELAY_SEND_TIMEOUT_SECONDS = 2.0
     # After an outage the listener reconnects with full-jitter backoff: up to the base at first, doubling to the cap.
     EVENT_RELAY_RETRY_BASE_SECONDS = 0.5
     EVENT_RELAY_RETRY_CAP_SECONDS = 15.0

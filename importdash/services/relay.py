@@ -156,6 +156,7 @@ class RedisPubSub:
         self.url = url
         self.channel = channel
         self.wait_seconds = wait_seconds
+        self.send_timeout = send_timeout
         # One client (a pool of connections) for every thread that announces; a Redis that does not answer costs
         # an announcement send_timeout at most, never a stuck import.
         self.client = redis.Redis.from_url(url, socket_connect_timeout=send_timeout, socket_timeout=send_timeout)
@@ -179,7 +180,7 @@ class _RedisListener:
         health_check = max(1, round(transport.wait_seconds))
         self.client = redis.Redis.from_url(
             transport.url,
-            socket_connect_timeout=transport.wait_seconds * 5,
+            socket_connect_timeout=transport.send_timeout,
             health_check_interval=health_check,
             socket_keepalive=True,
         )
@@ -187,7 +188,7 @@ class _RedisListener:
         try:
             self.pubsub.subscribe(transport.channel)
             # Listening once Redis confirms it, so that nothing published after connect() returns goes unheard.
-            confirmation = self.pubsub.get_message(timeout=transport.wait_seconds * 5)
+            confirmation = self.pubsub.get_message(timeout=transport.send_timeout)
             if confirmation is None or confirmation["type"] != "subscribe":
                 raise ConnectionError(f"Redis did not confirm the subscription: {confirmation!r}")
         except BaseException:

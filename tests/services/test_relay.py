@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from fakes import FakeClock
 from faultproxy import FaultProxy
-from servers import wait_for
+from servers import free_port, wait_for
 
 from importdash import create_app
 from importdash.extensions import db
@@ -424,3 +424,27 @@ def test_the_listener_rides_out_a_database_outage_and_catches_up_with_what_it_mi
         with other.app_context():
             db.engine.dispose()
         proxy.close()
+
+
+def test_a_listener_whose_redis_does_not_answer_keeps_trying_says_why_and_ends_on_stop(tmp_path, caplog):
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'relay.db'}",
+            "EVENT_RELAY": "redis",
+            "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "EVENT_RELAY_RETRY_BASE_SECONDS": 0.01,
+            "EVENT_RELAY_RETRY_CAP_SECONDS": 0.02,
+        }
+    )
+    listener = get_runtime(app).relay_listener
+    try:
+        listener.start()
+        wait_for(lambda: caplog.text.count("cannot listen on Redis pub/sub") >= 2, timeout=5 * SLACK, what="retries")
+        # Announcing meanwhile costs the caller nothing but a logged warning.
+        with app.app_context():
+            assert get_runtime(app).broker.relay.announce(db.session, 1, "job.progress") is False
+    finally:
+        stop_background(app, wait=True)
+    assert not listener._thread.is_alive()
+    assert not listener.connected.is_set()
