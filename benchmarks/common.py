@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import json
 import os
+import selectors
 import shutil
 import signal
 import socket
@@ -259,3 +260,106 @@ def percentile(values, fraction):
 def spread(values):
     """'median (min-max)' of a list of figures."""
     return f"{median(values):,.0f} ({min(values):,.0f}-{max(values):,.0f})"
+
+
+TERMINAL = "job.finished"  # the event after which a job's stream ends
+
+
+class Stream:
+    """One SSE client on a non-blocking socket: sends the GET, then parses headers, chunks and frames."""
+
+    def __init__(self, port, path):
+        self.opened_at = time.time()
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n".encode())
+        self.sock.setblocking(False)
+        self.raw = b""
+        self.headers = None
+        self.chunked = False
+        self.text = ""
+        # (name, data, received_at); data stays text until the run is over, so parsing one client's payload
+        # never delays the receipt stamp of the next.
+        self.events = []
+        self.finished = False  # got the terminal event
+        self.closed = False
+
+    def feed(self, now):
+        try:
+            data = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.closed = True
+            return
+        self.raw += data
+        if self.headers is None:
+            head, sep, rest = self.raw.partition(b"\r\n\r\n")
+            if not sep:
+                return
+            self.headers = head.decode("latin-1")
+            status = self.headers.split("\r\n", 1)[0]
+            if " 200 " not in status or "text/event-stream" not in self.headers.lower():
+                raise RuntimeError(f"not an event stream: {self.headers!r}")
+            self.chunked = "transfer-encoding: chunked" in self.headers.lower()
+            self.raw = rest
+        self._decode()
+        while "\n\n" in self.text:
+            frame, self.text = self.text.split("\n\n", 1)
+            self._frame(frame, now)
+
+    def _decode(self):
+        if not self.chunked:
+            self.text += self.raw.decode()
+            self.raw = b""
+            return
+        while True:
+            size_line, sep, rest = self.raw.partition(b"\r\n")
+            if not sep:
+                return
+            size = int(size_line.split(b";")[0], 16)
+            if size == 0:
+                self.closed = True
+                self.raw = b""
+                return
+            if len(rest) < size + 2:
+                return
+            self.text += rest[:size].decode()
+            self.raw = rest[size + 2 :]
+
+    def _frame(self, frame, now):
+        name, data = "message", []
+        for line in frame.split("\n"):
+            if line.startswith(":"):
+                continue  # a keep-alive comment
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                name = value
+            elif field == "data":
+                data.append(value)
+        if data:
+            self.events.append((name, "\n".join(data), now))
+            self.finished = self.finished or name == TERMINAL
+
+    def close(self):
+        self.sock.close()
+
+
+def open_streams(port, path, count):
+    selector = selectors.DefaultSelector()
+    streams = []
+    for _ in range(count):
+        stream = Stream(port, path)
+        selector.register(stream.sock, selectors.EVENT_READ, stream)
+        streams.append(stream)
+    return selector, streams
+
+
+def pump(selector, until, stop=lambda: False):
+    """Read whatever arrives until the deadline or stop(); receipt times are taken as soon as bytes arrive."""
+    while time.time() < until and not stop():
+        for key, _ in selector.select(timeout=0.05):
+            stream = key.data
+            stream.feed(time.time())
+            if stream.closed:
+                selector.unregister(stream.sock)

@@ -136,6 +136,27 @@ class Config:
     # longer lets a CPU-bound thread hold every other one up for that long: 50 ms was already worse than 20.
     GIL_SWITCH_INTERVAL_MS = 20
 
+    # Relaying job events between processes, so a stream on any instance shows imports that any other process
+    # runs (servers, and `flask import`, which announces but does not listen). An announcement carries the job's
+    # id and the event's name only; each receiving process reads the committed state itself.
+    # "auto": Redis pub/sub when REDIS_URL is set, else the database (LISTEN/NOTIFY on PostgreSQL, the
+    # event_outbox table read every EVENT_RELAY_POLL_SECONDS on SQLite); "database" or "redis" to choose; "off"
+    # for a single process.
+    EVENT_RELAY = "auto"
+    REDIS_URL = None  # e.g. redis://127.0.0.1:6379/0; when set, the rate limit and the event relay use Redis
+    EVENT_RELAY_CHANNEL = "importdash-events"  # the NOTIFY / pub/sub channel; instances that share it see each other
+    EVENT_RELAY_POLL_SECONDS = 0.25  # SQLite: how often a serving process reads new rows of the outbox table
+    EVENT_RELAY_OUTBOX_KEEP_SECONDS = 60  # SQLite: outbox rows older than this are deleted by the serving processes
+    # PostgreSQL and Redis: the listener waits this long for an announcement before it checks whether to stop (and,
+    # on PostgreSQL, asks the server whether the connection still answers).
+    EVENT_RELAY_WAIT_SECONDS = 1.0
+    # Redis: an announcement Redis has not taken within this is given up (logged), and the listener's connection
+    # or subscription not made within this is tried again.
+    EVENT_RELAY_SEND_TIMEOUT_SECONDS = 2.0
+    # After an outage the listener reconnects with full-jitter backoff: up to the base at first, doubling to the cap.
+    EVENT_RELAY_RETRY_BASE_SECONDS = 0.5
+    EVENT_RELAY_RETRY_CAP_SECONDS = 15.0
+
     # API paging.
     DEFAULT_PAGE_SIZE = 100
     MAX_PAGE_SIZE = 1_000

@@ -308,5 +308,22 @@ class JobRun(db.Model):
         }
 
 
+class OutboxEvent(db.Model):
+    """A job event announced for the other processes on one SQLite file, which read the table every
+    EVENT_RELAY_POLL_SECONDS (PostgreSQL and Redis carry announcements themselves); rows go after a minute."""
+
+    __tablename__ = "event_outbox"
+    # AUTOINCREMENT: ids are never reused once old rows are deleted, so a reader that remembers the last id it
+    # read never mistakes a new row for one it has seen.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    origin: Mapped[str] = mapped_column(String(64))  # the process that announced it, which does not read it back
+    # No foreign key: an announcement may outlive its job (clear-records), and readers find no job then.
+    job_id: Mapped[int]
+    name: Mapped[str] = mapped_column(String(32))  # the event's name, e.g. job.progress
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 def isoformat(moment):
     return None if moment is None else moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")

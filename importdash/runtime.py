@@ -1,11 +1,14 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
 
+import os
+import uuid
 from dataclasses import dataclass
 from functools import partial
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
+from .config import postgresql_timeouts
 from .extensions import db
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
@@ -13,6 +16,15 @@ from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.recovery import LeaseSweeper
+from .services.relay import (
+    DatabaseOutbox,
+    PostgresNotify,
+    RedisPubSub,
+    RelayListener,
+    RelaySender,
+    StreamFeed,
+    Transport,
+)
 from .services.runner import JobRunner
 from .services.webhook import WebhookDownstream
 
@@ -26,6 +38,8 @@ class Runtime:
     runner: JobRunner
     sweeper: LeaseSweeper
     health: DatabaseProbe
+    relay_transport: Transport | None  # how this process's job events reach the others (None: EVENT_RELAY off)
+    relay_listener: RelayListener | None  # hears the others' events; started by start_background only
 
 
 def build_downstream(config) -> Downstream:
@@ -48,6 +62,41 @@ def build_downstream(config) -> Downstream:
     raise ValueError(f"unknown IMPORTDASH_DOWNSTREAM {kind!r}; expected 'simulated' or 'webhook'")
 
 
+def build_relay_transport(app) -> Transport | None:
+    """Make the configured event relay: Redis pub/sub, PostgreSQL LISTEN/NOTIFY, the SQLite outbox, or none."""
+    config = app.config
+    kind = config["EVENT_RELAY"]
+    if kind == "off":
+        return None
+    if kind == "redis" or (kind == "auto" and config["REDIS_URL"]):
+        if not config["REDIS_URL"]:
+            raise ValueError("IMPORTDASH_EVENT_RELAY=redis needs IMPORTDASH_REDIS_URL")
+        return RedisPubSub(
+            url=config["REDIS_URL"],
+            channel=config["EVENT_RELAY_CHANNEL"],
+            wait_seconds=config["EVENT_RELAY_WAIT_SECONDS"],
+            send_timeout=config["EVENT_RELAY_SEND_TIMEOUT_SECONDS"],
+        )
+    if kind not in ("auto", "database"):
+        raise ValueError(f"unknown IMPORTDASH_EVENT_RELAY {kind!r}; expected 'auto', 'database', 'redis' or 'off'")
+    url = make_url(config["SQLALCHEMY_DATABASE_URI"])
+    if url.get_backend_name() == "postgresql":
+        return PostgresNotify(
+            # libpq's own URL form: the listener's connection is psycopg's, outside SQLAlchemy's pool.
+            conninfo=url.set(drivername="postgresql").render_as_string(hide_password=False),
+            connect_args=postgresql_timeouts(config),
+            channel=config["EVENT_RELAY_CHANNEL"],
+            wait_seconds=config["EVENT_RELAY_WAIT_SECONDS"],
+        )
+    with app.app_context():
+        engine = db.engine
+    return DatabaseOutbox(
+        engine=engine,
+        poll_seconds=config["EVENT_RELAY_POLL_SECONDS"],
+        keep_seconds=config["EVENT_RELAY_OUTBOX_KEEP_SECONDS"],
+    )
+
+
 def init_app(app):
     config = app.config
     bucket = TokenBucket(rate=config["RATE_PER_SECOND"], capacity=config["RATE_BURST"])
@@ -58,7 +107,22 @@ def init_app(app):
         breaker=CircuitBreaker(threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"]),
         policy=RetryPolicy.from_config(config),
     )
-    broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
+    relay_transport = build_relay_transport(app)
+    # Names this process in its announcements, so its listener leaves its own events alone.
+    origin = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    relay = RelaySender(relay_transport, origin=origin) if relay_transport is not None else None
+    broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"], relay=relay)
+    relay_listener = None
+    if relay_transport is not None:
+        feed = StreamFeed(app, broker)
+        relay_listener = RelayListener(
+            relay_transport,
+            origin=origin,
+            deliver=feed.publish,
+            catch_up=feed.catch_up,
+            retry_base=config["EVENT_RELAY_RETRY_BASE_SECONDS"],
+            retry_cap=config["EVENT_RELAY_RETRY_CAP_SECONDS"],
+        )
     runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
     sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
@@ -70,6 +134,8 @@ def init_app(app):
         runner=runner,
         sweeper=sweeper,
         health=health,
+        relay_transport=relay_transport,
+        relay_listener=relay_listener,
     )
 
 
@@ -83,26 +149,36 @@ def select_one(app):
 
 
 def start_background(app):
-    """Resume unfinished imports and keep taking over those whose process died (once per serving process).
+    """Resume unfinished imports and keep taking over those whose process died, and listen for the other
+    processes' job events (once per serving process).
 
     gunicorn.conf.py calls this in each worker; the flask CLI never does, so `flask import` or `init-db`
-    cannot pick up a server's jobs.
+    cannot pick up a server's jobs (its own events are still announced to the servers).
     """
-    get_runtime(app).sweeper.start()
+    runtime = get_runtime(app)
+    if runtime.relay_listener is not None:
+        runtime.relay_listener.start()
+    runtime.sweeper.start()
 
 
 def stop_background(app, wait=False):
-    """Stop sweeping and stop running jobs after their calls in flight, leaving them resumable.
+    """Stop sweeping and listening, and stop running jobs after their calls in flight, leaving them resumable.
 
     Without wait this only raises flags, so a signal handler may call it; with wait it also waits for the
-    jobs to let go and closes the downstream client.
+    jobs and the relay's listener to let go and closes the downstream and relay clients.
     """
     runtime = get_runtime(app)
     runtime.sweeper.stop()
+    if runtime.relay_listener is not None:
+        runtime.relay_listener.stop()
     runtime.health.close()
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()
+        if runtime.relay_listener is not None:
+            runtime.relay_listener.join()
+        if runtime.relay_transport is not None:
+            runtime.relay_transport.close()
 
 
 def get_runtime(app=None):

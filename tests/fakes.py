@@ -37,4 +37,5 @@ class FakeClock:
 
 def new_broker(**settings):
     """An event broker with the configured sizes, or the ones a test names."""
-    return EventBroker(**{"queue_size": Config.SSE_QUEUE_SIZE, "max_subscribers": Config.SSE_MAX_STREAMS} | settings)
+    defaults = {"queue_size": Config.SSE_QUEUE_SIZE, "max_subscribers": Config.SSE_MAX_STREAMS, "relay": None}
+    return EventBroker(**defaults | settings)

@@ -6,6 +6,10 @@ import queue
 import re
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .relay import RelaySender
 
 # Event names go on the wire as they are, so they are limited to characters that cannot end an SSE field.
 _EVENT_NAME = re.compile(r"[A-Za-z0-9_.:-]+")
@@ -122,9 +126,12 @@ class Subscription:
 class EventBroker:
     """Fan events out to subscribers of one job and to subscribers of all jobs, never blocking the publisher."""
 
-    def __init__(self, *, queue_size: int, max_subscribers: int):
+    def __init__(self, *, queue_size: int, max_subscribers: int, relay: "RelaySender | None"):
         if queue_size < 1 or max_subscribers < 1:
             raise ValueError("queue_size and max_subscribers must be at least 1")
+        # Where jobs.publish_job announces a job's events to the other processes after publishing them here;
+        # None for a broker on its own. The broker never announces: what it hears from the relay stays here.
+        self.relay = relay
         self._queue_size = queue_size
         self._max_subscribers = max_subscribers
         self._lock = threading.Lock()  # guards the subscriber set only
@@ -159,6 +166,11 @@ class EventBroker:
         """Return how many subscriptions are open."""
         with self._lock:
             return len(self._subscribers)
+
+    def subscribed_job_ids(self) -> set[int]:
+        """Return the jobs that have a stream of their own open here."""
+        with self._lock:
+            return {s.job_id for s in self._subscribers if s.job_id is not None}
 
     def last_event_id(self) -> int:
         """Return the id of the most recent event (0 before the first)."""

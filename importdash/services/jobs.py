@@ -456,11 +456,23 @@ def _delete_file(path):
 
 
 def publish_job(broker: EventBroker, session: Session, job_id: int, name: str = JOB_PROGRESS) -> None:
-    """Publish a job's committed state; call it only after the commit it announces."""
+    """Publish a job's committed state to this process's streams at once, then announce it to the other
+    processes through the broker's relay; call it only after the commit it announces."""
+    if publish_job_here(broker, session, job_id, name) and broker.relay is not None:
+        broker.relay.announce(session, job_id, name)
+
+
+def publish_job_here(broker: EventBroker, session: Session, job_id: int, name: str) -> bool:
+    """Publish a job's committed state to this process's streams only; False when there is no such job.
+
+    The relay calls it for another process's announcement, which must not be announced again.
+    """
     session.expire_all()
     state = job_state(session, job_id)
-    if state is not None:
-        broker.publish(name, state, job_id=job_id)
+    if state is None:
+        return False
+    broker.publish(name, state, job_id=job_id)
+    return True
 
 
 def job_snapshot(session: Session, broker: EventBroker, job_id: int) -> Event:
