@@ -13,6 +13,7 @@
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -32,6 +33,8 @@ from sqlalchemy import select
 from importdash.models import ImportJob, JobStatus, Record, RecordStatus
 
 FLASK = Path(sys.executable).parent / "flask"
+# Lines of a member's log a failure message leaves out: gunicorn's access log and `flask import`'s progress bar.
+ACCESS_OR_PROGRESS = re.compile(r'"(GET|POST|DELETE) /| rows processed |^\s*\[[#.]+\]')
 TERMINAL = {status.value for status in JobStatus if status.is_terminal}
 
 
@@ -347,10 +350,12 @@ class Cluster:
             list(pool.map(stop, self.members))
 
     def logs(self):
-        """The tail of every member's log, for a failure message."""
+        """The tail of every member's log without its access log and progress bars, for a failure message."""
         parts = []
         for member in self.members:
             log = member.folder / ("gunicorn.log" if member.server else "cli.log")
             with contextlib.suppress(OSError):
-                parts.append(f"--- {member.label}:\n{log.read_text(errors='replace')[-1500:]}")
+                lines = log.read_text(errors="replace").replace("\r", "\n").splitlines()
+                kept = [line for line in lines if line.strip() and not ACCESS_OR_PROGRESS.search(line)]
+                parts.append(f"--- {member.label}:\n" + "\n".join(kept)[-1500:])
         return "\n".join(parts)
