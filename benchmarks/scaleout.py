@@ -69,6 +69,9 @@ SETTINGS = {
     "EVENT_RELAY_POLL_SECONDS": 0.2,
     "PROGRESS_INTERVAL_SECONDS": 0.5,
     "SSE_KEEPALIVE_SECONDS": 1,
+    # Names of the benchmark's own on a Redis (and in a PostgreSQL database) other runs may share at the same time.
+    "RATE_LIMIT_KEY_PREFIX": "importdash-bench-scaleout",
+    "EVENT_RELAY_CHANNEL": "importdash-bench-scaleout-events",
 }
 
 

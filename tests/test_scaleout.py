@@ -85,6 +85,9 @@ SETTINGS = {
     "EVENT_RELAY_POLL_SECONDS": 0.2,
     "PROGRESS_INTERVAL_SECONDS": 0.5,
     "SSE_KEEPALIVE_SECONDS": 1,  # the test's stream clients see their close() within a second
+    # Names of this test's own on a Redis (and in a PostgreSQL database) other test runs may share at the same time.
+    "RATE_LIMIT_KEY_PREFIX": "importdash-test-scale",
+    "EVENT_RELAY_CHANNEL": "importdash-test-scale-events",
 }
 
 
