@@ -14,6 +14,7 @@ from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
+from .services.storage import UploadStorage, build_storage
 from .services.webhook import WebhookDownstream
 
 
@@ -26,6 +27,7 @@ class Runtime:
     runner: JobRunner
     sweeper: LeaseSweeper
     health: DatabaseProbe
+    storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
 
 
 def build_downstream(config) -> Downstream:
@@ -62,6 +64,8 @@ def init_app(app):
     runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
     sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
+    with app.app_context():
+        storage = build_storage(config, db.engine)
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
         downstream=downstream,
@@ -70,6 +74,7 @@ def init_app(app):
         runner=runner,
         sweeper=sweeper,
         health=health,
+        storage=storage,
     )
 
 
