@@ -113,6 +113,8 @@ def test_flask_import_with_database_storage_imports_a_stored_copy_and_leaves_the
     assert result.exit_code == 0, result.output
     assert "completed: 301 of 301 rows processed" in result.output
     job = db.session.scalars(select(ImportJob)).one()
+    get_runtime(app).runner.wait(job.id, timeout=30)  # its run deletes the copy right after it ends the job
+    db.session.expire_all()
     assert job.path.startswith("db:") and job.upload_removed_at is not None  # the copy went as the import ended
     assert path.read_text() == CSV and db.session.scalar(select(func.count()).select_from(UploadChunk)) == 0
 
