@@ -121,7 +121,7 @@ def create_job(
     except BaseException as error:
         session.rollback()
         if store_in is not None:
-            store_in.delete(key)  # no job reads the stored copy
+            _discard(store_in, key)  # no job reads the stored copy
         started = None
         if isinstance(error, IntegrityError) and idempotency_key is not None:  # the same key committed first
             started = job_for_key(session, idempotency_key)
@@ -130,6 +130,14 @@ def create_job(
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
     return job
+
+
+def _discard(storage, key):
+    """Delete a stored copy no job was made for; a failure is logged, never raised over the error that led here."""
+    try:
+        storage.delete(key)
+    except Exception:
+        log.exception("a stored upload no job reads could not be deleted (%s)", key)
 
 
 def job_for_key(session: Session, idempotency_key: str) -> ImportJob | None:

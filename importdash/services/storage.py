@@ -287,7 +287,8 @@ class S3Store:
         return name
 
     def open(self, name: str) -> BinaryIO:
-        return _buffered(_S3Body(self.client, self.bucket, name).chunks())
+        body = _S3Body(self.client, self.bucket, name)
+        return _buffered(body.chunks(), on_close=body.close)
 
     def delete(self, name: str) -> bool:
         existed = self.exists(name)  # S3 answers a delete the same way whether the object was there or not
@@ -345,6 +346,9 @@ class _S3Body:
         finally:
             self.body.close()
 
+    def close(self) -> None:
+        self.body.close()
+
     def _get(self, **options):
         from botocore.exceptions import ClientError
 
@@ -382,16 +386,24 @@ def _blocks(stream, size):
 class _ChunkStream(io.RawIOBase):
     """A read-only binary stream over an iterator of byte strings."""
 
-    def __init__(self, chunks: Iterator[bytes]):
+    def __init__(self, chunks: Iterator[bytes], on_close=None):
         self._chunks = chunks
+        self._on_close = on_close
         self._current = memoryview(b"")
+        self._failed = None
 
     def readable(self):
         return True
 
     def readinto(self, buffer):
         while not self._current:
-            chunk = next(self._chunks, None)
+            if self._failed is not None:  # a generator that raised is over: reading on must not look like the end
+                raise OSError(f"the stored file could not be read on: {self._failed}")
+            try:
+                chunk = next(self._chunks, None)
+            except Exception as error:
+                self._failed = error
+                raise
             if chunk is None:
                 return 0
             self._current = memoryview(chunk)
@@ -404,12 +416,14 @@ class _ChunkStream(io.RawIOBase):
         if not self.closed:
             close = getattr(self._chunks, "close", None)
             if close is not None:
-                close()  # a generator's finally (an S3 body, say) runs now, not at garbage collection
+                close()  # a generator's finally runs now, not at garbage collection
+            if self._on_close is not None:
+                self._on_close()  # what the generator holds before it first runs (an S3 response body)
         super().close()
 
 
-def _buffered(chunks):
-    return io.BufferedReader(_ChunkStream(chunks), buffer_size=_READ_BUFFER_BYTES)
+def _buffered(chunks, on_close=None):
+    return io.BufferedReader(_ChunkStream(chunks, on_close), buffer_size=_READ_BUFFER_BYTES)
 
 
 def build_storage(config: Mapping[str, Any], engine: Engine) -> UploadStorage:

@@ -150,7 +150,13 @@ def test_a_database_read_rides_out_a_dropped_connection_then_gives_up_past_the_o
         assert stream.read() == payload(3 * CHUNK)
     assert clock.sleeps == [1, 1]
 
-    faults = iter([1] * 100)
+    with store.open(name) as stream:
+        assert stream.read(CHUNK) == payload(CHUNK)
+        faults = iter([1] * 100)  # the database goes away mid-file, for longer than the outage policy waits
+        with pytest.raises(DatabaseUnavailable):
+            stream.read(CHUNK)
+        with pytest.raises(OSError, match="could not be read on"):  # never a short file that looks whole
+            stream.read()
     with pytest.raises(DatabaseUnavailable):
         store.open(name)
 
