@@ -100,7 +100,8 @@ def main():
                     f"upload {small[0]:.2f} s -> {large[0]:.2f} s ({large[0] / baseline[0]:.2f}x local); "
                     f"peak after upload {small[2] / 1024:.0f} -> {large[2] / 1024:.0f} MB "
                     f"({large[2] / small[2]:.3f}x small); "
-                    f"after import {small[3] / 1024:.0f} -> {large[3] / 1024:.0f} MB ({large[3] / small[3]:.3f}x small)",
+                    f"after import {small[3] / 1024:.0f} -> {large[3] / 1024:.0f} MB "
+                    f"({large[3] / small[3]:.3f}x small)",
                     flush=True,
                 )
 
