@@ -275,7 +275,8 @@ class S3Store:
         self.key_prefix = key_prefix
         # Credentials and region come from boto3's usual sources (AWS_ACCESS_KEY_ID, ~/.aws, an instance role).
         self.client = client or boto3.client("s3", endpoint_url=endpoint_url or None)
-        # Parts are read into memory to be sent: two at a time, and two more at most waiting to go.
+        # Parts are read into memory to be sent, two at most at a time (sending may copy one): memory is bounded by
+        # the part size, never by the size of the file.
         self.transfer = TransferConfig(
             multipart_threshold=part_bytes, multipart_chunksize=part_bytes, max_concurrency=2
         )
