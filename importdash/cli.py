@@ -34,9 +34,8 @@ def clear_records_command(yes):
     if not yes:
         raise click.UsageError("This deletes every record, error and import; add --yes to confirm.")
     try:
-        deleted = jobs.clear_all(
-            db.session, running=get_runtime().runner.active_jobs(), upload_folder=current_app.config["UPLOAD_FOLDER"]
-        )
+        runtime = get_runtime()
+        deleted = jobs.clear_all(db.session, running=runtime.runner.active_jobs(), storage=runtime.storage)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(
@@ -65,7 +64,7 @@ def purge_command(age, yes):
     cutoff = utcnow() - timedelta(**{AGE_UNITS[unit]: amount})
     if not yes:
         raise click.UsageError(f"This deletes every import that ended before {cutoff:%Y-%m-%d %H:%M} UTC; add --yes.")
-    purged = jobs.purge_jobs(db.session, ended_before=cutoff, upload_folder=current_app.config["UPLOAD_FOLDER"])
+    purged = jobs.purge_jobs(db.session, ended_before=cutoff, storage=get_runtime().storage)
     click.echo(
         f"Deleted {purged['jobs']} imports with {purged['records']} records, {purged['errors']} errors "
         f"and {purged['files']} uploaded files."
@@ -79,10 +78,15 @@ def purge_command(age, yes):
 @click.option("--delimiter", help="The field separator: , ; | tab (default: detected from the header).")
 def import_command(path, mode, encoding, delimiter):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
+    runtime = get_runtime()
+    # With local storage the file is read where it is, and never deleted. Stored elsewhere, a copy is kept, so
+    # another machine can take the import over (and that copy goes like an upload's, the file itself stays).
+    store_in = None if runtime.storage.is_local else runtime.storage
     try:
         job = jobs.create_job(
             db.session,
-            get_runtime().broker,
+            runtime.broker,
+            store_in=store_in,
             mode=mode,
             path=os.path.abspath(path),
             source=os.path.basename(path),
@@ -92,7 +96,7 @@ def import_command(path, mode, encoding, delimiter):
         )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
-    get_runtime().runner.submit(job.id)
+    runtime.runner.submit(job.id)
     click.echo(f"Import #{job.id} ({mode}) of {job.source} started.", err=True)
     _run_in_foreground(job.id)
 

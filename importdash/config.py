@@ -97,7 +97,21 @@ class Config:
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
 
     # Uploads.
+    # Where uploaded files are kept until no run of their import needs them: "local" (UPLOAD_FOLDER; only this
+    # machine can run their imports), "database" (chunks in the upload_chunks table) or "s3" (S3_BUCKET). With
+    # "database" or "s3" any instance reads, resumes and deletes any import's file, and an upload passes through
+    # UPLOAD_FOLDER only while it is checked; `flask import` then stores a copy of the file it is given.
+    UPLOAD_STORAGE = "local"
     UPLOAD_FOLDER = None  # defaults to <instance>/uploads
+    UPLOAD_CHUNK_KB = 1024  # bytes per row of upload_chunks ("database" storage); also what a read holds at once
+    # "s3" storage: credentials and region come from boto3's usual sources (AWS_ACCESS_KEY_ID and
+    # AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION, ~/.aws, an instance role). Set S3_BUCKET to read s3: keys at all.
+    S3_BUCKET = None
+    S3_ENDPOINT_URL = None  # an S3-compatible service (MinIO, Ceph, ...); None: AWS
+    S3_PREFIX = "uploads/"  # put in front of every object key the app writes
+    # Multipart upload part size (S3 allows no less than 5). Parts are read into memory to be sent: an upload's
+    # peak is about three parts' worth (19 MB at 5, 28 MB at 8, for a 90 MB file), whatever the file's size.
+    S3_PART_MB = 5
     # Hours an uploaded file is kept after its import ended (0: deleted as soon as it ends); errors.csv and
     # retries never need it. Clear records and `flask purge` delete uploads too.
     UPLOAD_RETENTION_HOURS = 0

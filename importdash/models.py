@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -115,7 +115,9 @@ class ImportJob(db.Model):
     key: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex)
     mode: Mapped[str] = mapped_column(String(16))
     source: Mapped[str] = mapped_column(String(255))  # the file's display name
-    path: Mapped[str] = mapped_column(Text)  # where the server keeps the file to read
+    # The file to read: a storage key ("local:<name>", "db:<id>", "s3:<object key>"; services/storage.py), or a
+    # plain path on the machine (the bundled sample, a file imported in place, a row from before keys existed).
+    path: Mapped[str] = mapped_column(Text)
     # How the file is read, fixed when it is checked at upload so the job reads it the same way.
     encoding: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENCODING)
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
@@ -267,6 +269,16 @@ class RowError(db.Model):
 
     def to_dict(self):
         return {"row": self.row, "category": self.category, "message": self.message, "data": self.data}
+
+
+class UploadChunk(db.Model):
+    """One block of an upload kept in the database (UPLOAD_STORAGE = "database"), so every instance can read it."""
+
+    __tablename__ = "upload_chunks"
+
+    upload_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # the name in the job's "db:" key
+    sequence: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)  # 0, 1, 2... in file order
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # UPLOAD_CHUNK_KB of the file (the last chunk may be shorter)
 
 
 class RunOutcome(str, Enum):

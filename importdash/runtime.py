@@ -26,6 +26,7 @@ from .services.relay import (
     Transport,
 )
 from .services.runner import JobRunner
+from .services.storage import UploadStorage, build_storage
 from .services.webhook import WebhookDownstream
 
 
@@ -40,6 +41,7 @@ class Runtime:
     health: DatabaseProbe
     relay_transport: Transport | None  # how this process's job events reach the others (None: EVENT_RELAY off)
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
+    storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
 
 
 def build_downstream(config) -> Downstream:
@@ -126,6 +128,8 @@ def init_app(app):
     runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
     sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
+    with app.app_context():
+        storage = build_storage(config, db.engine)
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
         downstream=downstream,
@@ -136,6 +140,7 @@ def init_app(app):
         health=health,
         relay_transport=relay_transport,
         relay_listener=relay_listener,
+        storage=storage,
     )
 
 

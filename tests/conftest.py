@@ -2,6 +2,7 @@
 
 import os
 import re
+import uuid
 
 import pytest
 from scripted_downstream import ScriptedDownstream
@@ -102,6 +103,29 @@ def downstream_server():
     server = ScriptedDownstream()
     yield server
     server.close()
+
+
+@pytest.fixture
+def s3_server(monkeypatch):
+    """A local S3 server (moto) on a free loopback port with one empty bucket; returns the app settings for it."""
+    moto_server = pytest.importorskip("moto.server", reason="S3 storage tests need moto[server] (the test extras)")
+    import boto3
+    from servers import free_port
+
+    # boto3 reads credentials and region from the environment, as it would in production; these are dummies.
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    bucket = f"importdash-test-{uuid.uuid4().hex[:12]}"  # moto keeps its buckets for the whole process
+    settings = {"S3_BUCKET": bucket, "S3_ENDPOINT_URL": f"http://{host}:{port}", "S3_PREFIX": "uploads/"}
+    boto3.client("s3", endpoint_url=settings["S3_ENDPOINT_URL"]).create_bucket(Bucket=settings["S3_BUCKET"])
+    yield settings
+    server.stop()
 
 
 TEST_KINDS = ("unit", "db", "browser")

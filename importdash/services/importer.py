@@ -4,7 +4,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from itertools import islice
 from typing import Any
@@ -19,6 +19,7 @@ from .delivery import Deliverer
 from .jobs import publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .reader import CsvSource
+from .storage import StoreUnavailable, UploadStorage, current_storage
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
 
@@ -35,7 +36,6 @@ class ImportSettings:
     lease_seconds: float
     heartbeat_interval: float
     outages: OutagePolicy
-    upload_folder: str
     upload_retention_hours: float
 
     @classmethod
@@ -49,20 +49,21 @@ class ImportSettings:
             lease_seconds=config["LEASE_SECONDS"],
             heartbeat_interval=config["HEARTBEAT_SECONDS"],
             outages=OutagePolicy.from_config(config),
-            upload_folder=config["UPLOAD_FOLDER"],
             upload_retention_hours=config["UPLOAD_RETENTION_HOURS"],
         )
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """What every run of a job needs from its process: the session, settings, deliverer and broker."""
+    """What every run of a job needs from its process: the session, settings, deliverer, broker and storage."""
 
     session: Session
     owner: str  # names this process in job leases
     settings: ImportSettings
     deliverer: Deliverer
     broker: EventBroker
+    # Where the job's file is read from and deleted; by default the runtime's of the app the run's context is of.
+    storage: UploadStorage = field(default_factory=current_storage)
 
 
 class StopReason(str, Enum):
@@ -106,6 +107,7 @@ class Importer:
         self.settings = context.settings
         self.deliverer = context.deliverer
         self.broker = context.broker
+        self.storage = context.storage
         self.stop = stop
         self.clock = clock
         # Verdicts received but not yet written: a stream chunk's last ones go in with the next chunk's commit.
@@ -145,7 +147,7 @@ class Importer:
                     "never read; import the file again for them."
                 )
             return None
-        with CsvSource(path, encoding, delimiter) as source:
+        with CsvSource(lambda: self.storage.open(path), encoding, delimiter) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.
@@ -321,7 +323,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         try:  # no run of a completed job needs its file any more (a kept upload goes at a later sweep)
             remove_ended_uploads(
                 context.session,
-                upload_folder=settings.upload_folder,
+                storage=context.storage,
                 retention_hours=settings.upload_retention_hours,
                 resume_hours=settings.upload_retention_hours,
                 job_id=job_id,
@@ -339,6 +341,13 @@ def describe_failure(error: Exception, job_id: int) -> str:
         return error.message
     if isinstance(error, FileNotFoundError):
         return "The file to import is gone (deleted or moved); import it again."
+    if isinstance(error, StoreUnavailable):
+        return (
+            "The file to import is kept in storage this server is not set up to read; resume the import on a "
+            "server that is, or import the file again."
+        )
+    if type(error).__module__.startswith(("botocore", "boto3", "s3transfer")):
+        return "The file to import could not be read from the storage bucket; resume the import once it answers."
     if isinstance(error, UnicodeDecodeError):
         return "The file no longer decodes as it did when it was checked (was it changed?); import it again."
     if isinstance(error, OSError):

@@ -1,6 +1,7 @@
 """Everything a caller does to an import job: create, get, list, state, cancel, retry and clear, and read its
 errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
+import logging
 import os
 import re
 import uuid
@@ -35,10 +36,13 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger
 from .reader import check_file, count_rows
+from .storage import StoreUnavailable, UploadStorage, current_storage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
 if TYPE_CHECKING:  # runner.py imports importer.py, which imports this module
     from .runner import JobRunner
+
+log = logging.getLogger(__name__)
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
@@ -54,10 +58,15 @@ class AlreadyStarted(Exception):
 # Create.
 
 
-def store_upload(stream: BinaryIO, upload_folder: str) -> str:
-    """Save an uploaded file under a server-generated name and return its path."""
-    path = os.path.join(upload_folder, f"{uuid.uuid4().hex}.csv")
-    with open(path, "wb") as target:
+def spool_upload(stream: BinaryIO, upload_folder: str) -> str:
+    """Write an uploaded file to this machine's upload folder, to be checked there, and return its path.
+
+    create_job(store_in=...) then stores it where every instance can read it; the caller removes what is left.
+    The check reads the file more than once (its encoding, every line, its header), which a request body
+    cannot do, and a refused file never reaches the store.
+    """
+    path = os.path.join(upload_folder, f".incoming-{uuid.uuid4().hex}.csv")
+    with open(path, "xb") as target:
         while chunk := stream.read(1024 * 1024):
             target.write(chunk)
     return path
@@ -75,10 +84,13 @@ def create_job(
     delimiter: str | None = None,
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
+    store_in: UploadStorage | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
-    A bad file raises InvalidFile (a bad encoding or delimiter ApiError), writing nothing. A key that started a
+    With store_in the job reads a copy kept there (an upload, or a file another machine may have to read);
+    without, the file where it is (the bundled sample, a file imported in place on this machine). A bad file
+    raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once.
     """
     mode = JobMode(mode)
@@ -88,30 +100,45 @@ def create_job(
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
+    total = None
+    if mode is JobMode.DEFAULT:
+        # The bundled sample is small: counting first lets its progress show a percentage from the start.
+        total = count_rows(path, file_format.encoding, file_format.delimiter)
+    key = path if store_in is None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
         source=display_name(source),
-        path=path,
+        path=key,
         encoding=file_format.encoding,
         delimiter=file_format.delimiter,
         columns=file_format.columns,
         started_by=started_by,
         idempotency_key=idempotency_key,
+        total_records=total,
     )
-    if mode is JobMode.DEFAULT:
-        # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        job.total_records = count_rows(path, file_format.encoding, file_format.delimiter)
     session.add(job)
     try:
         session.commit()
-    except IntegrityError:  # another request with the same key committed first
+    except BaseException as error:
         session.rollback()
-        started = job_for_key(session, idempotency_key) if idempotency_key is not None else None
+        if store_in is not None:
+            _discard(store_in, key)  # no job reads the stored copy
+        started = None
+        if isinstance(error, IntegrityError) and idempotency_key is not None:  # the same key committed first
+            started = job_for_key(session, idempotency_key)
         if started is None:
             raise
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
     return job
+
+
+def _discard(storage, key):
+    """Delete a stored copy no job was made for; a failure is logged, never raised over the error that led here."""
+    try:
+        storage.delete(key)
+    except Exception:
+        log.exception("a stored upload no job reads could not be deleted (%s)", key)
 
 
 def job_for_key(session: Session, idempotency_key: str) -> ImportJob | None:
@@ -352,14 +379,14 @@ def _move(session, job_id, action, **values):
     return moved.rowcount == 1
 
 
-def clear_all(session: Session, *, running: list[int], upload_folder: str) -> dict[str, int]:
+def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -> dict[str, int]:
     """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
     unfinished = session.scalar(
         select(func.count()).select_from(ImportJob).where(ImportJob.status.in_(stored(JobStatus.unfinished())))
     )
     if unfinished or running:
         raise Conflict("An import is still running; wait for it to finish or cancel it first.")
-    uploads = _kept_uploads(session, upload_folder)
+    uploads = _kept_uploads(session, storage)
     session.execute(delete(JobRun))
     deleted = {
         "records": session.execute(delete(Record)).rowcount,
@@ -367,11 +394,11 @@ def clear_all(session: Session, *, running: list[int], upload_folder: str) -> di
         "jobs": session.execute(delete(ImportJob)).rowcount,
     }
     session.commit()
-    deleted["files"] = sum(_delete_file(path) for _job_id, path in uploads)
+    deleted["files"] = sum(bool(_delete_upload(storage, path)) for _job_id, path in uploads)
     return deleted
 
 
-def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) -> dict[str, int]:
+def purge_jobs(session: Session, *, ended_before: datetime, storage: UploadStorage) -> dict[str, int]:
     """Delete the imports that ended before the moment, with their records, error rows and uploaded files.
 
     Unfinished imports are never purged, however old.
@@ -382,7 +409,7 @@ def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) 
     job_ids = list(session.scalars(old))
     if not job_ids:
         return {"records": 0, "errors": 0, "jobs": 0, "files": 0}
-    uploads = _kept_uploads(session, upload_folder, job_ids)
+    uploads = _kept_uploads(session, storage, job_ids)
     session.execute(delete(JobRun).where(JobRun.job_id.in_(job_ids)))
     deleted = {
         "records": session.execute(delete(Record).where(Record.job_id.in_(job_ids))).rowcount,
@@ -390,7 +417,7 @@ def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) 
         "jobs": session.execute(delete(ImportJob).where(ImportJob.id.in_(job_ids))).rowcount,
     }
     session.commit()
-    deleted["files"] = sum(_delete_file(path) for _job_id, path in uploads)
+    deleted["files"] = sum(bool(_delete_upload(storage, path)) for _job_id, path in uploads)
     return deleted
 
 
@@ -400,17 +427,20 @@ def purge_jobs(session: Session, *, ended_before: datetime, upload_folder: str) 
 def remove_ended_uploads(
     session: Session,
     *,
-    upload_folder: str,
     retention_hours: float,
     resume_hours: float,
+    storage: UploadStorage | None = None,
     job_id: int | None = None,
+    upload_folder: str | None = None,
 ) -> int:
     """Delete the uploads of imports that completed more than retention_hours ago, or failed or were cancelled
     more than resume_hours ago (they may be resumed until then); return how many files were deleted.
 
     No run needs the file of a completed import: retries send stored records, and errors.csv reads the header
-    stored with the job.
+    stored with the job. Files are deleted from whichever store holds them; storage None means the current
+    app's (the lease sweep still passes only upload_folder, which the storage knows already and is not used).
     """
+    storage = storage or current_storage()
     now = utcnow()
     completed_before = now - timedelta(hours=retention_hours)
     stopped_before = now - timedelta(hours=max(retention_hours, resume_hours))
@@ -418,38 +448,40 @@ def remove_ended_uploads(
         ((ImportJob.status == JobStatus.COMPLETED.value) & (ImportJob.completed_at <= completed_before))
         | (ImportJob.status.in_(statuses_allowing(JobAction.RESUME)) & (ImportJob.completed_at <= stopped_before)),
         ImportJob.upload_removed_at.is_(None),
-        ImportJob.path.startswith(os.path.join(upload_folder, "")),
+        _may_be_upload(storage),
     )
     if job_id is not None:
         ended = ended.where(ImportJob.id == job_id)
     removed = 0
     for job_id, path in session.execute(ended).all():
-        if _is_upload(path, upload_folder):
-            removed += _delete_file(path)
+        if storage.is_upload(path) and (deleted := _delete_upload(storage, path)) is not None:
+            removed += deleted
             session.execute(update(ImportJob).where(ImportJob.id == job_id).values(upload_removed_at=utcnow()))
     session.commit()
     return removed
 
 
-def _kept_uploads(session, upload_folder, job_ids=None):
-    query = select(ImportJob.id, ImportJob.path).where(ImportJob.upload_removed_at.is_(None))
+def _may_be_upload(storage):
+    """A WHERE clause for the paths that may be uploads: storage keys, and plain paths in the upload folder."""
+    patterns = [ImportJob.path.like(pattern) for pattern in key_patterns()]
+    return or_(*patterns, ImportJob.path.startswith(os.path.join(storage.upload_folder, "")))
+
+
+def _kept_uploads(session, storage, job_ids=None):
+    query = select(ImportJob.id, ImportJob.path).where(ImportJob.upload_removed_at.is_(None), _may_be_upload(storage))
     if job_ids is not None:
         query = query.where(ImportJob.id.in_(job_ids))
-    return [(job_id, path) for job_id, path in session.execute(query).all() if _is_upload(path, upload_folder)]
+    return [(job_id, path) for job_id, path in session.execute(query).all() if storage.is_upload(path)]
 
 
-def _is_upload(path, upload_folder):
-    """Whether the file is the server's own copy of an upload: never the bundled sample, never a CLI user's file."""
-    folder = os.path.realpath(upload_folder)
-    return os.path.commonpath([folder, os.path.realpath(path)]) == folder
-
-
-def _delete_file(path):
+def _delete_upload(storage, key):
+    """Delete an upload from its store: True if deleted, False if gone already, None if its store is out of
+    reach (it is tried again at the next sweep)."""
     try:
-        os.remove(path)
-    except FileNotFoundError:
-        return False
-    return True
+        return storage.delete(key)
+    except StoreUnavailable as error:
+        log.warning("an upload was not deleted: %s", error)
+        return None
 
 
 # Announce.

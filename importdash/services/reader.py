@@ -1,11 +1,17 @@
-"""Read contact rows from a CSV file with the stdlib csv module, after checking the file once at upload."""
+"""Read contact rows from a CSV file with the stdlib csv module, after checking the file once at upload.
+
+A file is given as a path, or as a function that opens it as a binary stream from the start (a stored upload,
+which may be in the database or a bucket): reading is sequential, and reading again opens it again.
+"""
 
 import codecs
 import csv
+import io
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ..errors import ApiError, InvalidFile
 from ..models import DEFAULT_ENCODING
@@ -40,6 +46,24 @@ _BINARY_SIGNATURES = (
 # The line breaks the csv reader sees in a file opened with newline="".
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
+# A path on this machine, or a function that opens the file as a binary stream read from its start.
+FileSource = str | os.PathLike[str] | Callable[[], BinaryIO]
+
+
+def open_binary(source: FileSource) -> BinaryIO:
+    """Open the file as a binary stream at its start."""
+    return source() if callable(source) else open(source, "rb")
+
+
+def _open_text(source, encoding):
+    """Open the file as text the way the csv module wants it (newline=""); LookupError for an unknown encoding."""
+    binary = open_binary(source)
+    try:
+        return io.TextIOWrapper(binary, encoding=encoding, newline="")
+    except BaseException:
+        binary.close()
+        raise
+
 
 @dataclass(frozen=True, slots=True)
 class SourceRow:
@@ -65,12 +89,12 @@ class FileFormat:
 class CsvSource:
     """Open a contact CSV file, check its header, and iterate its data rows."""
 
-    def __init__(self, path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ","):
-        self.path = path
+    def __init__(self, source: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ","):
+        self.source = source
         self.encoding = encoding
         self.delimiter = delimiter
         try:
-            self._file = open(path, encoding=encoding, newline="")
+            self._file = _open_text(source, encoding)
         except LookupError:
             raise InvalidFile(f'"{encoding}" is not a known text encoding.') from None
         try:
@@ -151,8 +175,13 @@ class CsvSource:
 
     def _reader_after(self, start_after):
         """Return a reader positioned after the header and any row up to start_after, and the last row number read."""
-        # Re-reading from the top lets rows() and count() be called again on the same source.
-        self._file.seek(0)
+        # Re-reading from the top lets rows() and count() be called again on the same source; a stream that
+        # cannot seek (a stored upload) is opened again.
+        if self._file.seekable():
+            self._file.seek(0)
+        else:
+            self._file.close()
+            self._file = _open_text(self.source, self.encoding)
         reader = csv.reader(self._file, delimiter=self.delimiter)
         records = _records(reader)
         row = 0
@@ -185,13 +214,13 @@ class CsvSource:
 
     def _undecodable(self, error):
         """Explain a decoding failure met while reading, locating the bad byte with a scan of the file."""
-        for _text in _text_blocks(self.path, self.encoding):
+        for _text in _text_blocks(self.source, self.encoding):
             pass  # raises InvalidFile naming the first undecodable byte
         return InvalidFile(f"The file is not valid {_label(self.encoding)} text: {error}.")
 
 
 def check_file(
-    path: str | os.PathLike[str], *, encoding: str | None = None, delimiter: str | None = None, max_line_length: int
+    path: FileSource, *, encoding: str | None = None, delimiter: str | None = None, max_line_length: int
 ) -> FileFormat:
     """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
 
@@ -208,13 +237,13 @@ def check_file(
         return FileFormat(encoding, delimiter, source.columns)
 
 
-def read_header(path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> list[str]:
+def read_header(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> list[str]:
     """Return the checked header of a contact CSV file, raising InvalidFile if it cannot be imported."""
     with CsvSource(path, encoding, delimiter) as source:
         return source.columns
 
 
-def count_rows(path: str | os.PathLike[str], encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> int:
+def count_rows(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> int:
     """Count the data rows of a contact CSV file."""
     with CsvSource(path, encoding, delimiter) as source:
         return source.count()
@@ -249,7 +278,7 @@ def parse_delimiter(value: str) -> str:
 def _choose_encoding(path, requested):
     """A byte order mark decides the encoding; without one it is the requested encoding, or UTF-8."""
     encoding = parse_encoding(requested) if requested else DEFAULT_ENCODING
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         start = file.read(_SNIFF_BYTES)
     for signature, description in _BINARY_SIGNATURES:
         if start.startswith(signature):
@@ -296,20 +325,22 @@ def _text_blocks(path, encoding, end=None):
     Raises InvalidFile at the first byte that does not decode, naming its position and line.
     """
     codec = codecs.lookup(encoding).name
-    with open(path, "rb") as file:
+    with open_binary(path) as file:
         offset = 0
+        head = b""  # bytes read ahead that belong to the first block
         # The utf-8-sig decoder drops the byte order mark from its input, which would shift error offsets.
         if codec == "utf-8-sig":
             codec = "utf-8"
-            if file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
-                offset = len(codecs.BOM_UTF8)
-            else:
-                file.seek(0)
+            head = file.read(len(codecs.BOM_UTF8))
+            if head == codecs.BOM_UTF8:
+                offset, head = len(codecs.BOM_UTF8), b""
         decoder = codecs.getincrementaldecoder(codec)()
         after_cr = False
         while True:
             size = _SCAN_CHUNK_BYTES if end is None else min(_SCAN_CHUNK_BYTES, end - offset)
-            block = file.read(size) if size > 0 else b""
+            block, head = head[: max(size, 0)], head[max(size, 0) :]
+            if size > len(block):
+                block += file.read(size - len(block))
             final = not block
             pending = len(decoder.getstate()[0])
             try:
@@ -362,7 +393,7 @@ def _line_too_long(line, limit):
 
 def _detect_delimiter(path, encoding):
     """Pick the delimiter that splits the first non-blank line into the needed columns (else the most columns)."""
-    with open(path, encoding=encoding, newline="") as file:
+    with _open_text(path, encoding) as file:
         header = next((line for line in file if line.strip()), "")
     best, best_count = ",", 0
     for delimiter in DELIMITERS:

@@ -69,14 +69,22 @@ def _start(mode, sample_only=False):
                 db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options
             )
         else:
-            path = jobs.store_upload(upload.stream, config["UPLOAD_FOLDER"])
+            # The request is spooled to this machine's disk and checked there; only a file that passes goes on to
+            # the store (the local store takes the spooled file as it is).
+            path = jobs.spool_upload(upload.stream, config["UPLOAD_FOLDER"])
             try:
                 job = jobs.create_job(
-                    db.session, runtime.broker, mode=mode, path=path, source=upload.filename, **options
+                    db.session,
+                    runtime.broker,
+                    mode=mode,
+                    path=path,
+                    source=upload.filename,
+                    store_in=runtime.storage,
+                    **options,
                 )
-            except BaseException:
-                os.remove(path)  # a refused file leaves nothing behind
-                raise
+            finally:
+                if os.path.exists(path):
+                    os.remove(path)  # a refused file, or a copy now in the store, leaves nothing behind
     except jobs.AlreadyStarted as already:
         return _replayed(already.job)
     runtime.runner.submit(job.id)

@@ -1,6 +1,6 @@
 """The per-row ledger: search it, or clear it."""
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, request
 
 from ..errors import ApiError
 from ..extensions import db
@@ -32,7 +32,6 @@ def delete_records():
     """Delete every record, error and import; refused while an import runs."""
     if request.args.get("confirm") != "true":
         raise ApiError("Add ?confirm=true to delete every record, error and import.", code="confirmation_required")
-    deleted = jobs.clear_all(
-        db.session, running=get_runtime().runner.active_jobs(), upload_folder=current_app.config["UPLOAD_FOLDER"]
-    )
+    runtime = get_runtime()
+    deleted = jobs.clear_all(db.session, running=runtime.runner.active_jobs(), storage=runtime.storage)
     return {"deleted": deleted}

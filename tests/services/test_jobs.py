@@ -16,6 +16,12 @@ from importdash.services.ledger import JobLedger
 from importdash.services.validator import Contact
 
 
+@pytest.fixture(params=["local", "database"])
+def app_config(request):
+    """Every test here runs with uploads in a local folder and in the database."""
+    return {"UPLOAD_STORAGE": request.param}
+
+
 def create(app, **options):
     settings = {"mode": "batch", "path": app.config["SAMPLE_FILE"], "source": "sample.csv"} | options
     return jobs.create_job(
@@ -65,10 +71,10 @@ def test_an_ended_job_cannot_be_cancelled_and_an_unfinished_one_cannot_be_retrie
 def test_clearing_is_refused_while_a_job_is_unfinished_and_deletes_everything_after(app):
     job = create(app)
     with pytest.raises(Conflict):
-        jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+        jobs.clear_all(db.session, running=[], storage=get_runtime(app).storage)
     cancel(app, job.id)
 
-    cleared = jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+    cleared = jobs.clear_all(db.session, running=[], storage=get_runtime(app).storage)
     assert cleared == {"records": 0, "errors": 0, "jobs": 1, "files": 0}  # the bundled sample is never deleted
     assert os.path.exists(app.config["SAMPLE_FILE"])
     with pytest.raises(NotFound):
@@ -82,8 +88,13 @@ def test_an_id_beyond_the_id_column_names_no_job(app):
 
 
 def upload(app, text="name,email,Phone\nAda,ada@example.com,1\nBob,not-an-email,2\n"):
-    path = jobs.store_upload(io.BytesIO(text.encode()), app.config["UPLOAD_FOLDER"])
-    return create(app, path=path, source="contacts.csv")
+    path = jobs.spool_upload(io.BytesIO(text.encode()), app.config["UPLOAD_FOLDER"])
+    return create(app, path=path, source="contacts.csv", store_in=get_runtime(app).storage)
+
+
+def stored(app, job):
+    """Whether the job's file is still in the store."""
+    return get_runtime(app).storage.exists(job.path)
 
 
 def end(job, ended_ago):
@@ -96,17 +107,15 @@ def end(job, ended_ago):
 def test_an_ended_imports_upload_is_removed_after_the_retention_and_errors_csv_keeps_its_columns(app):
     job = upload(app)
     end(job, timedelta(hours=2))
-    folder = app.config["UPLOAD_FOLDER"]
+    storage = get_runtime(app).storage
 
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=3, resume_hours=0) == 0
-    assert os.path.exists(job.path)
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=1, resume_hours=0) == 1
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=3, resume_hours=0) == 0
+    assert stored(app, job)
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=1, resume_hours=0) == 1
 
-    assert not os.path.exists(job.path)
+    assert not stored(app, job)
     assert jobs.get_job(db.session, job.id).upload_removed_at is not None
-    assert (
-        jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=0) == 0
-    )  # once only
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=0, resume_hours=0) == 0  # once only
     _name, chunks = jobs.export_errors(db.session, job.id, category=None, batch_size=10)
     assert "".join(chunks).splitlines()[0] == "\ufeffrow,category,message,name,email,Phone"
 
@@ -116,9 +125,9 @@ def test_unfinished_imports_and_files_outside_the_upload_folder_are_never_remove
     own_file = create(app, path=str(write_csv("name,email\nAda,ada@example.com\n")), source="mine.csv")
     end(own_file, timedelta(hours=5))
 
-    folder = app.config["UPLOAD_FOLDER"]
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=0) == 0
-    assert os.path.exists(running.path) and os.path.exists(own_file.path)
+    storage = get_runtime(app).storage
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=0, resume_hours=0) == 0
+    assert stored(app, running) and stored(app, own_file)
 
 
 def test_clearing_deletes_the_uploads_too(app):
@@ -126,9 +135,9 @@ def test_clearing_deletes_the_uploads_too(app):
     path = job.path
     end(job, timedelta(0))
 
-    cleared = jobs.clear_all(db.session, running=[], upload_folder=app.config["UPLOAD_FOLDER"])
+    cleared = jobs.clear_all(db.session, running=[], storage=get_runtime(app).storage)
 
-    assert cleared["files"] == 1 and not os.path.exists(path)
+    assert cleared["files"] == 1 and not get_runtime(app).storage.exists(path)
 
 
 def test_purging_deletes_only_imports_that_ended_before_the_moment_with_their_rows_and_files(app):
@@ -141,12 +150,10 @@ def test_purging_deletes_only_imports_that_ended_before_the_moment_with_their_ro
     )
     db.session.commit()
 
-    purged = jobs.purge_jobs(
-        db.session, ended_before=utcnow() - timedelta(days=30), upload_folder=app.config["UPLOAD_FOLDER"]
-    )
+    purged = jobs.purge_jobs(db.session, ended_before=utcnow() - timedelta(days=30), storage=get_runtime(app).storage)
 
     assert purged == {"records": 0, "errors": 0, "jobs": 1, "files": 1}
-    assert not os.path.exists(old_path) and os.path.exists(recent.path) and os.path.exists(unfinished.path)
+    assert not get_runtime(app).storage.exists(old_path) and stored(app, recent) and stored(app, unfinished)
     assert {job["id"] for job in jobs.list_jobs(db.session, limit=10)[0]} == {unfinished.id, recent.id}
 
 
@@ -157,10 +164,10 @@ def test_a_stopped_imports_upload_is_kept_for_the_resume_window(app):
         update(ImportJob).where(ImportJob.id == job.id).values(completed_at=utcnow() - timedelta(hours=5))
     )
     db.session.commit()
-    folder = app.config["UPLOAD_FOLDER"]
+    storage = get_runtime(app).storage
 
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=24) == 0
-    assert jobs.remove_ended_uploads(db.session, upload_folder=folder, retention_hours=0, resume_hours=4) == 1
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=0, resume_hours=24) == 0
+    assert jobs.remove_ended_uploads(db.session, storage=storage, retention_hours=0, resume_hours=4) == 1
 
 
 def test_a_cancelled_import_resumes_and_delivers_every_row(app, wait_for_job):
@@ -197,7 +204,7 @@ def test_resumed_without_its_upload_it_sends_what_was_staged_and_says_what_was_n
         rows_read=4,
     )
     ledger.finish(JobAction.CANCEL)
-    os.remove(path)
+    get_runtime(app).storage.delete(path)
     db.session.execute(update(ImportJob).where(ImportJob.id == job.id).values(upload_removed_at=utcnow()))
     db.session.commit()
 
