@@ -38,8 +38,8 @@ class Config:
     DATABASE_TCP_TIMEOUT_SECONDS = 10  # a connection whose server stopped answering is dropped after this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
     # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
-    # retrying with full-jitter backoff; past it the run stops, its lease runs out, and the sweep resumes the
-    # import once the database answers again.
+    # retrying with full-jitter backoff; past it the run stops, its lease runs out, and a process with a free slot
+    # claims the import again once the database answers.
     DATABASE_OUTAGE_SECONDS = 60
     DATABASE_RETRY_BACKOFF_BASE_SECONDS = 0.1  # the first retry waits up to this long, doubling per retry
     DATABASE_RETRY_BACKOFF_CAP_SECONDS = 5.0  # no retry waits longer than this
@@ -81,14 +81,18 @@ class Config:
     BREAKER_COOLDOWN_SECONDS = 15.0  # while paused, one probe call goes out this often
 
     # Jobs.
-    MAX_JOBS = 4  # import jobs that may run at once (ThreadPoolExecutor workers); more are queued
+    MAX_JOBS = 4  # import jobs one process runs at once (its runner's slots); more wait in the database
     CHUNK_SIZE = 500  # rows per chunk in a stream import
     STAGE_BATCH_SIZE = 5_000  # rows per insert transaction while staging a batch import
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
     DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
     HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel request this often
-    LEASE_SWEEP_SECONDS = 10  # a serving process takes over unfinished jobs with free or expired leases this often
+    # A serving process with a free runner slot looks this often for jobs waiting in the database (posted to a busy
+    # process, or whose process died and whose lease ran out); it also looks whenever one of its slots frees.
+    # One indexed read per idle process per poll; 0: only at start and when a slot frees.
+    CLAIM_POLL_SECONDS = 0.5
+    UPLOAD_SWEEP_SECONDS = 60  # a serving process deletes the uploads whose retention is over this often
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
 
     # Uploads.

@@ -9,10 +9,10 @@ from sqlalchemy import text
 from .extensions import db
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
+from .services.claimer import DatabaseJobQueue, JobClaimer
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
-from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
 from .services.webhook import WebhookDownstream
 
@@ -24,7 +24,7 @@ class Runtime:
     deliverer: Deliverer
     broker: EventBroker
     runner: JobRunner
-    sweeper: LeaseSweeper
+    claimer: JobClaimer
     health: DatabaseProbe
 
 
@@ -60,7 +60,12 @@ def init_app(app):
     )
     broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
     runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
-    sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
+    claimer = JobClaimer(
+        runner,
+        DatabaseJobQueue(app, lease_seconds=config["LEASE_SECONDS"]),
+        poll_seconds=config["CLAIM_POLL_SECONDS"],
+        upload_sweep_seconds=config["UPLOAD_SWEEP_SECONDS"],
+    )
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
@@ -68,7 +73,7 @@ def init_app(app):
         deliverer=deliverer,
         broker=broker,
         runner=runner,
-        sweeper=sweeper,
+        claimer=claimer,
         health=health,
     )
 
@@ -83,22 +88,23 @@ def select_one(app):
 
 
 def start_background(app):
-    """Resume unfinished imports and keep taking over those whose process died (once per serving process).
+    """Keep claiming waiting imports for free runner slots: new ones, and those whose process died (once per
+    serving process).
 
     gunicorn.conf.py calls this in each worker; the flask CLI never does, so `flask import` or `init-db`
     cannot pick up a server's jobs.
     """
-    get_runtime(app).sweeper.start()
+    get_runtime(app).claimer.start()
 
 
 def stop_background(app, wait=False):
-    """Stop sweeping and stop running jobs after their calls in flight, leaving them resumable.
+    """Stop claiming and stop running jobs after their calls in flight, leaving them resumable.
 
     Without wait this only raises flags, so a signal handler may call it; with wait it also waits for the
     jobs to let go and closes the downstream client.
     """
     runtime = get_runtime(app)
-    runtime.sweeper.stop()
+    runtime.claimer.stop(wait=wait)
     runtime.health.close()
     runtime.runner.shutdown(wait=wait)
     if wait:

@@ -32,7 +32,7 @@ from ..models import (
 )
 from .broker import Event, EventBroker
 from .export import errors_csv, source_keys
-from .ledger import JobLedger
+from .ledger import JobLedger, Lease
 from .reader import check_file, count_rows
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -74,11 +74,13 @@ def create_job(
     delimiter: str | None = None,
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
+    lease: Lease | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
     A bad file raises InvalidFile (a bad encoding or delimiter ApiError), writing nothing. A key that started a
-    job already raises AlreadyStarted with that job, even when two requests with it arrive at once.
+    job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
+    the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
     """
     mode = JobMode(mode)
     if not os.path.isfile(path):
@@ -96,6 +98,7 @@ def create_job(
         columns=file_format.columns,
         started_by=started_by,
         idempotency_key=idempotency_key,
+        **(lease.values() if lease else {}),
     )
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
@@ -241,8 +244,8 @@ def cancel_job(
         status = get_job(session, job_id).status
         raise Conflict(f"Import #{job_id} already ended ({status}); there is nothing to cancel.")
     runner.cancel(job_id)
-    # Nobody may hold it (it waits in a queue, or its process died): then it ends here. The lease is taken
-    # under a name of its own, so a run starting in this process at the same moment cannot share it.
+    # Nobody may hold it (it waits in the database for a free slot, or its process died): then it ends here. The
+    # lease is taken under a name of its own, so a run starting in this process at the same moment cannot share it.
     ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds)
     if ledger.claim():
         ledger.finish(JobAction.CANCEL)
@@ -289,26 +292,28 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
         reason = "is being retried already" if not reopened else "has no failed deliveries to retry"
         raise Conflict(f"Import #{job_id} {reason}.")
     session.commit()
-    runner.submit(job_id)
+    runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
     return get_job(session, job_id)
 
 
-def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJob:
+def resume_job(session: Session, job_id: int, *, runner: "JobRunner", lease: Lease | None = None) -> ImportJob:
     """Queue a failed or cancelled import to go on from where it stopped, and return it, pending once more.
 
     Its cancelled records go out again (those whose email another import stored meanwhile become duplicates),
     and its file is read on from the last row staged while the upload is kept; once the upload has been
-    deleted, what was staged is sent and the job says which rows were never read.
+    deleted, what was staged is sent and the job says which rows were never read. With a lease it is reopened
+    held by its owner, which runs it itself (the CLI).
     """
     job = get_job(session, job_id)
     if job.status not in statuses_allowing(JobAction.RESUME):
         raise Conflict(f"Import #{job_id} is {job.status}; only a failed or cancelled import can be resumed.")
-    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None)
+    held = lease.values() if lease else {}
+    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None, **held)
     if not reopened:
         session.rollback()
         raise Conflict(f"Import #{job_id} is being resumed already.")
     session.commit()  # its run queues the cancelled records again, each back through dedupe
-    runner.submit(job_id)
+    runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
     return get_job(session, job_id)
 
 
