@@ -192,12 +192,20 @@ def claim_jobs(session: Session, lease: Lease, *, limit: int) -> list[int]:
     session.commit()  # the read's transaction ends here, so the claim's starts from a fresh snapshot
     if not waiting:
         return []
+    # Materialized: as a plain subquery, PostgreSQL may run it again for each row it joins it with, and every run
+    # skips the rows the one before locked, so the claim would take more than `limit` jobs.
     picked = (
-        select(ImportJob.id).where(claimable()).order_by(ImportJob.id).limit(limit).with_for_update(skip_locked=True)
+        select(ImportJob.id)
+        .where(claimable())
+        .order_by(ImportJob.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
     )
     claimed = session.scalars(
         update(ImportJob)
-        .where(ImportJob.id.in_(picked), claimable())
+        .where(ImportJob.id.in_(select(picked.c.id)), claimable())
         .values(**lease.values())
         .returning(ImportJob.id)
         .execution_options(synchronize_session=False)

@@ -131,20 +131,7 @@ class JobRunner:
 
     def _run(self, job_id, signal):
         try:
-            with self.app.app_context():
-                context = JobContext(
-                    session=db.session,
-                    owner=self.owner,
-                    settings=ImportSettings.from_config(self.app.config),
-                    deliverer=self.deliverer,
-                    broker=self.broker,
-                )
-                try:
-                    run_job(job_id, context, signal)
-                except Exception:  # run_job records failures itself; this is the last line of defence
-                    log.exception("import #%s crashed outside its own error handling", job_id)
-                finally:
-                    db.session.remove()
+            self._run_job(job_id, signal)
         finally:
             with self._lock:
                 self._busy.discard(job_id)
@@ -155,3 +142,20 @@ class JobRunner:
                     self._slot_freed()
                 except Exception:
                     log.exception("claiming a job for the slot import #%s freed failed", job_id)
+
+    def _run_job(self, job_id, signal):
+        """Run one job in an app context of its own; never raises."""
+        with self.app.app_context():
+            context = JobContext(
+                session=db.session,
+                owner=self.owner,
+                settings=ImportSettings.from_config(self.app.config),
+                deliverer=self.deliverer,
+                broker=self.broker,
+            )
+            try:
+                run_job(job_id, context, signal)
+            except Exception:  # run_job records failures itself; this is the last line of defence
+                log.exception("import #%s crashed outside its own error handling", job_id)
+            finally:
+                db.session.remove()
