@@ -103,25 +103,33 @@ class JobClaimer:
 
     def claim(self) -> list[int]:
         """Claim waiting jobs for every free slot and start them; return the ids started (none when stopped)."""
-        if self._stopping.is_set():
-            return []
+        started = []
         with self._claiming:
-            reserved = self.runner.reserve(self.runner.max_workers)
-            if not reserved:
-                return []  # no free slot: not even a read
-            claimed = []
-            try:
-                claimed = self.queue.claim(self.runner.owner, reserved)
-            finally:
-                self.runner.unreserve(reserved - len(claimed))
-            # Each job's reserved slot passes to its run (or back to the free slots if it runs here already).
-            unstarted = [job_id for job_id in claimed if self.runner.submit(job_id, reserved=True) is None]
-            if unstarted:  # the runner began shutting down meanwhile: another process takes them at once
-                self.queue.release(self.runner.owner, unstarted)
-        started = [job_id for job_id in claimed if job_id not in unstarted]
+            again = True
+            while again and not self._stopping.is_set():
+                claimed, again = self._claim_free_slots()
+                started += claimed
         if started:
             log.info("claimed imports %s", ", ".join(f"#{job_id}" for job_id in started))
         return started
+
+    def _claim_free_slots(self):
+        """Reserve every free slot, claim jobs for them and start those; return (the ids started, whether to
+        look again: a job posted meanwhile found the slots reserved and was left to this claim)."""
+        reserved = self.runner.reserve(self.runner.max_workers)
+        if not reserved:
+            return [], False  # no free slot: not even a read
+        claimed = []
+        refused = False
+        try:
+            claimed = self.queue.claim(self.runner.owner, reserved)
+        finally:
+            refused = self.runner.unreserve(reserved - len(claimed))
+        # Each job's reserved slot passes to its run (or back to the free slots if it runs here already).
+        unstarted = [job_id for job_id in claimed if self.runner.submit(job_id, reserved=True) is None]
+        if unstarted:  # the runner began shutting down meanwhile: another process takes them at once
+            self.queue.release(self.runner.owner, unstarted)
+        return [job_id for job_id in claimed if job_id not in unstarted], refused
 
     def tick(self) -> list[int]:
         """One round of the loop: claim for the free slots, then delete ended uploads if that is due."""

@@ -42,6 +42,7 @@ class JobRunner:
         self._signals = {}  # job id -> the StopSignal of its run
         self._busy = set()  # ids of the jobs whose runs hold a slot
         self._reserved = 0  # slots promised to a claim under way
+        self._refused_for_reserved = False  # a submit found no slot only because a claim had reserved them
         self._slot_freed: Callable[[], object] | None = None
         self._stopping = threading.Event()
 
@@ -60,12 +61,17 @@ class JobRunner:
             free = 0 if self._stopping.is_set() else self.max_workers - len(self._busy) - self._reserved
             reserved = max(0, min(wanted, free))
             self._reserved += reserved
+            if reserved:
+                self._refused_for_reserved = False
             return reserved
 
-    def unreserve(self, count: int) -> None:
-        """Give back reserved slots that no claimed job needed."""
+    def unreserve(self, count: int) -> bool:
+        """Give back reserved slots that no claimed job needed; return whether a job was refused meanwhile for
+        want of the slots reserved (it waits in the database, so the claim should look once more)."""
         with self._lock:
             self._reserved -= count
+            refused, self._refused_for_reserved = self._refused_for_reserved, False
+            return refused
 
     def submit(self, job_id: int, *, reserved: bool = False) -> Future[None] | None:
         """Run the job here if a slot is free (reserved=True: in a slot reserved for it); return its Future.
@@ -82,6 +88,7 @@ class JobRunner:
             if future is not None and not future.done():
                 return future
             if self._stopping.is_set() or len(self._busy) + self._reserved >= self.max_workers:
+                self._refused_for_reserved |= not reserved and len(self._busy) < self.max_workers
                 return None
             signal = StopSignal(self._stopping)
             self._busy.add(job_id)

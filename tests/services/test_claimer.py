@@ -171,3 +171,41 @@ def test_the_loop_claims_at_start_and_on_a_wake_and_ends_when_stopped(runner, ca
         claimer.stop(wait=True)
     assert not claimer._thread.is_alive()
     assert "job claimer stopped" in caplog.text
+
+
+def test_a_job_posted_while_a_claim_held_the_free_slots_is_taken_by_that_claims_second_look(runner, clock):
+    queue = FakeQueue()
+    claimer = make_claimer(runner, queue, clock)
+    original_claim = queue.claim
+
+    def claim_while_a_request_posts(owner, limit):
+        if not queue.claims:  # the first look: a request posts job 21 meanwhile, and finds every slot reserved
+            assert runner.submit(21) is None
+            queue.waiting.append(21)  # it waits in the database
+        return original_claim(owner, limit)
+
+    queue.claim = claim_while_a_request_posts
+
+    assert claimer.claim() == [21]
+    assert len(queue.claims) == 2 and runner.is_running(21)
+
+
+def test_a_second_look_for_a_refused_job_waits_for_a_free_slot(runner, clock):
+    queue = FakeQueue(waiting=[11])
+    for job_id in (1, 2):
+        runner.submit(job_id)  # one slot of three is free
+    claimer = make_claimer(runner, queue, clock)
+    original_claim = queue.claim
+
+    def claim_while_a_request_posts(owner, limit):
+        if not queue.claims:
+            assert runner.submit(21) is None  # the free slot is reserved for this claim
+            queue.waiting.append(21)
+        return original_claim(owner, limit)
+
+    queue.claim = claim_while_a_request_posts
+
+    assert claimer.claim() == [11]  # the older job takes the slot; no slot is left for a second look
+    assert len(queue.claims) == 1 and queue.waiting == [21]
+    runner.finish(1)
+    assert runner.is_running(21)  # the next slot to free takes it

@@ -103,3 +103,15 @@ def test_slots_reserved_from_many_threads_at_once_never_exceed_the_free_ones():
     assert sorted(granted) == [0] * 9 + [1] * 3
     assert runner.free_slots() == 0
     runner.shutdown()
+
+
+def test_giving_reserved_slots_back_says_whether_a_job_was_refused_for_want_of_them(runner):
+    runner.reserve(2)
+    assert runner.submit(5) is None
+    assert runner.unreserve(2) is True  # the claim looks again: job 5 waits in the database
+
+    runner.submit(1)
+    runner.submit(2)
+    assert runner.submit(6) is None  # refused because the runner is full, with no reservation
+    assert runner.reserve(1) == 0
+    assert runner.unreserve(0) is False
