@@ -64,7 +64,6 @@ SETTINGS = {
     "MAX_JOBS": 16,  # every import runs at once, so a takeover never waits for a free runner
     "LEASE_SECONDS": LEASE_SECONDS,
     "HEARTBEAT_SECONDS": 1,
-    "LEASE_SWEEP_SECONDS": 1,
     "CLAIM_POLL_SECONDS": 0.5,
     "EVENT_RELAY_POLL_SECONDS": 0.2,
     "PROGRESS_INTERVAL_SECONDS": 0.5,

@@ -5,7 +5,7 @@ import os
 from flask import Flask
 from sqlalchemy.engine import make_url
 
-from .config import PROJECT_ROOT, Config, default_database_url, postgresql_timeouts
+from .config import PROJECT_ROOT, Config, database_pool, default_database_url, postgresql_timeouts
 
 
 def create_app(test_config=None):
@@ -36,7 +36,7 @@ def create_app(test_config=None):
 
 
 def _resolve_paths(app):
-    """Fill in the settings derived from others: the database URL, the upload folder, the upload cap."""
+    """Fill in the settings derived from others: the database URL and its pool, the upload folder, the upload cap."""
     config = app.config
     os.makedirs(app.instance_path, exist_ok=True)
     url = config["DATABASE_URL"] or default_database_url(app.instance_path)
@@ -48,6 +48,8 @@ def _resolve_paths(app):
     options = {"pool_pre_ping": True}
     if url.startswith("postgresql"):
         options["connect_args"] = postgresql_timeouts(config, make_url(url).query.get("options"))
+    if make_url(url).database not in (None, "", ":memory:"):  # an in-memory SQLite database has a pool of one
+        options |= database_pool(config)
     config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", options)
     config["UPLOAD_FOLDER"] = config["UPLOAD_FOLDER"] or os.path.join(app.instance_path, "uploads")
     os.makedirs(config["UPLOAD_FOLDER"], exist_ok=True)

@@ -15,6 +15,7 @@ from .extensions import db
 from .models import JobStatus, utcnow
 from .runtime import get_runtime
 from .services import jobs
+from .services.ledger import Lease
 
 
 @click.command("init-db")
@@ -93,6 +94,7 @@ def import_command(path, mode, encoding, delimiter):
             encoding=encoding,
             delimiter=delimiter,
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
+            lease=_own_lease(),
         )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
@@ -106,11 +108,19 @@ def import_command(path, mode, encoding, delimiter):
 def resume_command(job_id):
     """Go on with a failed or cancelled import in the foreground; exit non-zero if it does not complete."""
     try:
-        job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
+        job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner, lease=_own_lease())
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source} resumed.", err=True)
     _run_in_foreground(job_id)
+
+
+def _own_lease():
+    """The lease this command's job is created or reopened with: a server cannot claim it before this process
+    runs it (the file may be one only this machine can read). The command runs that job and nothing else."""
+    runtime = get_runtime()
+    runtime.claimer.stop()
+    return Lease(runtime.runner.owner, current_app.config["LEASE_SECONDS"])
 
 
 def _run_in_foreground(job_id):
@@ -139,9 +149,10 @@ def _follow(job_id, runner):
     interval = current_app.config["PROGRESS_INTERVAL_SECONDS"]
     started = time.monotonic()
     while True:
+        running = runner.is_running(job_id)  # asked first: a run that had ended has committed what is read next
         job = jobs.get_job(db.session, job_id)
         _draw(job, time.monotonic() - started)
-        if JobStatus(job.status).is_terminal or not runner.is_running(job_id):
+        if JobStatus(job.status).is_terminal or not running:
             click.echo(err=True)
             return job
         time.sleep(interval)

@@ -1,6 +1,7 @@
 """Every tunable, with its default. Each one is overridable as IMPORTDASH_<NAME> in the environment
 (values are parsed as JSON where they can be, so numbers and booleans keep their type)."""
 
+import math
 import os
 from pathlib import Path
 
@@ -33,6 +34,23 @@ def postgresql_timeouts(config, url_options=None):
     }
 
 
+# Database connections a process may hold besides one per runner slot and those of its requests, one each: the
+# health probe's thread, the claimer's loop, the event relay's listener and the shared rate limit's store.
+BACKGROUND_CONNECTIONS = 4
+
+
+def database_pool(config):
+    """The SQLAlchemy pool options of one process: a hard cap of one connection per runner slot, one per
+    background user and DATABASE_REQUEST_CONNECTIONS for request threads, so that the sum over every process
+    is known (README, Deploy). Past the cap a request waits DATABASE_POOL_TIMEOUT_SECONDS, then gets a 503."""
+    return {
+        "pool_size": config["MAX_JOBS"] + BACKGROUND_CONNECTIONS + config["DATABASE_REQUEST_CONNECTIONS"],
+        "max_overflow": 0,
+        # Flask-SQLAlchemy builds the engine with engine_from_config, which takes the pool's timeout in whole seconds.
+        "pool_timeout": max(1, math.ceil(config["DATABASE_POOL_TIMEOUT_SECONDS"])),
+    }
+
+
 class Config:
     # Database. SQLite by default (one file, no service); PostgreSQL through one URL.
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
@@ -42,9 +60,14 @@ class Config:
     DATABASE_STATEMENT_TIMEOUT_SECONDS = 300  # one statement, such as deleting a few million records
     DATABASE_TCP_TIMEOUT_SECONDS = 10  # a connection whose server stopped answering is dropped after this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
+    # Connections this process's request threads may hold at once (of gunicorn's THREADS; a request holds one only
+    # while it runs, a progress stream none). With MAX_JOBS and the 4 background users this makes the pool: 14 by
+    # default, so six processes hold at most 84 of PostgreSQL's default 100 (README, Deploy).
+    DATABASE_REQUEST_CONNECTIONS = 6
+    DATABASE_POOL_TIMEOUT_SECONDS = 3  # a request waits this long (whole seconds) for a connection, then gets a 503
     # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
-    # retrying with full-jitter backoff; past it the run stops, its lease runs out, and the sweep resumes the
-    # import once the database answers again.
+    # retrying with full-jitter backoff; past it the run stops, its lease runs out, and a process with a free slot
+    # claims the import again once the database answers.
     DATABASE_OUTAGE_SECONDS = 60
     DATABASE_RETRY_BACKOFF_BASE_SECONDS = 0.1  # the first retry waits up to this long, doubling per retry
     DATABASE_RETRY_BACKOFF_CAP_SECONDS = 5.0  # no retry waits longer than this
@@ -86,14 +109,18 @@ class Config:
     BREAKER_COOLDOWN_SECONDS = 15.0  # while paused, one probe call goes out this often
 
     # Jobs.
-    MAX_JOBS = 4  # import jobs that may run at once (ThreadPoolExecutor workers); more are queued
+    MAX_JOBS = 4  # import jobs one process runs at once (its runner's slots); more wait in the database
     CHUNK_SIZE = 500  # rows per chunk in a stream import
     STAGE_BATCH_SIZE = 5_000  # rows per insert transaction while staging a batch import
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
     DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
     HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel request this often
-    LEASE_SWEEP_SECONDS = 10  # a serving process takes over unfinished jobs with free or expired leases this often
+    # A serving process with a free runner slot looks this often for jobs waiting in the database (posted to a busy
+    # process, or whose process died and whose lease ran out); it also looks whenever one of its slots frees.
+    # One indexed read per idle process per poll; 0: only at start and when a slot frees.
+    CLAIM_POLL_SECONDS = 0.5
+    UPLOAD_SWEEP_SECONDS = 60  # a serving process deletes the uploads whose retention is over this often
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
 
     # Uploads.

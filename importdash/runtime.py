@@ -12,10 +12,10 @@ from .config import postgresql_timeouts
 from .extensions import db
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
+from .services.claimer import DatabaseJobQueue, JobClaimer
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
-from .services.recovery import LeaseSweeper
 from .services.relay import (
     DatabaseOutbox,
     PostgresNotify,
@@ -37,7 +37,7 @@ class Runtime:
     deliverer: Deliverer
     broker: EventBroker
     runner: JobRunner
-    sweeper: LeaseSweeper
+    claimer: JobClaimer
     health: DatabaseProbe
     relay_transport: Transport | None  # how this process's job events reach the others (None: EVENT_RELAY off)
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
@@ -125,18 +125,23 @@ def init_app(app):
             retry_base=config["EVENT_RELAY_RETRY_BASE_SECONDS"],
             retry_cap=config["EVENT_RELAY_RETRY_CAP_SECONDS"],
         )
-    runner = JobRunner(app, deliverer=deliverer, broker=broker, max_workers=config["MAX_JOBS"])
-    sweeper = LeaseSweeper(app, runner, config["LEASE_SWEEP_SECONDS"])
-    health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     with app.app_context():
         storage = build_storage(config, db.engine)
+    runner = JobRunner(app, deliverer=deliverer, broker=broker, storage=storage, max_workers=config["MAX_JOBS"])
+    claimer = JobClaimer(
+        runner,
+        DatabaseJobQueue(app, lease_seconds=config["LEASE_SECONDS"], storage=storage),
+        poll_seconds=config["CLAIM_POLL_SECONDS"],
+        upload_sweep_seconds=config["UPLOAD_SWEEP_SECONDS"],
+    )
+    health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
         downstream=downstream,
         deliverer=deliverer,
         broker=broker,
         runner=runner,
-        sweeper=sweeper,
+        claimer=claimer,
         health=health,
         relay_transport=relay_transport,
         relay_listener=relay_listener,
@@ -154,8 +159,8 @@ def select_one(app):
 
 
 def start_background(app):
-    """Resume unfinished imports and keep taking over those whose process died, and listen for the other
-    processes' job events (once per serving process).
+    """Keep claiming waiting imports for free runner slots (new ones, and those whose process died), and listen
+    for the other processes' job events (once per serving process).
 
     gunicorn.conf.py calls this in each worker; the flask CLI never does, so `flask import` or `init-db`
     cannot pick up a server's jobs (its own events are still announced to the servers).
@@ -163,17 +168,17 @@ def start_background(app):
     runtime = get_runtime(app)
     if runtime.relay_listener is not None:
         runtime.relay_listener.start()
-    runtime.sweeper.start()
+    runtime.claimer.start()
 
 
 def stop_background(app, wait=False):
-    """Stop sweeping and listening, and stop running jobs after their calls in flight, leaving them resumable.
+    """Stop claiming and listening, and stop running jobs after their calls in flight, leaving them resumable.
 
     Without wait this only raises flags, so a signal handler may call it; with wait it also waits for the
     jobs and the relay's listener to let go and closes the downstream and relay clients.
     """
     runtime = get_runtime(app)
-    runtime.sweeper.stop()
+    runtime.claimer.stop(wait=wait)
     if runtime.relay_listener is not None:
         runtime.relay_listener.stop()
     runtime.health.close()

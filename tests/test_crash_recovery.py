@@ -58,7 +58,6 @@ def make_server(app, tmp_path, downstream_server):
             "IMPORTDASH_CHUNK_SIZE": "100",  # a stream chunk is stored in flight whole: the same bound as a window
             "IMPORTDASH_LEASE_SECONDS": "1.5",
             "IMPORTDASH_HEARTBEAT_SECONDS": "0.5",
-            "IMPORTDASH_LEASE_SWEEP_SECONDS": "0.5",
             "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
             "XDG_RUNTIME_DIR": str(tmp_path),  # gunicorn's control socket, apart from any other gunicorn's
         }

@@ -68,7 +68,6 @@ def start_server(app, tmp_path, downstream_server):
                 "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
                 "IMPORTDASH_LEASE_SECONDS": "3",
                 "IMPORTDASH_HEARTBEAT_SECONDS": "1",
-                "IMPORTDASH_LEASE_SWEEP_SECONDS": "1",
                 # Short enough that the longest outage outlasts it: that run stops and the sweep resumes the import.
                 "IMPORTDASH_DATABASE_OUTAGE_SECONDS": "20",
                 "IMPORTDASH_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",

@@ -1,8 +1,12 @@
-"""The database binding: SQLite connections get the configured pragmas."""
+"""The database binding: SQLite connections get the configured pragmas; each process's pool keeps its budget."""
+
+import time
+from contextlib import ExitStack
 
 import pytest
 from sqlalchemy import text
 
+from importdash.config import BACKGROUND_CONNECTIONS
 from importdash.extensions import db
 
 
@@ -25,3 +29,30 @@ def test_postgresql_connections_carry_the_configured_timeouts(app):
         1,
         5,
     )
+
+
+POOL = {"MAX_JOBS": 2, "DATABASE_REQUEST_CONNECTIONS": 3, "DATABASE_POOL_TIMEOUT_SECONDS": 1}
+
+
+@pytest.mark.parametrize("app_config", [POOL])
+def test_the_pool_holds_one_connection_per_slot_background_user_and_request_connection_and_no_more(app):
+    options = app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    assert (options["pool_size"], options["max_overflow"]) == (2 + BACKGROUND_CONNECTIONS + 3, 0)
+    assert db.engine.pool.size() == 2 + BACKGROUND_CONNECTIONS + 3
+    assert db.engine.pool.timeout() == 1
+
+
+@pytest.mark.parametrize("app_config", [POOL])
+def test_a_request_that_finds_the_pool_exhausted_gets_a_prompt_503_not_a_hang(app, client):
+    with ExitStack() as held:
+        for _ in range(db.engine.pool.size()):
+            held.enter_context(db.engine.connect()).execute(text("SELECT 1"))
+        started = time.monotonic()
+        response = client.get("/api/import")
+        waited = time.monotonic() - started
+
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == str(app.config["DATABASE_RETRY_AFTER_SECONDS"])
+    assert waited < 5  # the pool's 1 s timeout, not the 30 s SQLAlchemy waits by default
+    assert client.get("/api/import").status_code == 200  # the connections are back: so is the API

@@ -136,7 +136,7 @@ def open_stream(url, first):
 def test_a_browser_on_one_instance_sees_an_import_another_instance_runs(make_server, contacts):
     runs = make_server("a")
     # B never sweeps after its start, so the import is A's to run.
-    watches = make_server("b", LEASE_SWEEP_SECONDS=0)
+    watches = make_server("b", CLAIM_POLL_SECONDS=0)
     everything = open_stream(f"{watches.url}/api/events", "jobs.snapshot")
     one_job = None
     try:

@@ -60,7 +60,7 @@ def make_server(app, tmp_path, downstream_server):
             "IMPORTDASH_CHUNK_SIZE": "100",
             "IMPORTDASH_LEASE_SECONDS": "1.5",
             "IMPORTDASH_HEARTBEAT_SECONDS": "0.5",
-            "IMPORTDASH_LEASE_SWEEP_SECONDS": "0.5",
+            "IMPORTDASH_CLAIM_POLL_SECONDS": "0.5",
             "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
             "XDG_RUNTIME_DIR": str(home),  # gunicorn's control socket, apart from the other server's
         }

@@ -1,15 +1,20 @@
-"""The ledger's bulk statements, one class per database dialect, chosen once per ledger.
+"""The ledger's bulk statements, one class per database dialect, chosen once per ledger; and the database's clock.
 
 Each class does the same four things in one statement (or one driver call) each, the way its database and
 driver do them fastest: store new records and tell which rows were stored, store error rows, store the
 downstream's verdicts, and refresh the planner's statistics.
+
+`database_now()` and `lease_expiry(seconds)` are SQL expressions for the time on the database's own clock, so
+that leases are given and judged by one clock however far the machines' clocks drift apart.
 """
 
 import json
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, DateTime, bindparam, func, select, text
+from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, select, text
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from ..models import Record
 
@@ -169,3 +174,54 @@ class SqliteStatements:
 def statements_for(session: Session) -> PostgresqlStatements | SqliteStatements:
     """The bulk statements of the session's database."""
     return PostgresqlStatements() if session.get_bind().dialect.name == "postgresql" else SqliteStatements()
+
+
+# The database's clock, as the naive UTC timestamps the DateTime columns hold.
+#
+# PostgreSQL: statement_timestamp() is when the statement began, the same for every row it touches, and unlike
+# now() it does not stand still for the length of a long transaction (a staging commit may take seconds).
+#
+# SQLite: 'now' is likewise fixed for the length of one statement. SQLAlchemy stores a DateTime as the text
+# 'YYYY-MM-DD HH:MM:SS.ffffff' and compares them as text, so the database's time is written in that same shape:
+# strftime's %f gives seconds with three decimals, and three zeros make them the six digits SQLAlchemy writes
+# and reads back as microseconds. Same length, same fields: text order is time order.
+_POSTGRESQL_NOW = "(statement_timestamp() AT TIME ZONE 'UTC')"
+_SQLITE_TIME = "(strftime('%Y-%m-%d %H:%M:%f', 'now'{modifier}) || '000')"
+
+
+class database_now(FunctionElement):
+    """The current time on the database's clock (UTC)."""
+
+    type = DateTime()
+    inherit_cache = True
+
+
+class lease_expiry(FunctionElement):
+    """The database's current time plus a number of seconds (UTC): when a lease given now runs out."""
+
+    type = DateTime()
+    inherit_cache = True
+
+    def __init__(self, seconds: float):
+        super().__init__(literal(float(seconds), Float()))
+
+
+@compiles(database_now, "postgresql")
+def _database_now_postgresql(element, compiler, **kw):
+    return _POSTGRESQL_NOW
+
+
+@compiles(lease_expiry, "postgresql")
+def _lease_expiry_postgresql(element, compiler, **kw):
+    return f"({_POSTGRESQL_NOW} + make_interval(secs => {compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(database_now, "sqlite")
+def _database_now_sqlite(element, compiler, **kw):
+    return _SQLITE_TIME.format(modifier="")
+
+
+@compiles(lease_expiry, "sqlite")
+def _lease_expiry_sqlite(element, compiler, **kw):
+    # A modifier such as '1.500000 seconds' (printf, so that a small number is never written as 1e-05).
+    return _SQLITE_TIME.format(modifier=f", printf('%.6f seconds', {compiler.process(element.clauses, **kw)})")

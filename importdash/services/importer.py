@@ -4,7 +4,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from itertools import islice
 from typing import Any
@@ -19,7 +19,7 @@ from .delivery import Deliverer
 from .jobs import publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .reader import CsvSource
-from .storage import StoreUnavailable, UploadStorage, current_storage
+from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
 
@@ -63,7 +63,7 @@ class JobContext:
     deliverer: Deliverer
     broker: EventBroker
     # Where the job's file is read from and deleted; by default the runtime's of the app the run's context is of.
-    storage: UploadStorage = field(default_factory=current_storage)
+    storage: UploadStorage
 
 
 class StopReason(str, Enum):
@@ -293,7 +293,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     try:
         claimed = ledger.claim()
     except DatabaseUnavailable as outage:
-        log.warning("import #%s not started: %s; the sweep starts it once the database answers", job_id, outage)
+        log.warning("import #%s not started: %s; it starts once the database answers", job_id, outage)
         return
     if not claimed:
         log.info("import #%s is not runnable here (finished, or leased by another process)", job_id)
@@ -311,8 +311,8 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         log.warning("import #%s: lease lost; the process that took it over carries on", job_id)
         return
     except DatabaseUnavailable as outage:
-        # Nothing can be written: the lease runs out by itself, and the sweep resumes the import from its last
-        # commit once the database answers; records left in flight go out again under the same keys.
+        # Nothing can be written: the lease runs out by itself, and once the database answers a process with a free
+        # slot claims the import and goes on from its last commit; records left in flight go out again, same keys.
         log.warning("import #%s stopped: %s; it resumes once the database answers", job_id, outage)
         return
     except Exception as exc:
@@ -320,7 +320,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         context.session.rollback()
         action, error = JobAction.FAIL, describe_failure(exc, job_id)
     if _end(ledger, context.broker, action, error, importer.unsettled) is JobStatus.COMPLETED:
-        try:  # no run of a completed job needs its file any more (a kept upload goes at a later sweep)
+        try:  # no run of a completed job needs its file any more (a kept upload goes at a later upload sweep)
             remove_ended_uploads(
                 context.session,
                 storage=context.storage,
@@ -329,7 +329,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
                 job_id=job_id,
             )
         except Exception:
-            log.exception("import #%s: could not delete its upload; the sweep tries again", job_id)
+            log.exception("import #%s: could not delete its upload; the upload sweep tries again", job_id)
 
 
 def describe_failure(error: Exception, job_id: int) -> str:

@@ -34,9 +34,9 @@ from ..models import (
 from .broker import Event, EventBroker
 from .dialects import statements_for
 from .export import errors_csv, source_keys
-from .ledger import SUPERSEDED_MARK, JobLedger
+from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .reader import check_file, count_rows
-from .storage import StoreUnavailable, UploadStorage, current_storage, key_patterns
+from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
 if TYPE_CHECKING:  # runner.py imports importer.py, which imports this module
@@ -85,13 +85,15 @@ def create_job(
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
     store_in: UploadStorage | None = None,
+    lease: Lease | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
     With store_in the job reads a copy kept there (an upload, or a file another machine may have to read);
     without, the file where it is (the bundled sample, a file imported in place on this machine). A bad file
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
-    job already raises AlreadyStarted with that job, even when two requests with it arrive at once.
+    job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
+    the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
     """
     mode = JobMode(mode)
     if not os.path.isfile(path):
@@ -115,6 +117,7 @@ def create_job(
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,
+        **(lease.values() if lease else {}),
     )
     session.add(job)
     try:
@@ -297,8 +300,8 @@ def cancel_job(
         status = get_job(session, job_id).status
         raise Conflict(f"Import #{job_id} already ended ({status}); there is nothing to cancel.")
     runner.cancel(job_id)
-    # Nobody may hold it (it waits in a queue, or its process died): then it ends here. The lease is taken
-    # under a name of its own, so a run starting in this process at the same moment cannot share it.
+    # Nobody may hold it (it waits in the database for a free slot, or its process died): then it ends here. The
+    # lease is taken under a name of its own, so a run starting in this process at the same moment cannot share it.
     ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds)
     if ledger.claim():
         ledger.finish(JobAction.CANCEL)
@@ -345,26 +348,28 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
         reason = "is being retried already" if not reopened else "has no failed deliveries to retry"
         raise Conflict(f"Import #{job_id} {reason}.")
     session.commit()
-    runner.submit(job_id)
+    runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
     return get_job(session, job_id)
 
 
-def resume_job(session: Session, job_id: int, *, runner: "JobRunner") -> ImportJob:
+def resume_job(session: Session, job_id: int, *, runner: "JobRunner", lease: Lease | None = None) -> ImportJob:
     """Queue a failed or cancelled import to go on from where it stopped, and return it, pending once more.
 
     Its cancelled records go out again (those whose email another import stored meanwhile become duplicates),
     and its file is read on from the last row staged while the upload is kept; once the upload has been
-    deleted, what was staged is sent and the job says which rows were never read.
+    deleted, what was staged is sent and the job says which rows were never read. With a lease it is reopened
+    held by its owner, which runs it itself (the CLI).
     """
     job = get_job(session, job_id)
     if job.status not in statuses_allowing(JobAction.RESUME):
         raise Conflict(f"Import #{job_id} is {job.status}; only a failed or cancelled import can be resumed.")
-    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None)
+    held = lease.values() if lease else {}
+    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None, **held)
     if not reopened:
         session.rollback()
         raise Conflict(f"Import #{job_id} is being resumed already.")
     session.commit()  # its run queues the cancelled records again, each back through dedupe
-    runner.submit(job_id)
+    runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
     return get_job(session, job_id)
 
 
@@ -429,18 +434,15 @@ def remove_ended_uploads(
     *,
     retention_hours: float,
     resume_hours: float,
-    storage: UploadStorage | None = None,
+    storage: UploadStorage,
     job_id: int | None = None,
-    upload_folder: str | None = None,
 ) -> int:
     """Delete the uploads of imports that completed more than retention_hours ago, or failed or were cancelled
     more than resume_hours ago (they may be resumed until then); return how many files were deleted.
 
     No run needs the file of a completed import: retries send stored records, and errors.csv reads the header
-    stored with the job. Files are deleted from whichever store holds them; storage None means the current
-    app's (the lease sweep still passes only upload_folder, which the storage knows already and is not used).
+    stored with the job. Files are deleted from whichever store holds them.
     """
-    storage = storage or current_storage()
     now = utcnow()
     completed_before = now - timedelta(hours=retention_hours)
     stopped_before = now - timedelta(hours=max(retention_hours, resume_hours))

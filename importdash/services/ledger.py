@@ -6,10 +6,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, cast, delete, func, literal, select, update
+from sqlalchemy import ColumnElement, String, and_, cast, delete, func, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.orm import Session
@@ -27,9 +26,10 @@ from ..models import (
     RowError,
     RunOutcome,
     statuses_allowing,
+    stored,
     utcnow,
 )
-from .dialects import statements_for
+from .dialects import database_now, lease_expiry, statements_for
 from .downstream import Outcome
 from .validator import Contact, Rejection
 
@@ -151,6 +151,87 @@ def tally_settled(verdicts: Iterable[tuple[bool, bool]], *, replaced_errors: int
 Verdicts = Sequence[tuple[dict, Outcome]]  # records as claim_for_delivery() returns them, each with its outcome
 
 
+# Leases. Every lease is given and judged on the database's clock (database_now, lease_expiry), never on the
+# clock of the machine asking, so machines whose clocks disagree still agree on who holds a job.
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A lease a process takes on a job it is about to run itself: its owner name, for this many seconds."""
+
+    owner: str
+    seconds: float
+
+    def values(self) -> dict[str, Any]:
+        """The job's column values that give it this lease, from the database's time now."""
+        return {"lease_owner": self.owner, "lease_expires_at": lease_expiry(self.seconds)}
+
+
+def claimable() -> ColumnElement[bool]:
+    """A job waiting for a runner: unfinished, and either never leased or its lease ran out on the database's clock."""
+    return and_(
+        ImportJob.status.in_(stored(JobStatus.unfinished())),
+        or_(ImportJob.lease_owner.is_(None), ImportJob.lease_expires_at < database_now()),
+    )
+
+
+def claimable_job_ids(session: Session, *, limit: int | None = None) -> list[int]:
+    """Ids of the jobs waiting for a runner, oldest first; a read that takes no lock."""
+    return list(session.scalars(select(ImportJob.id).where(claimable()).order_by(ImportJob.id).limit(limit)))
+
+
+def claim_jobs(session: Session, lease: Lease, *, limit: int) -> list[int]:
+    """Take the lease of up to `limit` jobs waiting for a runner, oldest first, in one statement; commit and return
+    their ids. Two processes claiming at once never get the same job.
+
+    PostgreSQL locks the rows it picks with FOR UPDATE SKIP LOCKED, so a second claimer passes over them to the
+    next waiting jobs instead of queueing behind the first. SQLite renders no FOR UPDATE: its one writer at a
+    time makes the conditional UPDATE atomic, and a claimer that comes second sees the first one's leases.
+    A read comes first, so a process with nothing to claim never asks for SQLite's write lock.
+    """
+    if limit <= 0:
+        return []
+    waiting = claimable_job_ids(session, limit=1)
+    session.commit()  # the read's transaction ends here, so the claim's starts from a fresh snapshot
+    if not waiting:
+        return []
+    # Materialized: as a plain subquery, PostgreSQL may run it again for each row it joins it with, and every run
+    # skips the rows the one before locked, so the claim would take more than `limit` jobs.
+    picked = (
+        select(ImportJob.id)
+        .where(claimable())
+        .order_by(ImportJob.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .cte("picked")
+        .prefix_with("MATERIALIZED")
+    )
+    claimed = session.scalars(
+        update(ImportJob)
+        .where(ImportJob.id.in_(select(picked.c.id)), claimable())
+        .values(**lease.values())
+        .returning(ImportJob.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(claimed)
+
+
+def release_claims(session: Session, owner: str, job_ids: list[int]) -> int:
+    """Give back the leases of jobs this owner claimed but will not run (its process is stopping); commit and
+    return how many, so another process takes them at once instead of after the lease."""
+    if not job_ids:
+        return 0
+    released = session.execute(
+        update(ImportJob)
+        .where(ImportJob.id.in_(job_ids), ImportJob.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    session.commit()
+    return released
+
+
 class JobLedger:
     """One job's side of the ledger, used only by the process that holds the job's lease.
 
@@ -179,7 +260,7 @@ class JobLedger:
         self.session = session
         self.job_id = job_id
         self.owner = owner
-        self.lease = timedelta(seconds=lease_seconds)
+        self.lease_seconds = lease_seconds
         self.sql = statements_for(session)
         self.outages = outages
         self._clock = clock
@@ -190,24 +271,24 @@ class JobLedger:
         self._counted = False
 
     def claim(self) -> bool:
-        """Take the job's lease if it is free, expired or already ours; True when this process now runs the job."""
+        """Take the job's lease if it is free, expired (on the database's clock) or already ours; True when this
+        process now runs the job."""
 
         def take():
-            now = utcnow()
             return self.session.execute(
                 update(ImportJob)
                 .where(
                     ImportJob.id == self.job_id,
                     ImportJob.status.in_(statuses_allowing(JobAction.RUN)),
                     ImportJob.lease_owner.is_(None)
-                    | (ImportJob.lease_expires_at < now)
+                    | (ImportJob.lease_expires_at < database_now())
                     | (ImportJob.lease_owner == self.owner),
                 )
                 .values(
                     lease_owner=self.owner,
-                    lease_expires_at=now + self.lease,
+                    lease_expires_at=lease_expiry(self.lease_seconds),
                     status=TRANSITIONS[JobAction.RUN].target.value,
-                    started_at=func.coalesce(ImportJob.started_at, now),
+                    started_at=func.coalesce(ImportJob.started_at, utcnow()),
                     ledger_writes=ImportJob.ledger_writes + 1,
                 )
                 .returning(ImportJob.ledger_writes)
@@ -603,7 +684,7 @@ class JobLedger:
         counts = tally.assignments() if tally else {}
         self._counted = True
         values = {
-            "lease_expires_at": utcnow() + self.lease,
+            "lease_expires_at": lease_expiry(self.lease_seconds),
             "ledger_writes": ImportJob.ledger_writes + 1,
             **counts,
             **values,

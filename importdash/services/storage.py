@@ -443,10 +443,3 @@ def build_storage(config: Mapping[str, Any], engine: Engine) -> UploadStorage:
             endpoint_url=config["S3_ENDPOINT_URL"],
         )
     return UploadStorage(kind=config["UPLOAD_STORAGE"], stores=stores, upload_folder=config["UPLOAD_FOLDER"])
-
-
-def current_storage() -> UploadStorage:
-    """The current app's upload storage, for callers that are handed none."""
-    from flask import current_app
-
-    return current_app.extensions["importdash"].storage

@@ -14,8 +14,7 @@ from importdash.runtime import get_runtime, stop_background
 from importdash.services.downstream import SimulatedDownstream
 from importdash.services.importer import Importer, ImportSettings, JobContext, StopSignal
 from importdash.services.jobs import create_job
-from importdash.services.ledger import JobLedger
-from importdash.services.recovery import orphaned_job_ids
+from importdash.services.ledger import JobLedger, claimable_job_ids
 
 
 class ProcessDied(BaseException):
@@ -74,12 +73,13 @@ def run_until_the_process_dies(app, job_id, downstream):
         settings=ImportSettings.from_config(app.config),
         deliverer=get_runtime(app).deliverer,
         broker=get_runtime(app).broker,
+        storage=get_runtime(app).storage,
     )
     importer = Importer(ledger, context, StopSignal(threading.Event()))
     with pytest.raises(ProcessDied):
         importer.run()
     db.session.rollback()
-    assert job_id not in orphaned_job_ids(db.session)  # its lease is still live
+    assert job_id not in claimable_job_ids(db.session)  # its lease is still live
     db.session.execute(
         update(ImportJob).where(ImportJob.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1))
     )
@@ -120,7 +120,7 @@ def test_a_job_whose_process_died_mid_delivery_is_taken_over_and_resends_only_wh
     in_flight = select(Record.row).where(Record.job_id == job.id, Record.status == "in_flight")
     in_flight_rows = set(db.session.scalars(in_flight))
 
-    assert get_runtime(app).sweeper.sweep() == [job.id]
+    assert get_runtime(app).claimer.claim() == [job.id]
     wait_for_job(job.id)
 
     received = assert_exactly_once_effect(db.session.get(ImportJob, job.id), downstream)
@@ -148,14 +148,14 @@ def test_a_stream_import_resumes_after_its_last_staged_row(app, contacts, wait_f
     assert cursor == 61  # two chunks of 30 rows (rows 2-61) were staged before the process died
     downstream.die_after_calls = None
 
-    get_runtime(app).sweeper.sweep()
+    get_runtime(app).claimer.claim()
     wait_for_job(job.id)
 
     # Re-reading from the top would have staged rows twice: as duplicates of themselves, or as a clash on (job, row).
     assert_exactly_once_effect(db.session.get(ImportJob, job.id), downstream)
 
 
-def test_orphaned_jobs_are_unfinished_jobs_with_free_or_expired_leases(app, make_job):
+def test_claimable_jobs_are_unfinished_jobs_with_free_or_expired_leases(app, make_job):
     past, future = utcnow() - timedelta(seconds=5), utcnow() + timedelta(seconds=60)
     free = make_job(status="pending").id
     expired = make_job(status="processing", lease_owner="gone", lease_expires_at=past).id
@@ -163,7 +163,7 @@ def test_orphaned_jobs_are_unfinished_jobs_with_free_or_expired_leases(app, make
     make_job(status="completed")
     make_job(status="cancelled", lease_owner=None)
 
-    assert orphaned_job_ids(db.session) == [free, expired]
+    assert claimable_job_ids(db.session) == [free, expired]
 
 
 def test_shutdown_stops_after_the_call_in_flight_and_another_process_finishes_the_job(app, contacts):
@@ -191,7 +191,7 @@ def test_shutdown_stops_after_the_call_in_flight_and_another_process_finishes_th
     restarted = create_app(dict(app.config))
     try:
         get_runtime(restarted).deliverer.downstream = downstream
-        get_runtime(restarted).sweeper.start()
+        get_runtime(restarted).claimer.start()
         get_runtime(restarted).runner.wait(job.id, timeout=30)
     finally:
         stop_background(restarted, wait=True)

@@ -280,7 +280,7 @@ def second_app(app, app_config, tmp_path):
     """Another process's runtime on the same database (the same config, its own origin, broker and listener)."""
     other = create_app(
         {key: app.config[key] for key in ("TESTING", "UPLOAD_FOLDER", "PROGRESS_INTERVAL_SECONDS", "RATE_PER_SECOND")}
-        | {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "LEASE_SWEEP_SECONDS": 0}
+        | {"DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], "CLAIM_POLL_SECONDS": 0}
         | app_config
     )
     yield other
@@ -384,7 +384,7 @@ def test_the_listener_rides_out_a_database_outage_and_catches_up_with_what_it_mi
     proxy = FaultProxy(url.hostname or "127.0.0.1", url.port or 5432)
     credentials = f"{url.username}@" if url.username else ""
     other = create_app(
-        {"TESTING": True, "UPLOAD_FOLDER": app.config["UPLOAD_FOLDER"], "LEASE_SWEEP_SECONDS": 0}
+        {"TESTING": True, "UPLOAD_FOLDER": app.config["UPLOAD_FOLDER"], "CLAIM_POLL_SECONDS": 0}
         | app_config
         | {
             "DATABASE_URL": urlunsplit(url._replace(netloc=f"{credentials}127.0.0.1:{proxy.port}")),
