@@ -1,5 +1,6 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
 
+import time
 from dataclasses import dataclass
 from functools import partial
 
@@ -12,6 +13,7 @@ from .services.bucket import TokenBucket
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
+from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
 from .services.recovery import LeaseSweeper
 from .services.runner import JobRunner
 from .services.webhook import WebhookDownstream
@@ -20,6 +22,7 @@ from .services.webhook import WebhookDownstream
 @dataclass
 class Runtime:
     bucket: TokenBucket
+    limit_store: LimitStore | None  # what the bucket and breaker share with every process (None: nothing to limit)
     downstream: Downstream
     deliverer: Deliverer
     broker: EventBroker
@@ -48,14 +51,52 @@ def build_downstream(config) -> Downstream:
     raise ValueError(f"unknown IMPORTDASH_DOWNSTREAM {kind!r}; expected 'simulated' or 'webhook'")
 
 
+def build_limit_store(app) -> LimitStore | None:
+    """The store the downstream's rate limit, pause and breaker are shared through; None when the rate is unlimited.
+
+    Redis when REDIS_URL is set, else the app's database, on a connection of the store's own.
+    """
+    config = app.config
+    rate, burst = config["RATE_PER_SECOND"], config["RATE_BURST"]
+    if rate <= 0:
+        return None
+    name = limit_name(config["DOWNSTREAM"], config["WEBHOOK_URL"])
+    if config["REDIS_URL"]:
+        import redis
+
+        timeout = config["RATE_LIMIT_REDIS_TIMEOUT_SECONDS"]
+        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout)
+        return RedisLimitStore(
+            client,
+            prefix=config["RATE_LIMIT_KEY_PREFIX"],
+            name=name,
+            rate=rate,
+            burst=burst,
+            wall_clock_ms=lambda: time.time_ns() // 1_000_000,
+        )
+    with app.app_context():
+        engine = db.engine
+    return DatabaseLimitStore(engine, name=name, rate=rate, burst=burst)
+
+
 def init_app(app):
     config = app.config
-    bucket = TokenBucket(rate=config["RATE_PER_SECOND"], capacity=config["RATE_BURST"])
+    limit_store = build_limit_store(app)
+    bucket = TokenBucket(
+        rate=config["RATE_PER_SECOND"],
+        capacity=config["RATE_BURST"],
+        store=limit_store,
+        outage_backoff=OutageBackoff(
+            base=config["RATE_LIMIT_RETRY_BACKOFF_BASE_SECONDS"], cap=config["RATE_LIMIT_RETRY_BACKOFF_CAP_SECONDS"]
+        ),
+    )
     downstream = build_downstream(config)
     deliverer = Deliverer(
         downstream,
         bucket=bucket,
-        breaker=CircuitBreaker(threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"]),
+        breaker=CircuitBreaker(
+            threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"], store=limit_store
+        ),
         policy=RetryPolicy.from_config(config),
     )
     broker = EventBroker(queue_size=config["SSE_QUEUE_SIZE"], max_subscribers=config["SSE_MAX_STREAMS"])
@@ -64,6 +105,7 @@ def init_app(app):
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
+        limit_store=limit_store,
         downstream=downstream,
         deliverer=deliverer,
         broker=broker,
@@ -103,6 +145,8 @@ def stop_background(app, wait=False):
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()
+        if runtime.limit_store is not None:
+            runtime.limit_store.close()
 
 
 def get_runtime(app=None):

@@ -242,12 +242,12 @@ def _fill(database):
 
 
 def _rows(database):
-    """{table: [row dicts in id order]} of every table but alembic_version."""
+    """{table: [row dicts in primary key order]} of every table but alembic_version."""
     with database.engine.connect() as connection:
         tables = MetaData()
         tables.reflect(connection)
         return {
-            name: [dict(row) for row in connection.execute(select(table).order_by(table.c.id)).mappings()]
+            name: [dict(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns)).mappings()]
             for name, table in tables.tables.items()
             if name != schema.VERSION_TABLE
         }
