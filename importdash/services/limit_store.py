@@ -142,9 +142,11 @@ class DatabaseLimitStore:
             "confirm": text("SELECT paused_until, failures, probe_at FROM rate_limits WHERE name = :name"),
             # The next grant goes exactly when the pause ends, the ones after at the steady rate (no burst). The
             # TAT only ever moves on, so slots already reserved after the pause stay the only ones there.
+            # One reading of the clock for both, so the pause's end and the next slot agree to the microsecond.
             "pause": text(
-                f"UPDATE rate_limits SET paused_until = {greatest}(paused_until, {now} + :seconds), "
-                f"tat = {greatest}(tat, {now} + :seconds + :rest) WHERE name = :name RETURNING name"
+                "UPDATE rate_limits SET (paused_until, tat) = (SELECT "
+                f"{greatest}(paused_until, resume_at), {greatest}(tat, resume_at + :rest) "
+                f"FROM (SELECT {now} + :seconds AS resume_at) AS pause) WHERE name = :name RETURNING name"
             ),
             "failure": text(
                 "UPDATE rate_limits SET failures = failures + 1, probe_at = CASE "
@@ -210,7 +212,9 @@ class DatabaseLimitStore:
 
     def close(self) -> None:
         with self._lock:
-            self._drop_connection()
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     def _saw_breaker(self, failures, probe_at):
         self.breaker_failures = failures
