@@ -32,6 +32,7 @@ import uuid
 
 import common
 
+from importdash.config import Config
 from importdash.services.bucket import TokenBucket
 from importdash.services.limit_store import DatabaseLimitStore, OutageBackoff, RedisLimitStore
 
@@ -40,6 +41,7 @@ CAPACITY_BURST = 1_000
 CAPACITY_SECONDS = 3
 WINDOWS = (0.1, 1, 2)
 REDIS_PREFIX = "importdash-bench-rl"
+GRANT_TOLERANCE = Config.RATE_LIMIT_GRANT_TOLERANCE_SECONDS
 
 
 def _acquirer(kind, url, name, rate, burst):
@@ -53,7 +55,9 @@ def _acquirer(kind, url, name, rate, burst):
 
         engine = create_engine(url, connect_args={"timeout": 30} if kind == "sqlite" else {})
         store = DatabaseLimitStore(engine, name=name, rate=rate, burst=burst)
-        bucket = TokenBucket(rate=rate, capacity=burst, store=store, outage_backoff=backoff)
+        bucket = TokenBucket(
+            rate=rate, capacity=burst, store=store, outage_backoff=backoff, grant_tolerance=GRANT_TOLERANCE
+        )
         return bucket.acquire, lambda: (store.close(), engine.dispose())
     if kind == "redis-gcra":
         import redis
@@ -66,7 +70,9 @@ def _acquirer(kind, url, name, rate, burst):
             burst=burst,
             wall_clock_ms=lambda: time.time_ns() // 1_000_000,
         )
-        bucket = TokenBucket(rate=rate, capacity=burst, store=store, outage_backoff=backoff)
+        bucket = TokenBucket(
+            rate=rate, capacity=burst, store=store, outage_backoff=backoff, grant_tolerance=GRANT_TOLERANCE
+        )
         return bucket.acquire, store.close
     if kind == "redis-limits":
         from limits import RateLimitItemPerSecond

@@ -75,6 +75,9 @@ class Config:
     # backoff: up to this long at first, doubling each time, to at most the cap.
     RATE_LIMIT_RETRY_BACKOFF_BASE_SECONDS = 0.1
     RATE_LIMIT_RETRY_BACKOFF_CAP_SECONDS = 5.0
+    # A grant that would go out later than this after its slot (a slow answer from the store, a late wake-up) is
+    # given up for the next one, as it would go out beside that one: calls keep within burst + rate x W to this.
+    RATE_LIMIT_GRANT_TOLERANCE_SECONDS = 0.005
     RECORDS_PER_CALL = 16  # records carried by one downstream call (1 = one call per record)
     SIMULATED_LATENCY_MS = 0  # the simulated downstream's response time per call
     SIMULATED_REJECT_DOMAINS = "blocked.example,rejected.example"  # comma-separated; refused by the simulator

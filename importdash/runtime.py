@@ -89,6 +89,7 @@ def init_app(app):
         outage_backoff=OutageBackoff(
             base=config["RATE_LIMIT_RETRY_BACKOFF_BASE_SECONDS"], cap=config["RATE_LIMIT_RETRY_BACKOFF_CAP_SECONDS"]
         ),
+        grant_tolerance=config["RATE_LIMIT_GRANT_TOLERANCE_SECONDS"],
     )
     downstream = build_downstream(config)
     deliverer = Deliverer(

@@ -72,7 +72,8 @@ class FakeLimitStore:
             self.tat = max(self.tat, now) + tokens * self.interval
             slot = max(now, self.tat - self.burst * self.interval, self.paused_until)
             self._saw()
-            return Grant(wait=slot - now, reserved=True, slot=slot)
+            slack = max(self.tat - tokens * self.interval - slot, 0.0)
+            return Grant(wait=slot - now, reserved=True, slot=slot, slack=slack)
 
     def try_take(self, tokens):
         with self._lock:

@@ -23,6 +23,9 @@ _NEGLIGIBLE_SECONDS = 1e-9
 # Waits that can be cancelled wake at least this often, so a cancelled job stops promptly.
 STOP_CHECK_SECONDS = 0.25
 
+# Late grants given up in a row before the call goes anyway (see TokenBucket._acquire_shared).
+_MOST_GRANTS_GIVEN_UP = 3
+
 
 class TokenBucket:
     """Grant tokens at a steady rate with bursts up to the capacity; rate <= 0 lifts the limit."""
@@ -34,6 +37,7 @@ class TokenBucket:
         capacity: int,
         store: LimitStore | None = None,
         outage_backoff: OutageBackoff | None = None,
+        grant_tolerance: float | None = None,
         clock=time.monotonic,
         sleep=time.sleep,
         rand=random.random,
@@ -42,11 +46,12 @@ class TokenBucket:
         self._capacity = int(capacity)
         if self._rate > 0 and self._capacity < 1:
             raise ValueError("capacity must be at least 1 when the rate is limited")
-        if store is not None and outage_backoff is None:
-            raise ValueError("a shared store needs the backoff to wait with while it does not answer")
+        if store is not None and (outage_backoff is None or grant_tolerance is None):
+            raise ValueError("a shared store needs the outage backoff and the grant tolerance")
         # An unlimited bucket never asks the store: no round trip per call when there is nothing to limit.
         self._store = None if self.unlimited else store
         self._outage_backoff = outage_backoff
+        self._grant_tolerance = grant_tolerance
         self._store_down = False
         self._clock = clock
         self._sleep = sleep
@@ -146,31 +151,46 @@ class TokenBucket:
             self._stamp = resume_at
 
     def _acquire_shared(self, tokens, should_stop):
-        """Take the tokens from the store: reserve a slot, sleep until it, go (or, told to wait, ask again)."""
-        outages = 0
+        """Take the tokens from the store: reserve a slot, sleep until it, go (or, told to wait, ask again).
+
+        A slot used late goes out beside the next ones, so a grant that would leave more than grant_tolerance
+        after its slot (a slow answer, a late wake-up) is given up and the next one reserved; after a few in a row
+        the call goes anyway, so a slow database slows calls down but never stops them.
+        """
+        outages = given_up = 0
         while True:
             pause = self._local_pause_left()
             if pause > _NEGLIGIBLE_SECONDS:
-                if not self._sleep_for(pause, should_stop):
+                if not self._sleep_until(self._clock() + pause, should_stop):
                     return False
                 continue
+            asked_at = self._clock()
             try:
                 grant = self._store.reserve(tokens)
             except LimitStoreUnavailable as error:
                 outages += 1
                 self._note_outage(error)
-                if not self._sleep_for(self._outage_backoff.delay(outages, self._rand), should_stop, always_check=True):
+                backoff = self._outage_backoff.delay(outages, self._rand)
+                if not self._sleep_until(self._clock() + backoff, should_stop, always_check=True):
                     return False
                 continue
+            answered_at = self._clock()
             outages = 0
             self._note_recovery()
-            if grant.wait <= _NEGLIGIBLE_SECONDS and grant.reserved:
-                return True
-            # A reserved slot that goes unused (stopped, or paused meanwhile) is capacity lost, never a call too many.
-            if not self._sleep_for(grant.wait, should_stop):
+            due_at = answered_at + grant.wait
+            # A reserved slot that goes unused (stopped, paused meanwhile, late) is capacity lost, never a call
+            # too many.
+            if grant.wait > _NEGLIGIBLE_SECONDS and not self._sleep_until(due_at, should_stop):
                 return False
-            if grant.reserved and self._slot_still_valid(grant):
+            if not grant.reserved:
+                continue
+            if grant.wait > _NEGLIGIBLE_SECONDS and not self._slot_still_valid(grant):
+                continue
+            # The slot may have been up to the round trip before the answer came, and the wake-up can be late.
+            late = self._clock() - due_at + (answered_at - asked_at)
+            if late <= self._grant_tolerance + grant.slack or given_up >= _MOST_GRANTS_GIVEN_UP:
                 return True
+            given_up += 1
 
     def _slot_still_valid(self, grant: Grant) -> bool:
         """Whether no pause began while the thread slept until its slot (else the slot is given up)."""
@@ -182,9 +202,8 @@ class TokenBucket:
             self._note_outage(error)
             return True  # the slot is counted in the shared limit; only a pause we cannot hear of is missed
 
-    def _sleep_for(self, seconds, should_stop, always_check=False):
-        """Sleep for the seconds, waking often enough to stop promptly; False if should_stop() turned true."""
-        deadline = self._clock() + seconds
+    def _sleep_until(self, deadline, should_stop, always_check=False):
+        """Sleep until the deadline, waking often enough to stop promptly; False if should_stop() turned true."""
         while (left := deadline - self._clock()) > _NEGLIGIBLE_SECONDS or always_check:
             always_check = False
             if should_stop is not None:

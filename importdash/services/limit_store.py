@@ -54,6 +54,8 @@ class Grant:
     wait: float
     reserved: bool
     slot: float | None = None  # the slot on the store's clock, to tell whether a later pause covers it
+    # How late the slot may be used and still leave every later slot its interval (0: exactly on time).
+    slack: float = 0.0
 
 
 class LimitStore(Protocol):
@@ -169,8 +171,10 @@ class DatabaseLimitStore:
         row = self._run("reserve", cost=tokens * self._interval, returns_row=True)
         tat, paused_until, failures, probe_at, now = row
         self._saw_breaker(failures, probe_at)
+        cost = tokens * self._interval
         slot = max(now, tat - self._burst * self._interval, paused_until)
-        return Grant(wait=slot - now, reserved=True, slot=slot)
+        # Used by tat - cost, the slot still leaves every later one its full interval: that much lateness is free.
+        return Grant(wait=slot - now, reserved=True, slot=slot, slack=max(tat - cost - slot, 0.0))
 
     def try_take(self, tokens: int) -> bool:
         cost = tokens * self._interval

@@ -218,7 +218,9 @@ def test_the_store_finds_the_database_again_after_an_outage(app):
 def _hammer(url, rate, burst, seconds, ready, grants):
     engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
     store = DatabaseLimitStore(engine, name="simulated", rate=rate, burst=burst)
-    bucket = TokenBucket(rate=rate, capacity=burst, store=store, outage_backoff=OutageBackoff(base=0.05, cap=0.5))
+    bucket = TokenBucket(
+        rate=rate, capacity=burst, store=store, outage_backoff=OutageBackoff(base=0.05, cap=0.5), grant_tolerance=0.005
+    )
     store.seconds_until_available(1)  # connected, and the row is there
     ready.wait()  # every process is connected: they start together
     end_at = time.time() + seconds

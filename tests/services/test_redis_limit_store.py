@@ -151,7 +151,9 @@ def _hammer(url, prefix, rate, burst, seconds, ready, grants):
     store = RedisLimitStore(
         client(url), prefix=prefix, name="simulated", rate=rate, burst=burst, wall_clock_ms=wall_clock_ms
     )
-    bucket = TokenBucket(rate=rate, capacity=burst, store=store, outage_backoff=OutageBackoff(base=0.05, cap=0.5))
+    bucket = TokenBucket(
+        rate=rate, capacity=burst, store=store, outage_backoff=OutageBackoff(base=0.05, cap=0.5), grant_tolerance=0.005
+    )
     store.seconds_until_available(1)
     ready.wait()
     end_at = time.time() + seconds

@@ -21,6 +21,7 @@ def make_bucket(clock, store, rate=2, capacity=2, sleep=None):
         capacity=capacity,
         store=store,
         outage_backoff=BACKOFF,
+        grant_tolerance=0.005,
         clock=clock,
         sleep=sleep or clock.sleep,
         rand=lambda: 1.0,
@@ -210,3 +211,42 @@ def test_a_breaker_without_threshold_never_asks_the_store():
     assert not any(breaker.record_failure() for _ in range(10))
     breaker.record_success()
     assert breaker.admit() == 0.0 and store.calls == []
+
+
+def test_a_grant_that_would_go_out_late_is_given_up_for_the_next():
+    clock = FakeClock()
+    store = FakeLimitStore(clock, rate=2, burst=1)  # burst 1: no slot has any slack
+    late_wake_ups = [0.3]
+
+    def sleep(seconds):
+        clock.sleep(seconds + (late_wake_ups.pop() if late_wake_ups else 0.0))
+
+    bucket = make_bucket(clock, store, capacity=1, sleep=sleep)
+    assert bucket.acquire()
+    start = clock()
+
+    assert bucket.acquire()
+    # Woke 0.3 s after its slot at 0.5 s: that slot was given up, and the call went at the next, 1.0 s.
+    assert clock.last_read() - start == pytest.approx(1.0)
+    assert store.calls.count("reserve") == 3
+
+
+def test_late_grants_are_given_up_only_a_few_times_in_a_row():
+    clock = FakeClock()
+    store = FakeLimitStore(clock, rate=2, burst=1)
+    bucket = make_bucket(clock, store, capacity=1, sleep=lambda seconds: clock.sleep(seconds + 0.3))
+    assert bucket.acquire()
+
+    assert bucket.acquire()  # every wake-up is late: after three slots given up, the fourth goes anyway
+    assert store.calls.count("reserve") == 1 + 4
+
+
+def test_a_slot_with_slack_may_go_out_late():
+    clock = FakeClock()
+    store = FakeLimitStore(clock, rate=2, burst=4)
+    bucket = make_bucket(clock, store, capacity=4, sleep=lambda seconds: clock.sleep(seconds + 0.3))
+    for _ in range(4):
+        assert bucket.acquire()
+
+    assert bucket.acquire()  # queued behind a burst of 4: 1.5 s of slack, so 0.3 s late is no call too many
+    assert store.calls.count("reserve") == 5
