@@ -187,7 +187,7 @@ class TokenBucket:
             if grant.wait > _NEGLIGIBLE_SECONDS and not self._slot_still_valid(grant):
                 continue
             # The slot may have been up to the round trip before the answer came, and the wake-up can be late.
-            late = self._clock() - due_at + (answered_at - asked_at)
+            late = self._clock() - due_at + (answered_at - asked_at if grant.age is None else grant.age)
             if late <= self._grant_tolerance + grant.slack or given_up >= _MOST_GRANTS_GIVEN_UP:
                 return True
             given_up += 1

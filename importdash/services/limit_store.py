@@ -18,6 +18,7 @@ import hashlib
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -56,6 +57,9 @@ class Grant:
     slot: float | None = None  # the slot on the store's clock, to tell whether a later pause covers it
     # How late the slot may be used and still leave every later slot its interval (0: exactly on time).
     slack: float = 0.0
+    # Seconds between the store's reading of the time and its answer, when the store knows (else the caller
+    # counts its whole request as possibly late).
+    age: float | None = None
 
 
 class LimitStore(Protocol):
@@ -297,9 +301,10 @@ class RedisLimitStore:
         pause_ms = self._read_pause_and_breaker()
         if pause_ms > 0:
             return Grant(wait=pause_ms / 1000, reserved=False)
+        read_at = time.monotonic()
         item = self._item(self.name, self._clock(), tokens)
         if self._call(lambda: self._bucket.put(item)):
-            return Grant(wait=0.0, reserved=True)
+            return Grant(wait=0.0, reserved=True, age=time.monotonic() - read_at)
         return Grant(wait=max(self._call(lambda: self._bucket.waiting(item)), 1) / 1000, reserved=False)
 
     def try_take(self, tokens: int) -> bool:
