@@ -93,6 +93,19 @@ class Config:
     DOWNSTREAM = "simulated"  # "simulated" (built in) or "webhook" (HTTP POSTs to WEBHOOK_URL)
     RATE_PER_SECOND = 2.0  # tokens (downstream calls) refilled per second; 0 lifts the limit
     RATE_BURST = 4  # bucket capacity: calls that may go out back to back
+    # The limit is one per downstream for every process and machine: each process's bucket draws its grants from
+    # a store they all share, the database (table rate_limits, on its clock) unless REDIS_URL names a Redis. A 429's
+    # pause and the circuit breaker are shared the same way. At a rate of 0 nothing is shared or asked.
+    REDIS_URL = None  # e.g. redis://host:6379/0: the rate limit (and the event relay) use Redis
+    RATE_LIMIT_KEY_PREFIX = "importdash"  # the rate limit's Redis keys start with this (one per deployment)
+    RATE_LIMIT_REDIS_TIMEOUT_SECONDS = 2.0  # a Redis command not answered within this counts as Redis being down
+    # While the shared store does not answer, calls wait (never go out unlimited) and ask again after a full-jitter
+    # backoff: up to this long at first, doubling each time, to at most the cap.
+    RATE_LIMIT_RETRY_BACKOFF_BASE_SECONDS = 0.1
+    RATE_LIMIT_RETRY_BACKOFF_CAP_SECONDS = 5.0
+    # A grant that would go out later than this after its slot (a slow answer from the store, a late wake-up) is
+    # given up for the next one, as it would go out beside that one: calls keep within burst + rate x W to this.
+    RATE_LIMIT_GRANT_TOLERANCE_SECONDS = 0.005
     RECORDS_PER_CALL = 16  # records carried by one downstream call (1 = one call per record)
     SIMULATED_LATENCY_MS = 0  # the simulated downstream's response time per call
     SIMULATED_REJECT_DOMAINS = "blocked.example,rejected.example"  # comma-separated; refused by the simulator
@@ -160,8 +173,8 @@ class Config:
 
     # Serving (read by gunicorn.conf.py).
     BIND = "127.0.0.1:8000"  # the address gunicorn listens on
-    # One process keeps one token bucket and one event broker; more processes are safe (job leases, the unique
-    # email index) but each would have its own rate limit.
+    # One process keeps one event broker; more processes are safe (job leases, the unique email index, the shared
+    # rate limit).
     WORKERS = 1
     THREADS = 64  # per worker: more than SSE_MAX_STREAMS, so requests are still served while every stream is open
 
@@ -184,7 +197,6 @@ class Config:
     # event_outbox table read every EVENT_RELAY_POLL_SECONDS on SQLite); "database" or "redis" to choose; "off"
     # for a single process.
     EVENT_RELAY = "auto"
-    REDIS_URL = None  # e.g. redis://127.0.0.1:6379/0; when set, the rate limit and the event relay use Redis
     EVENT_RELAY_CHANNEL = "importdash-events"  # the NOTIFY / pub/sub channel; instances that share it see each other
     EVENT_RELAY_POLL_SECONDS = 0.25  # SQLite: how often a serving process reads new rows of the outbox table
     EVENT_RELAY_OUTBOX_KEEP_SECONDS = 60  # SQLite: outbox rows older than this are deleted by the serving processes

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -339,3 +339,20 @@ class OutboxEvent(db.Model):
 
 def isoformat(moment):
     return None if moment is None else moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")
+
+
+class RateLimit(db.Model):
+    """One downstream's shared rate limit, 429 pause and circuit breaker, for every process that calls it.
+
+    Times are the database's clock in seconds since the epoch, so the machines' own clocks never matter.
+    """
+
+    __tablename__ = "rate_limits"
+
+    # "simulated", or "webhook:" and a digest of the URL (a URL may carry a token, so it is never stored).
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # GCRA's theoretical arrival time: each grant reserves the next slot by moving it on by 1 / rate.
+    tat: Mapped[float] = mapped_column(Double, default=0.0)
+    paused_until: Mapped[float] = mapped_column(Double, default=0.0)  # a 429's Retry-After, for everyone
+    failures: Mapped[int] = mapped_column(default=0)  # failed calls in a row, from any process
+    probe_at: Mapped[float | None] = mapped_column(Double)  # the breaker is open: the next probe call's time

@@ -1,6 +1,7 @@
 """The process's shared runtime objects, built once per app and kept in app.extensions["importdash"]."""
 
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -16,6 +17,7 @@ from .services.claimer import DatabaseJobQueue, JobClaimer
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
+from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
 from .services.relay import (
     DatabaseOutbox,
     PostgresNotify,
@@ -33,6 +35,7 @@ from .services.webhook import WebhookDownstream
 @dataclass
 class Runtime:
     bucket: TokenBucket
+    limit_store: LimitStore | None  # what the bucket and breaker share with every process (None: nothing to limit)
     downstream: Downstream
     deliverer: Deliverer
     broker: EventBroker
@@ -99,14 +102,53 @@ def build_relay_transport(app) -> Transport | None:
     )
 
 
+def build_limit_store(app) -> LimitStore | None:
+    """The store the downstream's rate limit, pause and breaker are shared through; None when the rate is unlimited.
+
+    Redis when REDIS_URL is set, else the app's database, on a connection of the store's own.
+    """
+    config = app.config
+    rate, burst = config["RATE_PER_SECOND"], config["RATE_BURST"]
+    if rate <= 0:
+        return None
+    name = limit_name(config["DOWNSTREAM"], config["WEBHOOK_URL"])
+    if config["REDIS_URL"]:
+        import redis
+
+        timeout = config["RATE_LIMIT_REDIS_TIMEOUT_SECONDS"]
+        client = redis.Redis.from_url(config["REDIS_URL"], socket_timeout=timeout, socket_connect_timeout=timeout)
+        return RedisLimitStore(
+            client,
+            prefix=config["RATE_LIMIT_KEY_PREFIX"],
+            name=name,
+            rate=rate,
+            burst=burst,
+            wall_clock_ms=lambda: time.time_ns() // 1_000_000,
+        )
+    with app.app_context():
+        engine = db.engine
+    return DatabaseLimitStore(engine, name=name, rate=rate, burst=burst)
+
+
 def init_app(app):
     config = app.config
-    bucket = TokenBucket(rate=config["RATE_PER_SECOND"], capacity=config["RATE_BURST"])
+    limit_store = build_limit_store(app)
+    bucket = TokenBucket(
+        rate=config["RATE_PER_SECOND"],
+        capacity=config["RATE_BURST"],
+        store=limit_store,
+        outage_backoff=OutageBackoff(
+            base=config["RATE_LIMIT_RETRY_BACKOFF_BASE_SECONDS"], cap=config["RATE_LIMIT_RETRY_BACKOFF_CAP_SECONDS"]
+        ),
+        grant_tolerance=config["RATE_LIMIT_GRANT_TOLERANCE_SECONDS"],
+    )
     downstream = build_downstream(config)
     deliverer = Deliverer(
         downstream,
         bucket=bucket,
-        breaker=CircuitBreaker(threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"]),
+        breaker=CircuitBreaker(
+            threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"], store=limit_store
+        ),
         policy=RetryPolicy.from_config(config),
     )
     relay_transport = build_relay_transport(app)
@@ -137,6 +179,7 @@ def init_app(app):
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
+        limit_store=limit_store,
         downstream=downstream,
         deliverer=deliverer,
         broker=broker,
@@ -189,6 +232,8 @@ def stop_background(app, wait=False):
             runtime.relay_listener.join()
         if runtime.relay_transport is not None:
             runtime.relay_transport.close()
+        if runtime.limit_store is not None:
+            runtime.limit_store.close()
 
 
 def get_runtime(app=None):

@@ -70,3 +70,95 @@ class GatedRunner(JobRunner):
         self.started.append(job_id)
         self.arrived.release()
         assert self.gate(job_id).wait(WAIT)
+
+
+class FakeLimitStore:
+    """The database store's arithmetic (GCRA slots, the pause, the breaker) on a fake clock, shared by the buckets
+    of several 'processes' in one test; `down` makes every call fail as an unreachable store would."""
+
+    def __init__(self, clock, *, rate, burst):
+        from importdash.services.limit_store import LimitStoreUnavailable
+
+        self._unavailable = LimitStoreUnavailable
+        self.clock, self.interval, self.burst = clock, 1.0 / rate, burst
+        self.tat, self.paused_until, self.failures, self.probe_at = 0.0, 0.0, 0, None
+        self.breaker_open, self.breaker_failures = False, 0
+        self.down = False
+        self.calls = []
+        self._lock = threading.Lock()
+
+    def _ask(self, operation):
+        self.calls.append(operation)
+        if self.down:
+            raise self._unavailable("the fake store is down")
+        return self.clock()
+
+    def _saw(self):
+        self.breaker_open, self.breaker_failures = self.probe_at is not None, self.failures
+
+    def reserve(self, tokens):
+        from importdash.services.limit_store import Grant
+
+        with self._lock:
+            now = self._ask("reserve")
+            self.tat = max(self.tat, now) + tokens * self.interval
+            slot = max(now, self.tat - self.burst * self.interval, self.paused_until)
+            self._saw()
+            slack = max(self.tat - tokens * self.interval - slot, 0.0)
+            return Grant(wait=slot - now, reserved=True, slot=slot, slack=slack)
+
+    def try_take(self, tokens):
+        with self._lock:
+            now = self._ask("try_take")
+            new_tat = max(self.tat, now) + tokens * self.interval
+            if new_tat - self.burst * self.interval > now or self.paused_until > now:
+                return False
+            self.tat = new_tat
+            return True
+
+    def seconds_until_available(self, tokens):
+        with self._lock:
+            now = self._ask("seconds_until_available")
+            wait = max(self.tat, now) + (tokens - self.burst) * self.interval - now
+            return max(wait, self.paused_until - now, 0.0)
+
+    def slot_still_valid(self, grant):
+        with self._lock:
+            self._ask("slot_still_valid")
+            self._saw()
+            return self.paused_until <= grant.slot
+
+    def pause(self, seconds):
+        with self._lock:
+            resume_at = self._ask("pause") + seconds
+            self.paused_until = max(self.paused_until, resume_at)
+            self.tat = max(self.tat, resume_at + (self.burst - 1) * self.interval)
+
+    def record_failure(self, threshold, cooldown):
+        with self._lock:
+            now = self._ask("record_failure")
+            self.failures += 1
+            if self.failures >= threshold and (self.probe_at is None or self.probe_at <= now):
+                self.probe_at = now + cooldown
+            self._saw()
+            return self.failures >= threshold
+
+    def record_success(self):
+        with self._lock:
+            self._ask("record_success")
+            self.failures, self.probe_at = 0, None
+            self._saw()
+
+    def take_probe(self, cooldown):
+        with self._lock:
+            now = self._ask("take_probe")
+            self._saw()
+            if self.probe_at is None:
+                return 0.0
+            if self.probe_at <= now:
+                self.probe_at = now + cooldown
+                return 0.0
+            return self.probe_at - now
+
+    def close(self):
+        pass

@@ -247,7 +247,9 @@ def _rows(database):
         tables = MetaData()
         tables.reflect(connection)
         return {
-            name: [dict(row) for row in connection.execute(select(table).order_by(*table.primary_key)).mappings()]
+            name: [
+                dict(row) for row in connection.execute(select(table).order_by(*table.primary_key.columns)).mappings()
+            ]
             for name, table in tables.tables.items()
             if name != schema.VERSION_TABLE
         }

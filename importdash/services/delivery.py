@@ -1,5 +1,6 @@
 """Deliver one call's records however long it takes: the rate limit, retries with backoff, and a circuit breaker."""
 
+import logging
 import random
 import threading
 import time
@@ -9,6 +10,9 @@ from typing import Any
 
 from .bucket import STOP_CHECK_SECONDS, TokenBucket
 from .downstream import Downstream, DownstreamError, Outcome
+from .limit_store import LimitStore, LimitStoreUnavailable
+
+log = logging.getLogger(__name__)
 
 UNAVAILABLE = "downstream unavailable, retrying"
 THROTTLED = "downstream asked to slow down, waiting"
@@ -40,12 +44,16 @@ class CircuitBreaker:
     """Stop calling a downstream that keeps failing; while it is open, let one probe call out per cool-down.
 
     Shared by every job of the process, like the token bucket: `threshold` failed calls in a row (from any
-    job) open it; a successful call closes it. threshold <= 0 turns it off.
+    job) open it; a successful call closes it. threshold <= 0 turns it off. With a store, the count and the open
+    state are every process's: one outage is probed once per cool-down, not once per process. A process learns
+    the shared state with each grant of the bucket (the same round trip), so a success only writes when there
+    is something to reset.
     """
 
-    def __init__(self, *, threshold: int, cooldown: float, clock=time.monotonic):
+    def __init__(self, *, threshold: int, cooldown: float, store: LimitStore | None = None, clock=time.monotonic):
         self.threshold = threshold
         self.cooldown = cooldown
+        self._store = store
         self._clock = clock
         self._lock = threading.Lock()
         self._failures = 0
@@ -53,11 +61,20 @@ class CircuitBreaker:
 
     @property
     def is_open(self) -> bool:
+        if self._store is not None:
+            return self._store.breaker_open
         with self._lock:
             return self._next_probe_at is not None
 
     def admit(self) -> float:
         """Return 0.0 if a call may go out now (taking the probe while open), else the seconds to wait first."""
+        if self._store is not None:
+            if self.threshold <= 0 or not self._store.breaker_open:
+                return 0.0
+            try:
+                return self._store.take_probe(self.cooldown)
+            except LimitStoreUnavailable:
+                return 0.0  # the bucket waits for the store before any call goes out
         with self._lock:
             if self._next_probe_at is None:
                 return 0.0
@@ -70,12 +87,27 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         """The downstream answered: close the breaker."""
+        if self._store is not None:
+            if self.threshold > 0 and (self._store.breaker_open or self._store.breaker_failures):
+                try:
+                    self._store.record_success()
+                except LimitStoreUnavailable as error:
+                    log.warning("could not close the shared circuit breaker: %s", error)
+            return
         with self._lock:
             self._failures = 0
             self._next_probe_at = None
 
     def record_failure(self) -> bool:
         """Count a failed call; return True if the breaker is open now (the downstream counts as down)."""
+        if self._store is not None:
+            if self.threshold <= 0:
+                return False
+            try:
+                return self._store.record_failure(self.threshold, self.cooldown)
+            except LimitStoreUnavailable as error:
+                log.warning("could not count a failed call in the shared circuit breaker: %s", error)
+                return False
         with self._lock:
             self._failures += 1
             if self.threshold <= 0 or self._failures < self.threshold:
@@ -124,10 +156,13 @@ class Deliverer:
         """Return one Outcome per record, or None if should_stop() turned true first (no call is then in flight)."""
         failures = throttled = 0
         while True:
-            if not self._wait_for_breaker(should_stop, on_notice):
+            probing = self._wait_for_breaker(should_stop, on_notice)
+            if probing is None:
                 return None
             if not self.bucket.acquire(should_stop=should_stop) or should_stop():
                 return None
+            if self.breaker.is_open and not probing:
+                continue  # it opened while this call waited for its grant (another process's failures): wait for it
             try:
                 outcomes = self.downstream.send(records)
             except DownstreamError as error:
@@ -157,11 +192,12 @@ class Deliverer:
             return outcomes
 
     def _wait_for_breaker(self, should_stop, on_notice):
+        """Wait while the breaker is open; return whether this call is its probe (None: should_stop() turned true)."""
         while (wait := self.breaker.admit()) > 0:
             on_notice(UNAVAILABLE)
             if not self._wait(wait, should_stop):
-                return False
-        return True
+                return None
+        return self.breaker.is_open
 
     def _wait(self, seconds, should_stop):
         """Sleep for the seconds, waking often enough to stop promptly; False if should_stop() turned true."""
