@@ -173,8 +173,8 @@ class Config:
 
     # Serving (read by gunicorn.conf.py).
     BIND = "127.0.0.1:8000"  # the address gunicorn listens on
-    # One process keeps one event broker; more processes are safe (job leases, the unique email index, the shared
-    # rate limit).
+    # Worker processes; more are safe (job leases, the unique email index, the shared rate limit, the event relay;
+    # README, "Scale out"). Each has its own database pool (README, "Database connections").
     WORKERS = 1
     THREADS = 64  # per worker: more than SSE_MAX_STREAMS, so requests are still served while every stream is open
 
