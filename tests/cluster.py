@@ -1,7 +1,7 @@
 """Several real instances of the app on one database, watched from outside: what the scale-out test
 (tests/test_scaleout.py) and benchmark (benchmarks/scaleout.py) start, kill and measure.
 
-- `Cluster` starts gunicorn instances (each with its own port, upload folder and XDG_RUNTIME_DIR) and
+- `Cluster` starts gunicorn instances (server_env: each with its own port, upload folder and XDG_RUNTIME_DIR) and
   `flask import` processes beside them, uploads files, and kills one process group with SIGKILL;
 - `EventRecorder` is one client of GET /api/events on an instance, keeping each event's name, job and
   receipt time;
@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from servers import Server, free_port, wait_for
+from servers import Server, server_env, wait_for
 from sqlalchemy import select
 
 from importdash.models import ImportJob, JobStatus, Record, RecordStatus
@@ -253,16 +253,9 @@ class Cluster:
     settings: dict
     members: list = field(default_factory=list)
 
-    def environment(self, member_folder, **extra):
-        return (
-            os.environ
-            | {
-                "IMPORTDASH_DATABASE_URL": self.database_url,
-                "IMPORTDASH_UPLOAD_FOLDER": str(member_folder / "uploads"),
-                "XDG_RUNTIME_DIR": str(member_folder),  # gunicorn's control socket, apart from any other gunicorn's
-            }
-            | {f"IMPORTDASH_{name}": str(value) for name, value in (self.settings | extra).items()}
-        )
+    def environment(self, member_folder):
+        """A member's environment (server_env): its own port, upload folder and runtime dir, the cluster's settings."""
+        return server_env(member_folder, self.database_url, **self.settings)
 
     def start_instances(self, count):
         """Start `count` gunicorn instances at once and wait until each answers /health."""
@@ -271,8 +264,7 @@ class Cluster:
             label = f"instance {len(self.members)}"
             folder = self.folder / label.replace(" ", "-")
             (folder / "uploads").mkdir(parents=True)
-            env = self.environment(folder, BIND=f"127.0.0.1:{free_port()}")
-            member = Member(label, folder, server=Server(env, folder / "gunicorn.log"))
+            member = Member(label, folder, server=Server(self.environment(folder), folder / "gunicorn.log"))
             self.members.append(member)
             members.append(member)
         with ThreadPoolExecutor(len(members)) as pool:

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 from scripted_downstream import ScriptedDownstream
+from servers import Servers
 from sqlalchemy import create_engine, inspect
 
 from importdash import create_app
@@ -103,6 +104,16 @@ def downstream_server():
     server = ScriptedDownstream()
     yield server
     server.close()
+
+
+@pytest.fixture
+def servers(app, tmp_path):
+    """Real servers (tests/servers.py) on the test's database, each in a folder of its own under tmp_path; those
+    still running at the end are killed. A fixture that also uses downstream_server asks for it first, so the
+    servers stop before their downstream does."""
+    servers = Servers(tmp_path, app.config["SQLALCHEMY_DATABASE_URI"])
+    yield servers
+    servers.stop()
 
 
 @pytest.fixture

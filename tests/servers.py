@@ -1,6 +1,11 @@
-"""Real server processes for end-to-end tests: the shipped gunicorn configuration, started and signalled."""
+"""Real server processes for end-to-end tests: the shipped gunicorn configuration, started and signalled.
+
+`server_env` is the environment of one server (a port, an upload folder and a runtime dir of its own);
+`Servers` starts a test's servers, each in a folder of its own, and stops the ones still running at the end.
+"""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,6 +16,8 @@ import httpx
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+# A test server serves a few streams and requests: 8 threads, not production's 64, on a small shared machine.
+THREADS = 8
 
 
 class Server:
@@ -64,3 +71,47 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def server_env(home, database_url, **settings):
+    """The environment of a real server whose files are under `home`: a free loopback port, its own upload folder
+    (home/uploads) and XDG_RUNTIME_DIR (home: gunicorn's control socket, apart from any other gunicorn's), THREADS,
+    and each setting as IMPORTDASH_<NAME>=str(value); a setting overrides any of these (UPLOAD_FOLDER to share one).
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    defaults = {
+        "BIND": f"127.0.0.1:{free_port()}",
+        "THREADS": THREADS,
+        "DATABASE_URL": database_url,
+        "UPLOAD_FOLDER": home / "uploads",
+    }
+    prefixed = {f"IMPORTDASH_{name}": str(value) for name, value in (defaults | settings).items()}
+    return os.environ | prefixed | {"XDG_RUNTIME_DIR": str(home)}
+
+
+class Servers:
+    """A test's real servers on one database, each named and in a folder of its own (folder/name: its log, upload
+    folder and runtime dir); stop() signals the ones still running."""
+
+    def __init__(self, folder, database_url):
+        self.folder = folder
+        self.database_url = database_url
+        self.made = []
+
+    def make(self, name, **settings):
+        """A server not yet started (start() it, and again after a kill); settings as for server_env."""
+        home = self.folder / name
+        server = Server(server_env(home, self.database_url, **settings), home / "gunicorn.log")
+        server.home = home
+        self.made.append(server)
+        return server
+
+    def start(self, name, **settings):
+        server = self.make(name, **settings)
+        server.start()
+        return server
+
+    def stop(self, signum=signal.SIGKILL):
+        for server in self.made:
+            if server.process is not None and server.process.poll() is None:
+                server.signal(signum)

@@ -1,6 +1,5 @@
 """End to end: the real server (gunicorn with the shipped config) killed mid-delivery, then started again."""
 
-import os
 import signal
 import time
 from collections import Counter
@@ -8,7 +7,7 @@ from collections import Counter
 import httpx
 import pytest
 from scripted_downstream import Reply
-from servers import Server, free_port, wait_for
+from servers import wait_for
 
 from importdash.extensions import db
 from importdash.models import ImportJob
@@ -39,36 +38,25 @@ def contacts(tmp_path):
 
 
 @pytest.fixture
-def make_server(app, tmp_path, downstream_server):
-    """Start the real server on the test's database, with the scripted downstream as its webhook."""
-    servers = []
+def make_server(downstream_server, servers):
+    """A real server (not yet started) on the test's database, with the scripted downstream as its webhook."""
 
     def make(workers):
-        env = os.environ | {
-            "IMPORTDASH_BIND": f"127.0.0.1:{free_port()}",
-            "IMPORTDASH_WORKERS": str(workers),
-            "IMPORTDASH_THREADS": "8",
-            "IMPORTDASH_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "IMPORTDASH_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-            "IMPORTDASH_DOWNSTREAM": "webhook",
-            "IMPORTDASH_WEBHOOK_URL": downstream_server.url,
-            "IMPORTDASH_RATE_PER_SECOND": "0",
-            "IMPORTDASH_RECORDS_PER_CALL": "10",
-            "IMPORTDASH_DELIVERY_WINDOW": "100",
-            "IMPORTDASH_CHUNK_SIZE": "100",  # a stream chunk is stored in flight whole: the same bound as a window
-            "IMPORTDASH_LEASE_SECONDS": "1.5",
-            "IMPORTDASH_HEARTBEAT_SECONDS": "0.5",
-            "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
-            "XDG_RUNTIME_DIR": str(tmp_path),  # gunicorn's control socket, apart from any other gunicorn's
-        }
-        server = Server(env, tmp_path / "gunicorn.log")
-        servers.append(server)
-        return server
+        return servers.make(
+            "server",
+            WORKERS=workers,
+            DOWNSTREAM="webhook",
+            WEBHOOK_URL=downstream_server.url,
+            RATE_PER_SECOND=0,
+            RECORDS_PER_CALL=10,
+            DELIVERY_WINDOW=100,
+            CHUNK_SIZE=100,  # a stream chunk is stored in flight whole: the same bound as a window
+            LEASE_SECONDS=1.5,
+            HEARTBEAT_SECONDS=0.5,
+            PROGRESS_INTERVAL_SECONDS=0.2,
+        )
 
-    yield make
-    for server in servers:
-        if server.process is not None and server.process.poll() is None:
-            server.signal(signal.SIGKILL)
+    return make
 
 
 def start_import(server, path, mode):

@@ -6,7 +6,6 @@ every valid row delivered under its key, the counts adding up and no record left
 figures (time to resume after the fault, re-sent records) are printed and kept in test-artifacts/.
 """
 
-import os
 import sqlite3
 import time
 from collections import Counter
@@ -17,7 +16,7 @@ import httpx
 import pytest
 from faultproxy import FaultProxy
 from scripted_downstream import Reply
-from servers import PROJECT_ROOT, Server, free_port, wait_for
+from servers import PROJECT_ROOT, wait_for
 from sqlalchemy import func, select
 
 from importdash.extensions import db
@@ -46,45 +45,29 @@ def contacts(tmp_path):
 
 
 @pytest.fixture
-def start_server(app, tmp_path, downstream_server):
+def start_server(downstream_server, servers):
     """start_server(database_url, **settings): the real server on that URL, the scripted downstream its webhook."""
-    servers = []
 
     def start(database_url, **settings):
-        env = (
-            os.environ
-            | {
-                "IMPORTDASH_BIND": f"127.0.0.1:{free_port()}",
-                "IMPORTDASH_THREADS": "8",
-                "IMPORTDASH_DATABASE_URL": database_url,
-                "IMPORTDASH_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-                "IMPORTDASH_DOWNSTREAM": "webhook",
-                "IMPORTDASH_WEBHOOK_URL": downstream_server.url,
-                "IMPORTDASH_RATE_PER_SECOND": "60",  # the import takes a few seconds: long enough to be hit mid-way
-                "IMPORTDASH_RATE_BURST": "4",
-                "IMPORTDASH_RECORDS_PER_CALL": "10",
-                "IMPORTDASH_DELIVERY_WINDOW": "100",
-                "IMPORTDASH_CHUNK_SIZE": "100",
-                "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
-                "IMPORTDASH_LEASE_SECONDS": "3",
-                "IMPORTDASH_HEARTBEAT_SECONDS": "1",
-                # Short enough that the longest outage outlasts it: that run stops and the sweep resumes the import.
-                "IMPORTDASH_DATABASE_OUTAGE_SECONDS": "20",
-                "IMPORTDASH_DATABASE_CONNECT_TIMEOUT_SECONDS": "2",
-                "IMPORTDASH_DATABASE_TCP_TIMEOUT_SECONDS": "3",
-                "XDG_RUNTIME_DIR": str(tmp_path),
-            }
-            | {f"IMPORTDASH_{name}": str(value) for name, value in settings.items()}
-        )
-        server = Server(env, tmp_path / f"gunicorn-{len(servers)}.log")
-        servers.append(server)
-        server.start()
-        return server
+        defaults = {
+            "DOWNSTREAM": "webhook",
+            "WEBHOOK_URL": downstream_server.url,
+            "RATE_PER_SECOND": 60,  # the import takes a few seconds: long enough to be hit mid-way
+            "RATE_BURST": 4,
+            "RECORDS_PER_CALL": 10,
+            "DELIVERY_WINDOW": 100,
+            "CHUNK_SIZE": 100,
+            "PROGRESS_INTERVAL_SECONDS": 0.2,
+            "LEASE_SECONDS": 3,
+            "HEARTBEAT_SECONDS": 1,
+            # Short enough that the longest outage outlasts it: that run stops and the sweep resumes the import.
+            "DATABASE_OUTAGE_SECONDS": 20,
+            "DATABASE_CONNECT_TIMEOUT_SECONDS": 2,
+            "DATABASE_TCP_TIMEOUT_SECONDS": 3,
+        }
+        return servers.start(f"server-{len(servers.made)}", DATABASE_URL=database_url, **(defaults | settings))
 
-    yield start
-    for server in servers:
-        if server.process is not None and server.process.poll() is None:
-            server.signal(9)
+    return start
 
 
 @pytest.fixture

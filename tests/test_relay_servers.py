@@ -7,6 +7,7 @@ is set).
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servers import PROJECT_ROOT, Server, free_port, wait_for
+from servers import PROJECT_ROOT, server_env, wait_for
 
 pytestmark = pytest.mark.scale
 
@@ -72,51 +73,32 @@ class EventStream:
 
 
 @pytest.fixture(params=["database", "redis"])
-def relay_env(request):
-    channel = {"IMPORTDASH_EVENT_RELAY_CHANNEL": f"importdash-test-relay-{uuid.uuid4().hex[:8]}"}
+def relay_settings(request):
+    channel = {"EVENT_RELAY_CHANNEL": f"importdash-test-relay-{uuid.uuid4().hex[:8]}"}
     if request.param == "redis":
         if not TEST_REDIS_URL:
             pytest.skip("the Redis relay needs IMPORTDASH_TEST_REDIS_URL")
-        return channel | {"IMPORTDASH_EVENT_RELAY": "redis", "IMPORTDASH_REDIS_URL": TEST_REDIS_URL}
-    return channel | {"IMPORTDASH_EVENT_RELAY": "database"}
+        return channel | {"EVENT_RELAY": "redis", "REDIS_URL": TEST_REDIS_URL}
+    return channel | {"EVENT_RELAY": "database"}
 
 
 @pytest.fixture
-def shared_env(app, tmp_path, relay_env):
-    """The settings every process of the test shares: the test's database, one upload folder, one channel."""
-    return (
-        os.environ
-        | {
-            "IMPORTDASH_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "IMPORTDASH_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-            "IMPORTDASH_RATE_PER_SECOND": str(RATE_PER_SECOND),
-            "IMPORTDASH_RATE_BURST": "1",
-            "IMPORTDASH_RECORDS_PER_CALL": "10",
-            "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.1",
-            "IMPORTDASH_SSE_KEEPALIVE_SECONDS": "1",
-        }
-        | relay_env
-    )
+def shared_settings(tmp_path, relay_settings):
+    """The settings every process of the test shares (the test's database besides): one upload folder, one channel."""
+    return {
+        "UPLOAD_FOLDER": tmp_path / "uploads",
+        "RATE_PER_SECOND": RATE_PER_SECOND,
+        "RATE_BURST": 1,
+        "RECORDS_PER_CALL": 10,
+        "PROGRESS_INTERVAL_SECONDS": 0.1,
+        "SSE_KEEPALIVE_SECONDS": 1,
+    } | relay_settings
 
 
 @pytest.fixture
-def make_server(shared_env, tmp_path):
-    servers = []
-
-    def make(name, **settings):
-        runtime_dir = tmp_path / name  # gunicorn's control socket, apart from any other gunicorn's
-        runtime_dir.mkdir()
-        env = shared_env | {"IMPORTDASH_BIND": f"127.0.0.1:{free_port()}", "XDG_RUNTIME_DIR": str(runtime_dir)}
-        env |= {f"IMPORTDASH_{key}": str(value) for key, value in settings.items()}
-        server = Server(env, tmp_path / f"{name}.log")
-        servers.append(server)
-        server.start()
-        return server
-
-    yield make
-    for server in servers:
-        if server.process.poll() is None:
-            server.signal(15)
+def make_server(servers, shared_settings):
+    yield lambda name, **settings: servers.start(name, **(shared_settings | settings))
+    servers.stop(signal.SIGTERM)
 
 
 @pytest.fixture
@@ -167,15 +149,18 @@ def test_a_browser_on_one_instance_sees_an_import_another_instance_runs(make_ser
     assert runs.process.poll() is None and watches.process.poll() is None
 
 
-def test_an_import_from_the_command_line_appears_live_on_a_server(make_server, shared_env, contacts, tmp_path):
+def test_an_import_from_the_command_line_appears_live_on_a_server(
+    app, make_server, shared_settings, contacts, tmp_path
+):
     server = make_server("server")
+    cli_env = server_env(tmp_path / "cli", app.config["SQLALCHEMY_DATABASE_URI"], **shared_settings)
     everything = open_stream(f"{server.url}/api/events", "jobs.snapshot")
     try:
         with open(tmp_path / "cli.log", "wb") as log:
             cli = subprocess.Popen(
                 [str(FLASK), "--app", "importdash", "import", str(contacts)],
                 cwd=PROJECT_ROOT,
-                env=shared_env,
+                env=cli_env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )

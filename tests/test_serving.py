@@ -4,12 +4,12 @@ the real server."""
 
 import io
 import json
-import os
+import signal
 import socket
 
 import httpx
 import pytest
-from servers import Server, free_port
+from servers import Servers
 
 from importdash.serving import CloseUnreadBodies, write_json_error
 
@@ -66,19 +66,9 @@ def test_gunicorns_own_refusals_are_written_in_the_error_shape_without_echoing_t
 
 @pytest.fixture
 def server(tmp_path):
-    env = os.environ | {
-        "IMPORTDASH_BIND": f"127.0.0.1:{free_port()}",
-        "IMPORTDASH_THREADS": "4",
-        "IMPORTDASH_DATABASE_URL": f"sqlite:///{tmp_path / 'serving.db'}",
-        "IMPORTDASH_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-        "IMPORTDASH_MAX_UPLOAD_MB": "0.25",
-        "XDG_RUNTIME_DIR": str(tmp_path),
-    }
-    running = Server(env, tmp_path / "gunicorn.log")
-    running.start()
-    yield running
-    if running.process.poll() is None:
-        running.signal(15)
+    servers = Servers(tmp_path, f"sqlite:///{tmp_path / 'serving.db'}")
+    yield servers.start("server", THREADS=4, MAX_UPLOAD_MB=0.25)
+    servers.stop(signal.SIGTERM)
 
 
 def test_an_upload_over_the_cap_gets_413_and_the_next_request_on_the_same_client_works(server):

@@ -10,7 +10,7 @@ from collections import Counter
 import httpx
 import pytest
 from scripted_downstream import Reply
-from servers import Server, free_port, wait_for
+from servers import wait_for
 
 from importdash.extensions import db
 from importdash.models import ImportJob, JobRun
@@ -37,42 +37,29 @@ def contacts(tmp_path):
 
 
 @pytest.fixture
-def make_server(app, tmp_path, downstream_server):
-    """Start a real server of its own name: its own upload folder, runtime dir and log; the test's database."""
-    servers = []
+def make_server(downstream_server, servers):
+    """A real server (not yet started) of its own name: its own upload folder, runtime dir and log; the test's
+    database."""
 
     def make(name, storage):
-        home = tmp_path / name
-        home.mkdir()
-        env = os.environ | {
-            "IMPORTDASH_BIND": f"127.0.0.1:{free_port()}",
-            "IMPORTDASH_WORKERS": "1",
-            "IMPORTDASH_THREADS": "8",
-            "IMPORTDASH_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-            "IMPORTDASH_UPLOAD_STORAGE": storage,
-            "IMPORTDASH_UPLOAD_FOLDER": str(home / "uploads"),
-            "IMPORTDASH_UPLOAD_CHUNK_KB": "4",  # the file is many chunks; B reads on from the middle of them
-            "IMPORTDASH_DOWNSTREAM": "webhook",
-            "IMPORTDASH_WEBHOOK_URL": downstream_server.url,
-            "IMPORTDASH_RATE_PER_SECOND": "0",
-            "IMPORTDASH_RECORDS_PER_CALL": "10",
-            "IMPORTDASH_DELIVERY_WINDOW": "100",
-            "IMPORTDASH_CHUNK_SIZE": "100",
-            "IMPORTDASH_LEASE_SECONDS": "1.5",
-            "IMPORTDASH_HEARTBEAT_SECONDS": "0.5",
-            "IMPORTDASH_CLAIM_POLL_SECONDS": "0.5",
-            "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
-            "XDG_RUNTIME_DIR": str(home),  # gunicorn's control socket, apart from the other server's
-        }
-        server = Server(env, home / "gunicorn.log")
-        server.home = home
-        servers.append(server)
-        return server
+        return servers.make(
+            name,
+            WORKERS=1,
+            UPLOAD_STORAGE=storage,
+            UPLOAD_CHUNK_KB=4,  # the file is many chunks; B reads on from the middle of them
+            DOWNSTREAM="webhook",
+            WEBHOOK_URL=downstream_server.url,
+            RATE_PER_SECOND=0,
+            RECORDS_PER_CALL=10,
+            DELIVERY_WINDOW=100,
+            CHUNK_SIZE=100,
+            LEASE_SECONDS=1.5,
+            HEARTBEAT_SECONDS=0.5,
+            CLAIM_POLL_SECONDS=0.5,
+            PROGRESS_INTERVAL_SECONDS=0.2,
+        )
 
-    yield make
-    for server in servers:
-        if server.process is not None and server.process.poll() is None:
-            server.signal(signal.SIGKILL)
+    return make
 
 
 def job_from_api(server, job_id):

@@ -9,7 +9,7 @@ from collections import Counter
 import httpx
 import pytest
 from scripted_downstream import Reply
-from servers import Server, free_port, wait_for
+from servers import wait_for
 
 from importdash.extensions import db
 from importdash.models import ImportJob
@@ -32,40 +32,29 @@ def contacts(tmp_path):
 
 
 @pytest.fixture
-def make_servers(app, tmp_path, downstream_server):
+def make_servers(downstream_server, servers, tmp_path):
     """Start n real servers on the test's database and one upload folder, each allowed one job at a time."""
-    servers = []
 
     def make(count):
-        for n in range(count):
-            home = tmp_path / f"server{n}"
-            home.mkdir()
-            env = os.environ | {
-                "IMPORTDASH_BIND": f"127.0.0.1:{free_port()}",
-                "IMPORTDASH_THREADS": "8",
-                "IMPORTDASH_DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"],
-                "IMPORTDASH_UPLOAD_FOLDER": str(tmp_path / "uploads"),
-                "IMPORTDASH_DOWNSTREAM": "webhook",
-                "IMPORTDASH_WEBHOOK_URL": downstream_server.url,
-                "IMPORTDASH_RATE_PER_SECOND": "0",
-                "IMPORTDASH_RECORDS_PER_CALL": "10",
-                "IMPORTDASH_DELIVERY_WINDOW": "50",
-                "IMPORTDASH_MAX_JOBS": "1",
-                "IMPORTDASH_LEASE_SECONDS": str(LEASE_SECONDS),
-                "IMPORTDASH_HEARTBEAT_SECONDS": "0.5",
-                "IMPORTDASH_CLAIM_POLL_SECONDS": str(CLAIM_POLL_SECONDS),
-                "IMPORTDASH_PROGRESS_INTERVAL_SECONDS": "0.2",
-                "XDG_RUNTIME_DIR": str(home),  # gunicorn's control socket, apart from any other gunicorn's
-            }
-            server = Server(env, home / "gunicorn.log")
-            server.start()
-            servers.append(server)
-        return servers
+        return [
+            servers.start(
+                f"server{n}",
+                UPLOAD_FOLDER=tmp_path / "uploads",
+                DOWNSTREAM="webhook",
+                WEBHOOK_URL=downstream_server.url,
+                RATE_PER_SECOND=0,
+                RECORDS_PER_CALL=10,
+                DELIVERY_WINDOW=50,
+                MAX_JOBS=1,
+                LEASE_SECONDS=LEASE_SECONDS,
+                HEARTBEAT_SECONDS=0.5,
+                CLAIM_POLL_SECONDS=CLAIM_POLL_SECONDS,
+                PROGRESS_INTERVAL_SECONDS=0.2,
+            )
+            for n in range(count)
+        ]
 
-    yield make
-    for server in servers:
-        if server.process.poll() is None:
-            server.signal(signal.SIGKILL)
+    return make
 
 
 def start_import(server, path):

@@ -4,16 +4,16 @@ Playwright. Tests here skip, saying why, where Chromium or Playwright is missing
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 import pytest
+import servers
+from servers import server_env
 
-from importdash.config import PROJECT_ROOT
+from importdash.config import PROJECT_ROOT, Config
 
 try:
     from playwright.sync_api import sync_playwright
@@ -22,18 +22,12 @@ except ImportError:  # a laptop without the test extra
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
-START_TIMEOUT = 30
 STOP_TIMEOUT = 15
 SCREENSHOT_MAX_HEIGHT = 1800
 
 
-class Server:
-    """A gunicorn process serving the app, and small JSON helpers to set the scene through its API."""
-
-    def __init__(self, url, process, log_path):
-        self.url = url
-        self.process = process
-        self.log_path = log_path
+class Server(servers.Server):
+    """The real server (tests/servers.py), and small JSON helpers to set the scene through its API."""
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
@@ -63,15 +57,6 @@ class Server:
         self.wait_until_idle()
         return self.call("GET", f"/api/import/{job_id}")
 
-    def log_tail(self):
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
@@ -82,59 +67,31 @@ def server(tmp_path_factory):
     if os.environ.get("IMPORTDASH_TEST_DATABASE_URL"):
         pytest.skip("the browser tests run in the SQLite pass only (their server keeps its own SQLite file)")
     folder = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
-    env = os.environ | {
-        "IMPORTDASH_BIND": f"127.0.0.1:{port}",
-        "IMPORTDASH_DATABASE_URL": f"sqlite:///{folder / 'e2e.db'}",
-        "IMPORTDASH_UPLOAD_FOLDER": str(folder / "uploads"),
-        "XDG_RUNTIME_DIR": str(folder),  # gunicorn's control socket, apart from any other gunicorn's
+    env = server_env(
+        folder,
+        f"sqlite:///{folder / 'e2e.db'}",
         # Fast enough to keep the suite quick, slow enough (about 3 s for the sample) to watch progress arrive.
-        "IMPORTDASH_RATE_PER_SECOND": "20",
+        RATE_PER_SECOND=20,
         # Dead streams are noticed within a second, so the server stops promptly at the end.
-        "IMPORTDASH_SSE_KEEPALIVE_SECONDS": "1",
-    }
-    log_path = folder / "gunicorn.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log_path)
+        SSE_KEEPALIVE_SECONDS=1,
+        # The shipped thread count: the browser holds its progress streams open as a person's would.
+        THREADS=Config.THREADS,
+    )
+    running = Server(env, folder / "gunicorn.log")
     try:
-        _wait_for_health(running)
+        running.start()
         yield running
     finally:
-        _stop(process)
+        _stop(running)
 
 
-def _wait_for_health(server):
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            with urllib.request.urlopen(server.url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not answer /health within {START_TIMEOUT}s:\n{server.log_tail()}")
-
-
-def _stop(process):
+def _stop(server):
     """Stop gunicorn and its worker: SIGTERM to its own process group, SIGKILL if it lingers."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
+    if server.process is not None and server.process.poll() is None:
         try:
-            process.wait(STOP_TIMEOUT)
+            server.signal(signal.SIGTERM, timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            server.signal(signal.SIGKILL)
 
 
 @pytest.fixture(scope="module")
