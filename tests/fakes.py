@@ -72,6 +72,23 @@ class GatedRunner(JobRunner):
         assert self.gate(job_id).wait(WAIT)
 
 
+def tokens_taken_at_once(stores, *, tries):
+    """Let one thread per store try to take a token `tries` times, all starting together; return how many were taken."""
+    barrier = threading.Barrier(len(stores))
+    taken = []
+
+    def worker(store):
+        barrier.wait()
+        taken.append(sum(store.try_take(1) for _ in range(tries)))
+
+    threads = [threading.Thread(target=worker, args=(store,)) for store in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(taken)
+
+
 class FakeLimitStore:
     """The database store's arithmetic (GCRA slots, the pause, the breaker) on a fake clock, shared by the buckets
     of several 'processes' in one test; `down` makes every call fail as an unreachable store would."""

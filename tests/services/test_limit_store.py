@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from fakes import tokens_taken_at_once
 from sqlalchemy import create_engine, text
 
 from importdash.extensions import db
@@ -116,20 +117,7 @@ def test_the_breaker_is_shared_and_probed_once_per_cooldown(app):
 
 def test_threads_on_their_own_connections_get_exactly_the_burst(app):
     stores = [make_store(app, rate=1 / 3600, burst=5) for _ in range(8)]
-    barrier = threading.Barrier(len(stores))
-    taken = []
-
-    def worker(store):
-        barrier.wait()
-        taken.append(sum(store.try_take(1) for _ in range(10)))
-
-    threads = [threading.Thread(target=worker, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sum(taken) == 5
+    assert tokens_taken_at_once(stores, tries=10) == 5
     for store in stores:
         store.close()
 

@@ -3,11 +3,11 @@ and real processes. Needs IMPORTDASH_TEST_REDIS_URL; its keys start with importd
 
 import multiprocessing
 import os
-import threading
 import time
 import uuid
 
 import pytest
+from fakes import tokens_taken_at_once
 from test_limit_store import JITTER_SECONDS, worst_excess
 
 from importdash import create_app
@@ -83,20 +83,7 @@ def test_the_burst_goes_at_once_then_the_rate(prefix):
 
 def test_clients_racing_get_exactly_the_burst(prefix):
     stores = [make_store(prefix, rate=1 / 3600, burst=5) for _ in range(8)]
-    barrier = threading.Barrier(len(stores))
-    taken = []
-
-    def worker(store):
-        barrier.wait()
-        taken.append(sum(store.try_take(1) for _ in range(10)))
-
-    threads = [threading.Thread(target=worker, args=(store,)) for store in stores]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert sum(taken) == 5
+    assert tokens_taken_at_once(stores, tries=10) == 5
     for store in stores:
         store.close()
 
