@@ -17,9 +17,10 @@ class ApiError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message, *, status_code=None, code=None, headers=None):
+    def __init__(self, message, *, status_code=None, code=None, headers=None, details=None):
         super().__init__(message)
         self.message = message
+        self.details = details  # what a client needs to act on the error beyond the message, e.g. a file's columns
         if status_code is not None:
             self.status_code = status_code
         if code is not None:
@@ -27,13 +28,25 @@ class ApiError(Exception):
         self.headers = headers or {}
 
     def to_dict(self):
-        return {"error": {"code": self.code, "message": self.message}}
+        error = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return {"error": error}
 
 
 class InvalidFile(ApiError):
     """The uploaded or named file cannot be imported at all (bad header, empty, undecodable)."""
 
     code = "invalid_file"
+
+
+class MappingRequired(InvalidFile):
+    """The file's columns do not say confidently which give the name and the email: the client must map them.
+
+    details holds the file's columns and the suggested mapping (services/mapping.py Match.to_json).
+    """
+
+    code = "mapping_required"
 
 
 class NotFound(ApiError):

@@ -94,6 +94,22 @@ class RecordStatus(str, Enum):
         return [cls.PENDING.value, cls.IN_FLIGHT.value]
 
 
+class FileFormat(str, Enum):
+    """How a file's rows are read (services/reader.py)."""
+
+    CSV = "csv"  # delimited text: comma, tab, semicolon or pipe
+    XLSX = "xlsx"  # an Excel workbook, one sheet of it
+    JSON = "json"  # an array of objects
+    NDJSON = "ndjson"  # one object per line
+
+
+class DuplicatePolicy(str, Enum):
+    """What an import does with a row whose email a stored record holds already."""
+
+    SKIP = "skip"  # the row is a "duplicate" error row
+    UPDATE = "update"  # the stored record takes the row's fields and goes downstream again, as an update
+
+
 class ErrorCategory(str, Enum):
     DUPLICATE = "duplicate"
     MISSING_VALUE = "missing_value"
@@ -122,6 +138,13 @@ class ImportJob(db.Model):
     encoding: Mapped[str] = mapped_column(String(64), default=DEFAULT_ENCODING)
     delimiter: Mapped[str] = mapped_column(String(1), default=",")
     columns: Mapped[list | None] = mapped_column(JSON)  # the file's header as read: errors.csv needs no file
+    file_format: Mapped[str] = mapped_column(String(16), default=FileFormat.CSV.value, server_default="csv")
+    sheet: Mapped[str | None] = mapped_column(Text)  # the workbook sheet read (xlsx)
+    # Which source columns give name, email and company, and which are kept as extra fields (services/mapping.py
+    # ColumnMapping.to_json); None for jobs from before mappings, whose columns were named name, email, company.
+    mapping: Mapped[dict | None] = mapped_column(JSON)
+    duplicate_policy: Mapped[str] = mapped_column(String(16), default=DuplicatePolicy.SKIP.value, server_default="skip")
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("import_templates.id", ondelete="SET NULL"))
     # When the uploaded file was deleted (an upload is kept only while a run of its job may need it, or for
     # UPLOAD_RETENTION_HOURS); None while it is kept, and for files that are not uploads.
     upload_removed_at: Mapped[datetime | None]
@@ -181,6 +204,11 @@ class ImportJob(db.Model):
             "idempotency_key": self.idempotency_key,
             "encoding": self.encoding,
             "delimiter": self.delimiter,
+            "file_format": self.file_format,
+            "sheet": self.sheet,
+            "mapping": self.mapping,
+            "duplicate_policy": self.duplicate_policy,
+            "template_id": self.template_id,
             "total_records": self.total_records,
             "processed_count": self.processed_count,
             "success_count": self.success_count,
@@ -232,6 +260,9 @@ class Record(db.Model):
     # Trimmed, lower-cased email. Its unique index is what decides duplicates, across imports and processes.
     email_key: Mapped[str] = mapped_column(Text, unique=True)
     company: Mapped[str | None] = mapped_column(Text)
+    extra: Mapped[dict | None] = mapped_column(JSON)  # the row's other kept columns, column name -> value
+    # 1 when first stored; each update (DuplicatePolicy.UPDATE) adds one, and goes downstream under a new key.
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
     status: Mapped[str] = mapped_column(String(16), default=RecordStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     response: Mapped[dict | None] = mapped_column(JSON)  # what the downstream answered
@@ -244,6 +275,8 @@ class Record(db.Model):
             "name": self.name,
             "email": self.email,
             "company": self.company,
+            "extra": self.extra,
+            "version": self.version,
             "status": self.status,
             "attempts": self.attempts,
             "response": self.response,
@@ -269,6 +302,51 @@ class RowError(db.Model):
 
     def to_dict(self):
         return {"row": self.row, "category": self.category, "message": self.message, "data": self.data}
+
+
+class ImportTemplate(db.Model):
+    """A saved, named way to read a kind of file: its format, encoding, delimiter, sheet, column mapping, the
+    columns kept and the duplicate policy. None in a field means "detect it", as for an upload without one."""
+
+    __tablename__ = "import_templates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    file_format: Mapped[str | None] = mapped_column(String(16))
+    encoding: Mapped[str | None] = mapped_column(String(64))
+    delimiter: Mapped[str | None] = mapped_column(String(1))
+    sheet: Mapped[str | None] = mapped_column(Text)
+    mapping: Mapped[dict | None] = mapped_column(JSON)  # ColumnMapping.to_json()
+    duplicate_policy: Mapped[str] = mapped_column(String(16), default=DuplicatePolicy.SKIP.value)
+    created_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HeaderMapping(db.Model):
+    """Mapping memory: the mapping last used for a file with this set of headers, suggested for the next one."""
+
+    __tablename__ = "header_mappings"
+
+    header_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a digest of the normalised header set
+    columns: Mapped[list] = mapped_column(JSON)  # the headers as last seen
+    mapping: Mapped[dict] = mapped_column(JSON)  # ColumnMapping.to_json()
+    used_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ImportPreview(db.Model):
+    """A checked upload kept after its preview, until "Start import" names its token or PREVIEW_TTL_MINUTES pass."""
+
+    __tablename__ = "import_previews"
+    __table_args__ = (Index("ix_import_previews_expires_at", "expires_at"),)
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    path: Mapped[str] = mapped_column(Text)  # the stored upload's key (services/storage.py)
+    source: Mapped[str] = mapped_column(String(255))  # the file's display name
+    options: Mapped[dict] = mapped_column(JSON)  # how it was read: format, encoding, delimiter, sheet, mapping...
+    created_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
 
 
 class UploadChunk(db.Model):

@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
 
-from .models import MAX_ID, ErrorCategory, JobMode, JobStatus, RecordStatus, RunOutcome
+from .models import MAX_ID, DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, RecordStatus, RunOutcome
 from .services.reader import DELIMITERS
 
 
@@ -390,7 +390,20 @@ _STRING = {"type": "string"}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
 _SCHEMAS = {
-    "Error": _object(error=_object(code=_STRING, message=_STRING)),
+    "Error": _object(
+        error={
+            **_object(code=_STRING, message=_STRING),
+            "properties": {
+                "code": _STRING,
+                "message": _STRING,
+                "details": {
+                    "type": "object",
+                    "description": "What a client needs to act on the error, where the code has more: for "
+                    "mapping_required, the file's columns and the suggested mapping.",
+                },
+            },
+        }
+    ),
     "Job": _object(
         id=_INTEGER,
         mode=_enum(JobMode),
@@ -403,6 +416,14 @@ _SCHEMAS = {
         },
         encoding={"type": "string", "description": "The encoding the file is read with."},
         delimiter={"type": "string", "enum": list(DELIMITERS)},
+        file_format=_enum(FileFormat),
+        sheet=_nullable({"type": "string", "description": "The workbook sheet read (xlsx)."}),
+        mapping={
+            "type": ["object", "null"],
+            "description": "Which source columns give name, email and company, and which are kept as extra fields.",
+        },
+        duplicate_policy=_enum(DuplicatePolicy),
+        template_id=_nullable({"type": "integer", "description": "The template the import was started with."}),
         total_records=_nullable(_COUNT),
         processed_count=_COUNT,
         success_count=_COUNT,
@@ -446,6 +467,8 @@ _SCHEMAS = {
         name=_STRING,
         email=_STRING,
         company=_nullable(_STRING),
+        extra={"type": ["object", "null"], "description": "The row's other kept columns: column name to value."},
+        version={"type": "integer", "minimum": 1, "description": "1, plus one for each update of the record."},
         status=_enum(RecordStatus),
         attempts=_COUNT,
         response={"type": ["object", "null"], "description": "What the downstream answered."},

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidFile
 from ..models import RowError
-from .reader import EXTRA_KEY, KNOWN_COLUMNS, read_header
+from .mapping import FIELDS
+from .reader import EXTRA_KEY, read_header
 
 ERROR_COLUMNS = ("row", "category", "message")
 # A cell starting with one of these runs as a formula in a spreadsheet (OWASP "CSV injection").
@@ -27,7 +28,7 @@ def source_keys(path: str, encoding: str, delimiter: str) -> list[str]:
     try:
         return read_header(path, encoding, delimiter)
     except (OSError, InvalidFile):
-        return list(KNOWN_COLUMNS)
+        return list(FIELDS)
 
 
 def errors_csv(
@@ -68,6 +69,6 @@ def errors_csv(
 def _cells(data, keys):
     """The row's cells under the keys; a downstream refusal stored only name, email and company, in lower case."""
     data = data or {}
-    cells = [data.get(key, data.get(key.lower()) if key.lower() in KNOWN_COLUMNS else None) for key in keys]
+    cells = [data.get(key, data.get(key.lower()) if key.lower() in FIELDS else None) for key in keys]
     extra = data.get(EXTRA_KEY) or []
     return cells + list(extra)

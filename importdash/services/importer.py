@@ -18,6 +18,7 @@ from .broker import EventBroker
 from .delivery import Deliverer
 from .jobs import publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
+from .mapping import ColumnMapping
 from .reader import CsvSource
 from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
@@ -124,7 +125,7 @@ class Importer:
         """
         job = self.ledger.job()
         key, mode, cursor = job.key, JobMode(job.mode), job.cursor
-        path, encoding, delimiter = job.path, job.encoding, job.delimiter
+        path, encoding, delimiter, mapping = job.path, job.encoding, job.delimiter, ColumnMapping.from_json(job.mapping)
         self.key_prefix = key
         if job.cancel_requested:
             self.stop.cancel()
@@ -147,7 +148,7 @@ class Importer:
                     "never read; import the file again for them."
                 )
             return None
-        with CsvSource(lambda: self.storage.open(path), encoding, delimiter) as source:
+        with CsvSource(lambda: self.storage.open(path), encoding, delimiter, mapping) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.

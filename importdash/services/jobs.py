@@ -35,6 +35,7 @@ from .broker import Event, EventBroker
 from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
+from .mapping import ColumnMapping
 from .reader import check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
@@ -82,6 +83,7 @@ def create_job(
     max_line_length: int,
     encoding: str | None = None,
     delimiter: str | None = None,
+    mapping: ColumnMapping | None = None,
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
     store_in: UploadStorage | None = None,
@@ -98,14 +100,16 @@ def create_job(
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
-    file_format = check_file(path, encoding=encoding, delimiter=delimiter, max_line_length=max_line_length)
+    file_format = check_file(
+        path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
+    )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
     total = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(path, file_format.encoding, file_format.delimiter)
+        total = count_rows(path, file_format.encoding, file_format.delimiter, file_format.mapping)
     key = path if store_in is None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
@@ -114,6 +118,7 @@ def create_job(
         encoding=file_format.encoding,
         delimiter=file_format.delimiter,
         columns=file_format.columns,
+        mapping=file_format.mapping.to_json(),
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from ..errors import ApiError, InvalidFile
+from ..errors import ApiError, InvalidFile, MappingRequired
 from ..models import DEFAULT_ENCODING
+from .mapping import ColumnMapping, match_columns
 
 REQUIRED_COLUMNS = ("name", "email")
-KNOWN_COLUMNS = ("name", "email", "company")
 EXTRA_KEY = "_extra"  # where a row's cells beyond the header go in SourceRow.data
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # the ones detected or accepted by name
 _SCAN_CHUNK_BYTES = 1 << 20  # read size while checking a file
@@ -75,6 +75,7 @@ class SourceRow:
     company: str | None
     data: dict
     problem: str | None
+    extra: dict | None = None  # the kept columns not mapped to name, email or company: column -> value
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +85,20 @@ class FileFormat:
     encoding: str
     delimiter: str
     columns: list[str]
+    mapping: ColumnMapping
 
 
 class CsvSource:
     """Open a contact CSV file, check its header, and iterate its data rows."""
 
-    def __init__(self, source: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ","):
+    def __init__(
+        self,
+        source: FileSource,
+        encoding: str = DEFAULT_ENCODING,
+        delimiter: str = ",",
+        mapping: ColumnMapping | None = None,
+    ):
+        """Open the file and read its header; without a mapping, match_columns must find one confidently."""
         self.source = source
         self.encoding = encoding
         self.delimiter = delimiter
@@ -99,7 +108,9 @@ class CsvSource:
             raise InvalidFile(f'"{encoding}" is not a known text encoding.') from None
         try:
             self._header_row, self.columns = self._read_header()
-            self._indexes = _column_indexes(self.columns)
+            _check_header(self.columns)
+            self.mapping = mapping or _matched(self.columns)
+            self._bound = self.mapping.bind(self.columns)
         except BaseException:
             self._file.close()
             raise
@@ -117,7 +128,7 @@ class CsvSource:
     def rows(self, start_after: int = 0) -> Iterator[SourceRow]:
         """Yield the data rows numbered above start_after, in file order."""
         reader, row = self._reader_after(start_after)
-        name_at, email_at, company_at = self._indexes
+        assemble = self._bound.assemble
         keys = self.columns
         width = len(keys)
         while True:
@@ -125,14 +136,8 @@ class CsvSource:
                 for cells in reader:
                     row += 1
                     if len(cells) == width:
-                        yield SourceRow(
-                            row,
-                            cells[name_at],
-                            cells[email_at],
-                            None if company_at is None else cells[company_at],
-                            dict(zip(keys, cells, strict=False)),
-                            None,
-                        )
+                        name, email, company, extra = assemble(cells)
+                        yield SourceRow(row, name, email, company, dict(zip(keys, cells, strict=False)), None, extra)
                     elif not _is_blank(cells):
                         yield self._ragged_row(row, cells)
                 return
@@ -196,21 +201,14 @@ class CsvSource:
         return reader, row
 
     def _ragged_row(self, row, cells):
-        name_at, email_at, company_at = self._indexes
         width = len(self.columns)
         size = len(cells)
         data = dict(zip(self.columns, cells, strict=False))
         if size > width:
             data[EXTRA_KEY] = cells[width:]
         fields = "field" if size == 1 else "fields"
-        return SourceRow(
-            row,
-            cells[name_at] if name_at < size else None,
-            cells[email_at] if email_at < size else None,
-            cells[company_at] if company_at is not None and company_at < size else None,
-            data,
-            f"row {row} has {size} {fields}, expected {width}",
-        )
+        name, email, company, extra = self._bound.assemble(cells)
+        return SourceRow(row, name, email, company, data, f"row {row} has {size} {fields}, expected {width}", extra)
 
     def _undecodable(self, error):
         """Explain a decoding failure met while reading, locating the bad byte with a scan of the file."""
@@ -220,32 +218,50 @@ class CsvSource:
 
 
 def check_file(
-    path: FileSource, *, encoding: str | None = None, delimiter: str | None = None, max_line_length: int
+    path: FileSource,
+    *,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    mapping: ColumnMapping | None = None,
+    max_line_length: int,
 ) -> FileFormat:
     """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
 
     One pass over the file in blocks (memory stays flat) refuses binary files, text that does not decode in
     the encoding (a byte order mark decides it; otherwise the one named, or UTF-8) and lines longer than
     max_line_length. The delimiter is the one named, or the one that splits the header into the needed columns.
+    Without a mapping the columns must match confidently (MappingRequired, with suggestions, otherwise).
     """
     encoding = _choose_encoding(path, encoding)
     _scan(path, encoding, max_line_length)
     delimiter = parse_delimiter(delimiter) if delimiter else _detect_delimiter(path, encoding)
-    with CsvSource(path, encoding, delimiter) as source:
+    with CsvSource(path, encoding, delimiter, mapping) as source:
         if next(source.rows(), None) is None:
             raise InvalidFile("The file has a header but no data rows: there is nothing to import.")
-        return FileFormat(encoding, delimiter, source.columns)
+        return FileFormat(encoding, delimiter, source.columns, source.mapping)
 
 
 def read_header(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> list[str]:
-    """Return the checked header of a contact CSV file, raising InvalidFile if it cannot be imported."""
-    with CsvSource(path, encoding, delimiter) as source:
-        return source.columns
+    """Return the header of a CSV file, raising InvalidFile if it has none or its names are unusable."""
+    try:
+        file = _open_text(path, encoding)
+    except LookupError:
+        raise InvalidFile(f'"{encoding}" is not a known text encoding.') from None
+    with file:
+        for cells in csv.reader(file, delimiter=delimiter):
+            if not _is_blank(cells):
+                columns = [cell.strip() for cell in cells]
+                columns[0] = columns[0].lstrip("\ufeff").strip()
+                _check_header(columns)
+                return columns
+    raise InvalidFile("The file is empty.")
 
 
-def count_rows(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> int:
+def count_rows(
+    path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",", mapping: ColumnMapping | None = None
+) -> int:
     """Count the data rows of a contact CSV file."""
-    with CsvSource(path, encoding, delimiter) as source:
+    with CsvSource(path, encoding, delimiter, mapping) as source:
         return source.count()
 
 
@@ -425,8 +441,8 @@ def _is_blank(cells):
     return not cells or (len(cells) == 1 and not cells[0].strip())
 
 
-def _column_indexes(columns):
-    """Return the indexes of the name, email and company columns, raising InvalidFile if the header is unusable."""
+def _check_header(columns):
+    """Raise InvalidFile if a column of the header has no name, or two share one."""
     unnamed = [str(number) for number, column in enumerate(columns, start=1) if not column]
     if unnamed:
         noun = "Column" if len(unnamed) == 1 else "Columns"
@@ -446,13 +462,21 @@ def _column_indexes(columns):
             f"The header repeats the column {'name' if len(repeated) == 1 else 'names'} {names}; "
             "every column needs its own name."
         )
-    found = {column.lower(): index for index, column in enumerate(columns) if column.lower() in KNOWN_COLUMNS}
-    missing = [column for column in REQUIRED_COLUMNS if column not in found]
-    if missing:
-        needed = " and ".join(f'"{column}"' for column in missing)
-        noun = "column" if len(missing) == 1 else "columns"
-        raise InvalidFile(f"The header has no {needed} {noun}. Columns found: {_listed(columns)}.")
-    return found["name"], found["email"], found.get("company")
+
+
+def _matched(columns):
+    """The mapping match_columns finds for the header; MappingRequired, with its suggestions, when it is unsure."""
+    match = match_columns(columns)
+    if match.mapping is None:
+        missing = [name for name in REQUIRED_COLUMNS if not match.suggestions.get(name)] or list(REQUIRED_COLUMNS)
+        needed = " and ".join(f'"{name}"' for name in missing)
+        noun, pronoun = ("column", "it") if len(missing) == 1 else ("columns", "them")
+        raise MappingRequired(
+            f"The header has no {needed} {noun}, nor one that clearly holds {pronoun}. Columns found: "
+            f"{_listed(columns)}. Map the columns (a mapping or a template) to say which hold {pronoun}.",
+            details=match.to_json(),
+        )
+    return match.mapping
 
 
 def _listed(columns):

@@ -26,6 +26,7 @@ class Contact:
     email_key: str
     company: str | None
     data: dict = field(compare=False, repr=False)  # the row as read, kept for an error row if it turns out a duplicate
+    extra: dict | None = field(default=None, compare=False, repr=False)  # the kept columns beyond name/email/company
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +59,7 @@ def validate(source_row: SourceRow) -> Contact | Rejection:
     ):
         return _reject(source_row, ErrorCategory.INVALID_FORMAT, _format_problems(name, email, company))
 
-    return Contact(source_row.row, name, email, email.lower(), company, source_row.data)
+    return Contact(source_row.row, name, email, email.lower(), company, source_row.data, source_row.extra or None)
 
 
 def _reject(source_row, category, message):

@@ -121,13 +121,12 @@ def test_stream_total_is_unknown_until_the_file_ends(app, client, wait_for_job, 
 
 
 def test_a_file_without_required_columns_is_refused_before_anything_is_written(client):
-    response = client.post(
-        "/api/import/batch", data={"file": (io.BytesIO(b"full_name,mail\nA,a@example.com\n"), "x.csv")}
-    )
+    response = client.post("/api/import/batch", data={"file": (io.BytesIO(b"who,reach\nA,a@example.com\n"), "x.csv")})
     assert response.status_code == 400
     error = response.get_json()["error"]
-    assert error["code"] == "invalid_file"
+    assert error["code"] == "mapping_required"
     assert "name" in error["message"] and "email" in error["message"]
+    assert error["details"]["columns"] == ["who", "reach"]
     assert client.get("/api/import").get_json()["jobs"] == []
 
 
