@@ -18,7 +18,9 @@ from ..models import (
     ANONYMOUS_USER,
     MAX_ID,
     TRANSITIONS,
+    DuplicatePolicy,
     ErrorCategory,
+    FileFormat,
     ImportJob,
     JobAction,
     JobMode,
@@ -83,7 +85,11 @@ def create_job(
     max_line_length: int,
     encoding: str | None = None,
     delimiter: str | None = None,
+    file_format: FileFormat | None = None,
+    sheet: str | None = None,
     mapping: ColumnMapping | None = None,
+    template: str | None = None,
+    duplicate_policy: DuplicatePolicy | None = None,
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
     store_in: UploadStorage | None = None,
@@ -100,25 +106,28 @@ def create_job(
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
-    file_format = check_file(
-        path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
-    )
+    if template is not None:
+        raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
+    if file_format not in (None, FileFormat.CSV):
+        raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
+    checked = check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
     total = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(path, file_format.encoding, file_format.delimiter, file_format.mapping)
+        total = count_rows(path, checked.encoding, checked.delimiter, checked.mapping)
     key = path if store_in is None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
         source=display_name(source),
         path=key,
-        encoding=file_format.encoding,
-        delimiter=file_format.delimiter,
-        columns=file_format.columns,
-        mapping=file_format.mapping.to_json(),
+        encoding=checked.encoding,
+        delimiter=checked.delimiter,
+        columns=checked.columns,
+        mapping=checked.mapping.to_json(),
+        duplicate_policy=(duplicate_policy or DuplicatePolicy.SKIP).value,
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,

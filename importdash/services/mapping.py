@@ -4,9 +4,10 @@ A ColumnMapping names columns; bound to a file's header it turns each row's cell
 match_columns suggests a mapping for a header, with a confidence per field.
 """
 
+import json
 from dataclasses import dataclass, field
 
-from ..errors import InvalidFile
+from ..errors import ApiError, InvalidFile
 
 FIELDS = ("name", "email", "company")  # the contact's own fields; every other kept column is an extra field
 REQUIRED_FIELDS = ("name", "email")
@@ -43,6 +44,39 @@ class ColumnMapping:
             company=data.get("company"),
             extra=None if extra is None else tuple(extra),
         )
+
+    @classmethod
+    def parse(cls, text: str) -> "ColumnMapping":
+        """Read a mapping a user sent as JSON; 400 saying what shape it needs otherwise.
+
+        {"name": "Full Name" or ["First name", "Last name"], "email": "E-mail", "company": "Org" (optional),
+        "extra": ["Phone", "Title"] (optional: the extra columns kept; without it every other column is kept)}
+        """
+        shape = (
+            'a mapping is JSON like {"name": "Full Name", "email": "E-mail Address", "company": "Company", '
+            '"extra": ["Phone"]}; name may be a list of columns (first and last name), company and extra are optional'
+        )
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise ApiError(f"The mapping is not valid JSON: {shape}.", code="invalid_parameter") from None
+        name = data.get("name") if isinstance(data, dict) else None
+        names = [name] if isinstance(name, str) else name
+        extra = data.get("extra") if isinstance(data, dict) else None
+        valid = (
+            isinstance(data, dict)
+            and set(data) <= {*FIELDS, "extra"}
+            and isinstance(names, list)
+            and names
+            and all(isinstance(column, str) and column for column in names)
+            and isinstance(data.get("email"), str)
+            and data["email"]
+            and (data.get("company") is None or isinstance(data["company"], str))
+            and (extra is None or (isinstance(extra, list) and all(isinstance(column, str) for column in extra)))
+        )
+        if not valid:
+            raise ApiError(f"The mapping cannot be used: {shape}.", code="invalid_parameter")
+        return cls.from_json({**data, "name": names})
 
     def bind(self, columns: list[str]) -> "BoundMapping":
         """Find the mapped columns in a header (exactly, else ignoring case); InvalidFile names any it lacks."""

@@ -6,10 +6,22 @@ from flask import Blueprint, current_app, request
 
 from ..errors import ApiError
 from ..extensions import db
-from ..models import JobMode, JobStatus
+from ..models import DuplicatePolicy, FileFormat, JobMode, JobStatus
 from ..runtime import get_runtime
 from ..security import current_user
 from ..services import jobs
+from ..services.mapping import ColumnMapping
+
+# The form fields of an upload besides the file, each read as text and parsed by its function (None: as sent).
+UPLOAD_FIELDS = {
+    "encoding": None,
+    "delimiter": None,
+    "format": lambda value: _choice(FileFormat, "format", value),
+    "sheet": None,
+    "mapping": ColumnMapping.parse,
+    "template": None,
+    "duplicate_policy": lambda value: _choice(DuplicatePolicy, "duplicate_policy", value),
+}
 
 bp = Blueprint("imports", __name__, url_prefix="/api/import")
 
@@ -114,17 +126,28 @@ def _upload_form():
             "Send the CSV as a multipart/form-data upload in the field 'file' (curl -F file=@contacts.csv).",
             code="invalid_upload",
         )
-    unknown = sorted((set(request.form) | set(request.files)) - {"file", "encoding", "delimiter"}, key=str)
+    unknown = sorted((set(request.form) | set(request.files)) - {"file", *UPLOAD_FIELDS}, key=str)
     if unknown:
         noun = "field" if len(unknown) == 1 else "fields"
         names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
-        raise ApiError(
-            f"Unknown form {noun} {names}; an upload takes the fields 'file', 'encoding' and 'delimiter'.",
-            code="invalid_upload",
-        )
+        accepted = ", ".join(f"'{name}'" for name in ["file", *UPLOAD_FIELDS])
+        raise ApiError(f"Unknown form {noun} {names}; an upload takes the fields {accepted}.", code="invalid_upload")
     upload = request.files.get("file")
     if upload is None and "file" in request.form:
         raise ApiError("Send the CSV as a file in the multipart field 'file'.", code="invalid_upload")
     if upload is not None and not upload.filename:
         raise ApiError("The upload has no file name; choose a CSV file.", code="invalid_upload")
-    return upload, {name: request.form.get(name) or None for name in ("encoding", "delimiter")}
+    options = {}
+    for name, parse in UPLOAD_FIELDS.items():
+        value = request.form.get(name) or None
+        options["file_format" if name == "format" else name] = value if value is None or parse is None else parse(value)
+    return upload, options
+
+
+def _choice(enum, field, value):
+    """The enum member a form field names; 400 listing the choices otherwise."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise ApiError(f"{field} must be one of {choices}; got {value!r}.", code="invalid_parameter") from None

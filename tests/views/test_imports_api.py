@@ -288,3 +288,31 @@ def test_two_requests_with_one_key_at_once_start_one_job(app):
         thread.join()
 
     assert len(answers) == 2 and answers[0] == answers[1]
+
+
+def test_an_explicit_mapping_names_the_columns_and_the_rest_are_kept_as_extra_fields(client, wait_for_job):
+    content = b"Full Name,E-mail Address,Phone\nAda Lovelace,ada@example.com,+44 1\n"
+    mapping = '{"name": "Full Name", "email": "E-mail Address"}'
+    response = client.post("/api/import/batch", data={"file": (io.BytesIO(content), "x.csv"), "mapping": mapping})
+    assert response.status_code == 202, response.get_json()
+    job = wait_for_job(response.get_json()["job"]["id"])
+    assert job["success_count"] == 1
+    assert job["mapping"] == {"name": ["Full Name"], "email": "E-mail Address", "company": None, "extra": None}
+
+
+@pytest.mark.parametrize(
+    ("fields", "fragment"),
+    [
+        ({"mapping": "{not json"}, "not valid JSON"),
+        ({"mapping": '{"name": "Full Name"}'}, "cannot be used"),
+        ({"format": "docx"}, "format must be one of csv, xlsx, json, ndjson"),
+        ({"duplicate_policy": "merge"}, "duplicate_policy must be one of skip, update"),
+    ],
+)
+def test_bad_upload_options_are_refused_with_what_they_need(client, fields, fragment):
+    content = b"name,email\nAda,ada@example.com\n"
+    response = client.post("/api/import/batch", data={"file": (io.BytesIO(content), "x.csv"), **fields})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_parameter" and fragment in error["message"]
+    assert client.get("/api/import").get_json()["total"] == 0
