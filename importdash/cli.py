@@ -242,7 +242,8 @@ def watch_command(job_id):
         job = jobs.get_job(db.session, job_id)
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source}:", err=True)
     try:
-        job = _follow(job_id)
+        with _refusals():  # it may be deleted meanwhile
+            job = _follow(job_id)
     except KeyboardInterrupt:
         click.echo(f"\nStopped watching; import #{job_id} goes on.", err=True)
         sys.exit(130)
