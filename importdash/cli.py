@@ -183,11 +183,7 @@ def _run_in_foreground(job_id):
 @click.option("--json", "as_json", is_flag=True, help='Print the API\'s JSON: {"jobs": [...], "total": n}.')
 def list_command(limit, offset, as_json):
     """List the imports, newest first."""
-    config = current_app.config
-    limit = limit or config["DEFAULT_PAGE_SIZE"]
-    if limit > config["MAX_PAGE_SIZE"]:
-        raise click.BadParameter(f"at most {config['MAX_PAGE_SIZE']}", param_hint="--limit")
-    page, total = jobs.list_jobs(db.session, limit=limit, offset=offset)
+    page, total = jobs.list_jobs(db.session, limit=_page_size(limit), offset=offset)
     if as_json:
         _echo_json({"jobs": page, "total": total})
         return
@@ -197,9 +193,7 @@ def list_command(limit, offset, as_json):
     click.echo(JOB_ROW.format(**JOB_COLUMNS))
     for job in page:
         click.echo(_job_row(job))
-    if offset or offset + len(page) < total:
-        more = f"; --offset {offset + len(page)} shows the next" if offset + len(page) < total else ""
-        click.echo(f"Imports {offset + 1} to {offset + len(page)} of {total}{more}.", err=True)
+    _page_note("Imports", offset, len(page), total)
 
 
 @click.command("status")
@@ -287,27 +281,36 @@ def cancel_command(job_id):
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Without --csv: errors to skip.")
 def errors_command(job_id, category, as_csv, output, limit, offset):
     """Show an import's errors with their row numbers, or write every one as CSV (--csv)."""
-    config = current_app.config
     if as_csv:
+        batch_size = current_app.config["EXPORT_BATCH_SIZE"]
         with _refusals():
-            _name, chunks = jobs.export_errors(
-                db.session, job_id, category=category, batch_size=config["EXPORT_BATCH_SIZE"]
-            )
+            _name, chunks = jobs.export_errors(db.session, job_id, category=category, batch_size=batch_size)
         for chunk in chunks:
             output.write(chunk.encode("utf-8"))  # the bytes GET /api/import/<id>/errors.csv sends
         return
-    limit = limit or config["DEFAULT_PAGE_SIZE"]
-    if limit > config["MAX_PAGE_SIZE"]:
-        raise click.BadParameter(f"at most {config['MAX_PAGE_SIZE']}", param_hint="--limit")
     with _refusals():
-        errors, total = jobs.error_page(db.session, job_id, category=category, limit=limit, offset=offset)
+        errors, total = jobs.error_page(db.session, job_id, category=category, limit=_page_size(limit), offset=offset)
     for error in errors:
         click.echo(f"row {error['row']:>8}  {error['category']:<14}  {error['message']}")
     if not total:
         click.echo(f"Import #{job_id} has no {category + ' ' if category else ''}errors.")
-    elif offset or offset + len(errors) < total:
-        more = f"; --offset {offset + len(errors)} shows the next" if offset + len(errors) < total else ""
-        click.echo(f"Errors {offset + 1} to {offset + len(errors)} of {total:,}{more}.", err=True)
+    else:
+        _page_note("Errors", offset, len(errors), total)
+
+
+def _page_size(limit):
+    """--limit, or DEFAULT_PAGE_SIZE without it; at most MAX_PAGE_SIZE, as in the API."""
+    config = current_app.config
+    if limit is not None and limit > config["MAX_PAGE_SIZE"]:
+        raise click.BadParameter(f"at most {config['MAX_PAGE_SIZE']}", param_hint="--limit")
+    return limit or config["DEFAULT_PAGE_SIZE"]
+
+
+def _page_note(what, offset, shown, total):
+    """Say on stderr which part of the whole a page showed, when it was not all of it."""
+    if offset or offset + shown < total:
+        more = f"; --offset {offset + shown} shows the next" if offset + shown < total else ""
+        click.echo(f"{what} {offset + 1:,} to {offset + shown:,} of {total:,}{more}.", err=True)
 
 
 # How a job is shown.
