@@ -23,15 +23,18 @@ accesslog = "-"
 
 
 def post_worker_init(worker):
-    """Tune this worker's GIL for its many threads, resume unfinished imports, and make SIGTERM stop its jobs first."""
+    """Tune this worker's GIL for its many threads, resume unfinished imports, and make SIGTERM stop its jobs and
+    end its progress streams first."""
     from importdash.runtime import start_background, stop_background
 
     app = worker.app.wsgi()  # the Flask app (worker.wsgi is it wrapped in importdash.serving's middleware)
     sys.setswitchinterval(app.config["GIL_SWITCH_INTERVAL_MS"] / 1000)
     start_background(app)
-    # gunicorn's own handler first lets open requests (progress streams) drain for up to graceful_timeout;
-    # the jobs stop at once instead: no new downstream calls, the calls in flight finish, the jobs stay
-    # resumable. Otherwise the executor's exit-time join would wait for every running import to end.
+    # gunicorn's own handler lets open requests drain for up to graceful_timeout. The jobs stop at once instead:
+    # no new downstream calls, the calls in flight finish, the jobs stay resumable (otherwise the executor's
+    # exit-time join would wait for every running import to end). Open progress streams end at once too, each
+    # with a clean end of its body: they never end by themselves, so they would hold the worker for the whole
+    # graceful_timeout, and browsers reconnect on their own (to this server restarted, or to another).
     gunicorn_handler = signal.getsignal(signal.SIGTERM)
 
     def stop_jobs_then_exit(signum, frame):

@@ -1,19 +1,24 @@
-"""Generate the bundled sample contact file: realistic rows with a known mix of problems.
+"""Generate contact files to import: realistic rows with a known mix of problems.
 
-Run `python data/generate_sample.py [--rows N] [--seed S] [--out PATH]`; the same rows and seed always
-give the same bytes, and rows are streamed, so a million-row file takes no more memory than a small one.
+By default the rows are fresh: every address carries the file's seed (lena.kim1234+s5@example.com), so a file
+shares no address with the bundled sample, nor with a file made with another seed. Importing it finds no
+duplicates but the file's own deliberate ones: about 5 % of its rows repeat an earlier address of the same file,
+in another case or with spaces around it. --sample writes the bundled sample's rows instead: data/test-data-1000.csv
+as it is, continued when more than 1,000 rows are asked for. The same seed always gives the same bytes, and rows
+are streamed, so a million-row file takes no more memory than a small one.
 """
 
 import argparse
 import csv
 import random
+import secrets
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
 DEFAULT_ROWS = 1000
-DEFAULT_SEED = 1000
-DEFAULT_OUT = Path(__file__).resolve().parent / "test-data-1000.csv"
+DEFAULT_SEED = 1000  # the bundled sample's
+SAMPLE_OUT = Path(__file__).resolve().parent / "test-data-1000.csv"  # where --sample writes by default
 HEADER = ["name", "email", "company"]
 
 # Share of rows of each problem kind; the remaining rows are valid contacts with unique emails.
@@ -157,8 +162,12 @@ DEPARTMENTS = ["Accounts Payable", "Head Office", "Attn: Purchasing", "Building 
 _ASCII_LETTERS = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "ß": "ss", "ł": "l"})
 
 
-def generate_rows(rows, seed=DEFAULT_SEED) -> Iterator[list[str]]:
-    """Yield rows data rows (no header) as lists of cells, the same ones for the same seed."""
+def generate_rows(rows, seed=DEFAULT_SEED, tag=None) -> Iterator[list[str]]:
+    """Yield rows data rows (no header) as lists of cells, the same ones for the same seed and tag.
+
+    With a tag every address carries it as a subaddress (local+tag@domain): files with different tags share no
+    address, and none shares one with the bundled sample, whose rows (seed DEFAULT_SEED) have no tag.
+    """
     rng = random.Random(seed)
     recent = []
     for index in range(rows):
@@ -169,7 +178,7 @@ def generate_rows(rows, seed=DEFAULT_SEED) -> Iterator[list[str]]:
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         name = _spaced(rng, f"{first} {last}")
         # The row index inside the local part keeps every fresh address unique without remembering them.
-        local = _local_part(rng, first, last, index)
+        local = _local_part(rng, first, last, index) + (f"+{tag}" if tag else "")
         email = f"{local}@{rng.choice(DOMAINS)}"
         company = _company(rng)
         if kind == "missing":
@@ -185,13 +194,13 @@ def generate_rows(rows, seed=DEFAULT_SEED) -> Iterator[list[str]]:
             yield [name, email, company]
 
 
-def write_csv(path, rows, seed=DEFAULT_SEED):
+def write_csv(path, rows, seed=DEFAULT_SEED, tag=None):
     """Write a header and rows generated rows to path, returning the number of data rows written."""
     written = 0
     with open(path, "w", encoding="utf-8", newline="") as file:
         writer = csv.writer(file, lineterminator="\n")
         writer.writerow(HEADER)
-        for cells in generate_rows(rows, seed=seed):
+        for cells in generate_rows(rows, seed=seed, tag=tag):
             writer.writerow(cells)
             written += 1
     return written
@@ -300,15 +309,41 @@ def _ascii(word):
     return "".join(character for character in decomposed if character.isascii() and character.isalpha()).lower()
 
 
+def fresh_tag(seed):
+    """The tag a fresh file's addresses carry: its seed, so files made with different seeds share no address."""
+    return f"s{seed}"
+
+
 def main(argv=None):
-    """Write a sample contact file from the command line."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Write a contact file from the command line."""
+    summary, _, details = __doc__.partition("\n\n")
+    parser = argparse.ArgumentParser(
+        description=summary, epilog=details, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="data rows to write (default %(default)s)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="random seed (default %(default)s)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="file to write (default %(default)s)")
+    rows_from = parser.add_mutually_exclusive_group()
+    rows_from.add_argument(
+        "--seed",
+        type=int,
+        help="fresh rows from this seed: the same seed gives the same file (default: a new random seed, printed)",
+    )
+    rows_from.add_argument(
+        "--sample",
+        action="store_true",
+        help=f"the bundled sample's rows instead of fresh ones (importing them again gives duplicates); "
+        f"the default --out is then {SAMPLE_OUT.relative_to(SAMPLE_OUT.parent.parent)}",
+    )
+    parser.add_argument("--out", type=Path, help="file to write (default: contacts-<rows>.csv in this folder)")
     args = parser.parse_args(argv)
-    written = write_csv(args.out, args.rows, seed=args.seed)
-    print(f"wrote {written} rows to {args.out}")
+    if args.sample:
+        out = args.out or SAMPLE_OUT
+        written = write_csv(out, args.rows, seed=DEFAULT_SEED)
+        print(f"wrote {written} rows of the bundled sample to {out}")
+        return
+    seed = secrets.randbelow(10**9) if args.seed is None else args.seed
+    out = args.out or Path(f"contacts-{args.rows}.csv")
+    written = write_csv(out, args.rows, seed=seed, tag=fresh_tag(seed))
+    print(f"wrote {written} fresh rows to {out} (--seed {seed} makes the same file again)")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,8 @@ class Config:
     CHUNK_SIZE = 500  # rows per chunk in a stream import
     STAGE_BATCH_SIZE = 5_000  # rows per insert transaction while staging a batch import
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
+    # The CLI's progress off a terminal (a log file, a pipe, cron's mail): a plain line this often, and one at the end.
+    PROGRESS_LINE_SECONDS = 10
     DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
     HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel request this often

@@ -215,16 +215,18 @@ def start_background(app):
 
 
 def stop_background(app, wait=False):
-    """Stop claiming and listening, and stop running jobs after their calls in flight, leaving them resumable.
+    """Stop claiming and listening, stop running jobs after their calls in flight, leaving them resumable, and end
+    every open progress stream (the browsers reconnect), so that a shutdown does not wait for open pages.
 
-    Without wait this only raises flags, so a signal handler may call it; with wait it also waits for the
-    jobs and the relay's listener to let go and closes the downstream and relay clients.
+    Without wait this only raises flags and wakes the streams' threads, so a signal handler may call it; with wait
+    it also waits for the jobs and the relay's listener to let go and closes the downstream and relay clients.
     """
     runtime = get_runtime(app)
     runtime.claimer.stop(wait=wait)
     if runtime.relay_listener is not None:
         runtime.relay_listener.stop()
     runtime.health.close()
+    runtime.broker.close()
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()

@@ -114,10 +114,67 @@ def test_generate_rows_streams(generator):
     assert len(list(islice(rows, 5))) == 5
 
 
-def test_command_line(generator, tmp_path, capsys):
-    out = tmp_path / "small.csv"
+def email_keys(path):
+    """The normalised emails of a file's rows that would become records."""
+    with CsvSource(path) as source:
+        return {result.email_key for row in source.rows() if isinstance(result := validate(row), Contact)}
+
+
+def test_the_command_line_makes_fresh_rows_by_default(generator, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+
+    generator.main(["--rows", "2000"])
+    generator.main(["--rows", "2000", "--out", "second.csv"])
+
+    first, second = tmp_path / "contacts-2000.csv", tmp_path / "second.csv"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("wrote 2000 fresh rows to contacts-2000.csv (--seed ")
+    assert count_rows(first) == count_rows(second) == 2000
+    # Neither repeats an address of the bundled sample, nor of the other file (each had a new seed).
+    assert not email_keys(first) & email_keys(SAMPLE)
+    assert not email_keys(first) & email_keys(second)
+    assert len(email_keys(first)) > 1700  # only the file's own deliberate repeats and problem rows are missing
+
+
+def test_a_seed_makes_the_same_fresh_file_again(generator, tmp_path, capsys):
+    out, again = tmp_path / "a.csv", tmp_path / "b.csv"
 
     generator.main(["--rows", "25", "--seed", "3", "--out", str(out)])
+    generator.main(["--rows", "25", "--seed", "3", "--out", str(again)])
 
-    assert count_rows(out) == 25
-    assert capsys.readouterr().out == f"wrote 25 rows to {out}\n"
+    assert count_rows(out) == 25 and out.read_bytes() == again.read_bytes()
+    assert (
+        capsys.readouterr().out.splitlines()[0] == f"wrote 25 fresh rows to {out} (--seed 3 makes the same file again)"
+    )
+    assert all("+s3@" in key for key in email_keys(out))
+
+
+def test_fresh_rows_are_the_samples_rows_with_tagged_addresses(generator):
+    fresh = list(generator.generate_rows(1000, tag="s1"))
+    sample = list(generator.generate_rows(1000))
+
+    # The same draws: the same mix of problems, names and companies in the same places; only the addresses differ.
+    assert [(cells[0], cells[2:]) for cells in fresh] == [(cells[0], cells[2:]) for cells in sample]
+    changed = [(new[1], old[1]) for new, old in zip(fresh, sample, strict=True) if new[1] != old[1]]
+    assert len(changed) > 900 and all("+s1@" in new.lower() for new, _old in changed if "@" in new)
+
+
+def test_sample_writes_the_bundled_rows(generator, tmp_path, capsys):
+    out = tmp_path / "sample.csv"
+
+    generator.main(["--sample", "--out", str(out)])
+
+    assert out.read_bytes() == SAMPLE.read_bytes()
+    assert capsys.readouterr().out == f"wrote 1000 rows of the bundled sample to {out}\n"
+    with pytest.raises(SystemExit):
+        generator.main(["--sample", "--seed", "3"])  # the sample has its own seed
+
+
+def test_help_says_the_rows_are_fresh(generator, capsys):
+    with pytest.raises(SystemExit):
+        generator.main(["--help"])
+
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "By default the rows are fresh" in help_text
+    assert "shares no address with the bundled sample" in help_text
+    assert "--sample" in help_text

@@ -140,15 +140,38 @@ class EventBroker:
         # section is short because offering never blocks.
         self._publish_lock = threading.Lock()
         self._last_id = 0
+        self._closed = False
 
     def subscribe(self, job_id: int | None = None) -> Subscription:
-        """Return a new subscription to one job's events, or to every job's when job_id is None."""
+        """Return a new subscription to one job's events, or to every job's when job_id is None.
+
+        Once the broker is closed the subscription comes closed: its stream sends the current state and ends.
+        """
         with self._lock:
             if len(self._subscribers) >= self._max_subscribers:
                 raise TooManySubscribers(f"the event broker already has {self._max_subscribers} subscribers")
             subscription = Subscription(self, job_id, self._queue_size)
-            self._subscribers.add(subscription)
+            if self._closed:
+                subscription._end()  # nobody else has it yet, so its own lock is not needed
+            else:
+                self._subscribers.add(subscription)
         return subscription
+
+    def close(self) -> None:
+        """End every subscription, open or to come: the process is shutting down.
+
+        Each stream then ends at once, instead of holding its server thread (and the server's shutdown) until the
+        graceful timeout; browsers reconnect by themselves, to another instance or to this one restarted. Safe in
+        a signal handler on the main thread: the locks taken here are only ever held by stream and publishing
+        threads, and never across a wait.
+        """
+        with self._lock:
+            self._closed = True
+            subscriptions = list(self._subscribers)
+            self._subscribers.clear()
+        for subscription in subscriptions:
+            with subscription._lock:
+                subscription._end()
 
     def publish(self, name: str, data: dict, job_id: int | None = None) -> Event:
         """Number the event and queue it for every interested subscriber, dropping those that are full."""

@@ -323,11 +323,14 @@ def cancel_job(
     return get_job(session, job_id)
 
 
-def retry_job(session: Session, job_id: int, *, category: str | None, runner: "JobRunner") -> ImportJob:
+def retry_job(
+    session: Session, job_id: int, *, category: str | None, runner: "JobRunner", lease: Lease | None = None
+) -> ImportJob:
     """Queue a completed import's failed deliveries to be sent again and return the job, pending once more.
 
     Only downstream failures (category "other") can be retried: the other categories are rows that never
-    became records, which only a corrected file can fix.
+    became records, which only a corrected file can fix. With a lease it is reopened held by its owner, which
+    runs it itself (the CLI).
     """
     category = category or ErrorCategory.OTHER.value
     if not isinstance(category, str) or category not in {item.value for item in ErrorCategory}:
@@ -350,6 +353,7 @@ def retry_job(session: Session, job_id: int, *, category: str | None, runner: "J
         last_retried_at=utcnow(),
         completed_at=None,
         cancel_requested=False,
+        **(lease.values() if lease else {}),
     )
     # Its run takes the refused records back through dedupe and sends them again.
     queued = session.scalar(

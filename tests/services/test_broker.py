@@ -169,6 +169,32 @@ def test_a_waiting_get_wakes_on_publish_and_on_close():
     assert results == [event, "closed"]
 
 
+def test_closing_the_broker_ends_every_subscription_at_once_and_every_later_one():
+    broker = new_broker()
+    waiting, one_job = broker.subscribe(), broker.subscribe(7)
+    results = []
+
+    def reader():
+        try:
+            waiting.get(timeout=30)
+        except SubscriptionClosed:
+            results.append("closed")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    broker.close()
+    thread.join(timeout=2)
+
+    assert not thread.is_alive() and results == ["closed"]  # woken at once, not after its 30 s
+    assert one_job.closed and not one_job.dropped
+    assert broker.subscriber_count() == 0
+    later = broker.subscribe(7)
+    assert later.closed and broker.subscriber_count() == 0
+    broker.publish("job.progress", {}, job_id=7)  # nobody left to deliver to
+    with pytest.raises(SubscriptionClosed):
+        later.get(timeout=0)
+
+
 def test_concurrent_publishers_deliver_every_event_in_order():
     publishers, per_publisher = 8, 250
     total = publishers * per_publisher

@@ -32,3 +32,14 @@ def test_a_first_event_that_is_final_ends_the_stream_at_once():
     frames = list(sse_stream(subscription, first, keepalive_seconds=1, retry_ms=500, final_event="job.finished"))
 
     assert len(frames) == 1 and broker.subscriber_count() == 0
+
+
+def test_a_stream_opened_while_the_server_shuts_down_sends_the_current_state_and_ends():
+    broker = new_broker()
+    broker.close()
+    subscription = broker.subscribe(1)
+    first = Event(0, "job.progress", {"n": 1}, 1)
+
+    frames = list(sse_stream(subscription, first, keepalive_seconds=30, retry_ms=500, final_event="job.finished"))
+
+    assert frames == ["retry: 500\n\n" + first.encode()]  # the browser reconnects after 500 ms
