@@ -90,7 +90,19 @@ def test_records_are_searchable_and_filterable(client, finished_job):
     someone = all_records["records"][0]
     found = client.get(f"/api/records?q={someone['email'].upper()}").get_json()
     assert someone["id"] in [record["id"] for record in found["records"]]
-    assert set(someone) == {"id", "job_id", "row", "name", "email", "company", "status", "attempts", "response"}
+    assert set(someone) == {
+        "id",
+        "job_id",
+        "row",
+        "name",
+        "email",
+        "company",
+        "extra",
+        "version",
+        "status",
+        "attempts",
+        "response",
+    }
     assert client.get("/api/records?status=nope").status_code == 400
     assert client.get("/api/records?job=abc").status_code == 400
 
