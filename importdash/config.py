@@ -51,6 +51,11 @@ def database_pool(config):
     }
 
 
+def sample_imports_allowed(config):
+    """Whether the bundled sample may be imported: always into the simulator, into a webhook only with DEMO."""
+    return config["DEMO"] or config["DOWNSTREAM"] != "webhook"
+
+
 class Config:
     # Database. SQLite by default (one file, no service); PostgreSQL through one URL.
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
@@ -135,6 +140,10 @@ class Config:
     CLAIM_POLL_SECONDS = 0.5
     UPLOAD_SWEEP_SECONDS = 60  # a serving process deletes the uploads whose retention is over this often
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
+    # Allow imports of the bundled sample ("Import (Default)", and Batch or Stream without a file) while a webhook
+    # downstream is configured. Off, the sample's made-up contacts never reach a real downstream: the button is
+    # hidden and the API refuses them. The simulated downstream always allows them.
+    DEMO = False
 
     # Uploads.
     # Where uploaded files are kept until no run of their import needs them: "local" (UPLOAD_FOLDER; only this
