@@ -209,7 +209,10 @@ const stream = new LiveStream(
   {
     "jobs.snapshot": showSnapshot,
     "job.created": (state) => showJob(state, true),
-    "job.progress": (state) => showJob(state),
+    "job.progress": (state) => {
+      showJob(state);
+      if (state.job.notice) downstream.refreshSoon(); // it waits for the downstream: a pause or the breaker
+    },
     "job.finished": (state) => {
       showJob(state);
       if (TERMINAL.has(state.job.status)) downstream.refresh(); // a finished import may have opened the breaker

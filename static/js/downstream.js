@@ -5,7 +5,9 @@ import { $, el, setText } from "./dom.js";
 import { dateTime, duration, fullDateTime } from "./format.js";
 import { notify } from "./header.js";
 
-/** Wire up the panel and show the downstream's state; returns { refresh } to read it again. */
+const REFRESH_MS = 2000;
+
+/** Wire up the panel and show the downstream's state; returns { refresh, refreshSoon } to read it again. */
 export function initDownstream(panel) {
   const kind = $("[data-downstream-kind]", panel);
   const breaker = $("[data-downstream-breaker]", panel);
@@ -64,8 +66,16 @@ export function initDownstream(panel) {
     }
   });
 
+  // While imports wait for the downstream (their notice says so), its state is read again, at most this often.
+  let lastRefresh = 0;
+  function refreshSoon() {
+    if (Date.now() - lastRefresh < REFRESH_MS) return;
+    lastRefresh = Date.now();
+    refresh();
+  }
+
   refresh();
-  return { refresh };
+  return { refresh, refreshSoon };
 }
 
 const ICONS = { good: "\u2713", warn: "\u26a0", bad: "\u2715", unknown: "?" }; // words say it too: icons are aria-hidden

@@ -1,10 +1,14 @@
 """The dashboard's history, downstream panel, error pages and API page in a real browser against the real server."""
 
 import re
+import signal
+import subprocess
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 import pytest
+import servers
+from scripted_downstream import Reply, ScriptedDownstream
 from sqlalchemy import create_engine, update
 from sqlalchemy.orm import Session
 
@@ -15,6 +19,7 @@ expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Pytho
 PHONE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 800}
 NOON = datetime(2026, 1, 1, 12, 0)  # UTC, as the database keeps it
+WEBHOOK_TIMEOUT_SECONDS = 1
 
 
 @contextmanager
@@ -223,3 +228,62 @@ def test_an_unknown_page_is_a_page_with_a_way_back_and_the_dashboard_links_the_a
     page.set_viewport_size(PHONE)
     screenshot(page, "api-docs-375")
     assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+@pytest.fixture
+def webhook_server(server, tmp_path):
+    """A second real server whose downstream is a webhook (a scripted one on loopback), with DEMO off."""
+    downstream = ScriptedDownstream()
+    env = servers.server_env(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'webhook.db'}",
+        DOWNSTREAM="webhook",
+        WEBHOOK_URL=downstream.url,
+        WEBHOOK_TIMEOUT_SECONDS=WEBHOOK_TIMEOUT_SECONDS,
+    )
+    running = servers.Server(env, tmp_path / "gunicorn.log")
+    try:
+        running.start()
+        yield running, downstream
+    finally:
+        if running.process is not None and running.process.poll() is None:
+            try:
+                running.signal(signal.SIGTERM, timeout=15)
+            except subprocess.TimeoutExpired:
+                running.signal(signal.SIGKILL)
+        downstream.close()
+
+
+def test_with_a_webhook_the_demo_button_is_gone_and_a_failing_downstream_shows_before_any_import(
+    browser, webhook_server, screenshot
+):
+    running, downstream = webhook_server
+    context = browser.new_context(viewport=DESKTOP, base_url=running.url)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        page.goto("/")
+        expect(page.get_by_role("button", name="Import (Batch)")).to_be_visible()
+        expect(page.get_by_role("button", name="Import (Default)")).to_have_count(0)
+        # Batch without a file would send the bundled sample: refused, saying why.
+        page.get_by_role("button", name="Import (Batch)").click()
+        expect(page.locator("[data-notice-text]")).to_contain_text("IMPORTDASH_DEMO=1")
+
+        panel = page.get_by_role("region", name=re.compile("^Downstream"))
+        expect(panel).to_contain_text(f"Webhook {running.url.rsplit(':', 1)[0]}")
+        downstream.push(Reply(401, body={"error": "bad token"}))
+        panel.get_by_role("button", name="Test downstream").click()
+        check = panel.locator("[data-downstream-check]")
+        expect(check).to_contain_text("Answers with an error: the downstream answered 401 Unauthorized: bad token")
+        expect(check.locator("[aria-hidden=true]")).to_have_text("\u26a0")
+        assert [call.records for call in downstream.calls] == [[]]  # no records went out
+
+        downstream.push(Reply(delay=WEBHOOK_TIMEOUT_SECONDS + 1))  # it hangs
+        panel.get_by_role("button", name="Test downstream").click()
+        expect(check).to_contain_text("Does not answer: the downstream did not answer in time")
+        screenshot(page, "downstream-failing-desktop")
+        page.set_viewport_size(PHONE)
+        screenshot(page, "downstream-failing-375")
+        assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    finally:
+        context.close()
