@@ -211,6 +211,27 @@ def test_the_downstream_panel_shows_its_state_and_tests_it(page, server, screens
     screenshot(page, "downstream-375")
 
 
+def test_an_open_breaker_and_a_429_pause_read_in_words_and_icons(page, screenshot):
+    state = {
+        "kind": "webhook",
+        "target": "https://hooks.example.com",
+        "breaker": "open",
+        "failures": 5,
+        "paused_seconds": 42.0,
+        "state_known": True,
+        "last_check": None,
+    }
+    page.route("**/api/downstream", lambda route: route.fulfill(json={"downstream": state}))
+    page.goto("/")
+    panel = page.get_by_role("region", name=re.compile("^Downstream"))
+    expect(panel).to_contain_text("Webhook https://hooks.example.com")
+    breaker = panel.locator("[data-downstream-breaker]")
+    expect(breaker).to_have_text("\u2715 Open after 5 failed calls in a row: calls wait for a probe")
+    expect(breaker.locator("[aria-hidden=true]")).to_have_text("\u2715")
+    expect(panel.locator("[data-downstream-pause]")).to_have_text("\u26a0 Paused by a 429 for 42s more")
+    screenshot(page, "downstream-open-desktop")
+
+
 def test_an_unknown_page_is_a_page_with_a_way_back_and_the_dashboard_links_the_api_page(page, screenshot):
     response = page.goto("/imports/999999")
     assert response.status == 404 and response.headers["content-type"].startswith("text/html")
