@@ -176,7 +176,7 @@ def check_downstream_command():
     result = checks.check_downstream(
         runtime.downstream,
         bucket=runtime.bucket,
-        wait_seconds=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
+        wait_seconds=current_app.config["DOWNSTREAM_CHECK_WAIT_SECONDS"],
         last_check=runtime.last_check,
     )
     answer = result.answer

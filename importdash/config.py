@@ -118,6 +118,9 @@ class Config:
     WEBHOOK_AUTHORIZATION = None  # sent as the Authorization header when set, e.g. "Bearer <token>"
     WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5.0  # how long to wait for a connection to the webhook
     WEBHOOK_TIMEOUT_SECONDS = 10.0  # how long to wait for the webhook to take the request and answer it
+    # "Test downstream" (and check-downstream) waits this long for a call the rate limit allows; when imports use
+    # every call, or a 429 paused them all, it says so instead of calling.
+    DOWNSTREAM_CHECK_WAIT_SECONDS = 10.0
 
     # Delivery failures: 408, 5xx, timeouts and connection errors are retried; 429 waits as Retry-After says.
     DELIVERY_MAX_ATTEMPTS = 5  # tries per call before its records fail (429 and breaker waits do not count)

@@ -583,7 +583,8 @@ def job_snapshot(session: Session, broker: EventBroker, job_id: int) -> Event:
 
 
 def jobs_snapshot(session: Session, broker: EventBroker, *, limit: int) -> Event:
-    """Return the newest imports as the first event of the all-jobs stream (the history's starting point)."""
+    """Return the history's first page (unfinished imports first, then the newest) as the first event of the
+    all-jobs stream."""
     last_id = broker.last_event_id()
     jobs, total = list_jobs(session, limit=limit)
     return Event(last_id, JOBS_SNAPSHOT, {"jobs": jobs, "total": total}, None)

@@ -21,7 +21,7 @@ def check_downstream():
     result = checks.check_downstream(
         runtime.downstream,
         bucket=runtime.bucket,
-        wait_seconds=current_app.config["WEBHOOK_TIMEOUT_SECONDS"],
+        wait_seconds=current_app.config["DOWNSTREAM_CHECK_WAIT_SECONDS"],
         last_check=runtime.last_check,
     )
     return {"check": result.to_dict(), "downstream": _status()}
