@@ -308,3 +308,45 @@ def test_with_a_webhook_the_demo_button_is_gone_and_a_failing_downstream_shows_b
         assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     finally:
         context.close()
+
+
+FOCUSED = """() => {
+  const element = document.activeElement;
+  const label = element.labels && element.labels.length ? element.labels[0].textContent.trim() : "";
+  const name = element.getAttribute("aria-label") || label || element.textContent.trim();
+  const style = getComputedStyle(element.closest("label") || element);
+  return { tag: element.tagName.toLowerCase(), name, outlined: style.outlineStyle !== "none" };
+}"""
+
+
+def test_the_dashboard_works_from_the_keyboard_alone_with_a_visible_focus(page, server):
+    server.run_import()
+    page.goto("/")
+    expect(page.locator("[data-history-rows] tr")).to_have_count(1)
+    seen = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        seen.append(page.evaluate(FOCUSED))
+    names = [item["name"] for item in seen]
+    expected = [
+        "Import (Default)",
+        "Import (Batch)",
+        "Import (Stream)",
+        "Clear records",
+        "Test downstream",
+        "File name",
+        "Status",
+        "Mode",
+    ]
+    positions = [next(i for i, name in enumerate(names) if name.startswith(wanted)) for wanted in expected]
+    assert positions == sorted(positions), names
+    assert any(name.startswith("#") for name in names[positions[-1] :]), names  # then the import's own link
+    assert all(item["outlined"] for item in seen), seen
+
+    # Enter on "Test downstream" checks it; Enter on an import's link opens it.
+    page.get_by_role("button", name="Test downstream").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("[data-downstream-check]")).to_contain_text("Answers")
+    page.locator("[data-history-rows] a").first.focus()
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/imports/\d+$"))
