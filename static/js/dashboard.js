@@ -187,7 +187,8 @@ filters.addEventListener("input", (event) => {
   searchTimer = setTimeout(() => changeView({ q: event.target.value.trim(), offset: 0 }), SEARCH_DELAY_MS);
 });
 filters.addEventListener("change", (event) => {
-  if (event.target.name in { status: 1, mode: 1 }) changeView({ [event.target.name]: event.target.value, offset: 0 });
+  const { name, value } = event.target;
+  if (name === "status" || name === "mode") changeView({ [name]: value, offset: 0 });
 });
 filters.addEventListener("submit", (event) => {
   event.preventDefault(); // Enter in the search box searches at once

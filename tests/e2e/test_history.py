@@ -236,6 +236,11 @@ def test_an_unknown_page_is_a_page_with_a_way_back_and_the_dashboard_links_the_a
     response = page.goto("/imports/999999")
     assert response.status == 404 and response.headers["content-type"].startswith("text/html")
     expect(page.get_by_role("heading", level=1)).to_have_text("404 · Not found")
+    expect(page.get_by_text("No import #999999.")).to_be_visible()
+    screenshot(page, "error-404-desktop")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "error-404-375")
+    page.set_viewport_size(DESKTOP)
     page.get_by_role("link", name="Back to dashboard").click()
     expect(page).to_have_url(re.compile(r"/$"))
 
