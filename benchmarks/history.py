@@ -5,7 +5,10 @@ finished jobs, of which a few are big (100,000 errors each, like a 1,000,000-row
 bad rows) and the rest small, with their counts matching their error rows. Then gunicorn (shipped config)
 answers, over one keep-alive connection, each request many times:
 
-  GET /api/import                                  the first page of the history
+  GET /api/import                                  the first page of the history (unfinished imports first)
+  GET /api/import?offset=...                       a deep page of it (the oldest imports)
+  GET /api/import?status=failed                    the history filtered by status, and by mode
+  GET /api/import?q=...                            a search of file names
   GET /api/import/<big id>                         a big job with its error counts and first errors
   GET /api/import/<big id>/errors?category=...     a filtered error page (first page, and a deep one)
 
@@ -46,6 +49,7 @@ FULL = Size(jobs=10_000, big_jobs=5, big_job_errors=100_000, total_errors=1_000_
 SMOKE = Size(jobs=100, big_jobs=2, big_job_errors=300, total_errors=1_000)
 CATEGORY_WEIGHTS = {"duplicate": 5, "missing_value": 3, "invalid_format": 3, "other": 2}
 INSERT_BATCH = 20_000
+RUNNING_JOBS = 3  # imports held by another process: the history lists them first
 
 
 def populate(url, size):
@@ -97,13 +101,17 @@ def _fill(session, size):
                 }
             )
         created = start + timedelta(minutes=job_id)
+        # A few of the oldest still run elsewhere (held by a lease far ahead), so the history lists them first.
+        running = job_id <= RUNNING_JOBS
         job = {
             "id": job_id,
             "key": f"{job_id:032x}",
             "mode": ("batch", "stream", "default")[job_id % 3],
             "source": f"contacts-{job_id}.csv",
             "path": f"/nonexistent/{job_id}.csv",
-            "status": "completed",
+            "status": "processing" if running else "failed" if job_id % 7 == 0 else "completed",
+            "lease_owner": "benchmark" if running else None,
+            "lease_expires_at": datetime(2100, 1, 1) if running else None,
             "total_records": rows,
             "processed_count": rows,
             "success_count": rows - error_total,
@@ -112,7 +120,7 @@ def _fill(session, size):
             "cursor": rows + 1,
             "created_at": created,
             "started_at": created,
-            "completed_at": created + timedelta(seconds=30),
+            "completed_at": None if running else created + timedelta(seconds=30),
         }
         # The per-category counters kept on the job, where the schema has them.
         job.update(
@@ -170,6 +178,11 @@ def main():
         paths = {
             "health (baseline)": "/health",
             "list jobs": "/api/import",
+            "list jobs, deep page": f"/api/import?offset={max(size.jobs - 100, 0)}",
+            "list jobs, failed": "/api/import?status=failed",
+            "list jobs, failed, deep": f"/api/import?status=failed&offset={max(size.jobs // 7 - 100, 0)}",
+            "list jobs, stream mode": "/api/import?mode=stream",
+            "list jobs, search": "/api/import?q=contacts-99",
             "big job": f"/api/import/{big_id}",
             "big job errors, filtered": f"/api/import/{big_id}/errors?category=invalid_format",
             "same, deep page": f"/api/import/{big_id}/errors?category=invalid_format&offset={size.big_job_errors // 5}",

@@ -21,7 +21,7 @@ from .errors import ApiError
 from .extensions import db
 from .models import ErrorCategory, JobMode, JobStatus, utcnow
 from .runtime import get_runtime
-from .services import jobs
+from .services import checks, jobs
 from .services.ledger import Lease
 
 # `importdash <command>`: the flask command with this app, so `importdash run`, `importdash db upgrade` and every
@@ -505,6 +505,25 @@ COMMANDS = (
 )
 
 
+@click.command("check-downstream")
+def check_downstream_command():
+    """Ask the downstream whether it answers, sending no records; exit 1 if it does not answer with a success."""
+    runtime = get_runtime()
+    result = checks.check_downstream(
+        runtime.downstream,
+        bucket=runtime.bucket,
+        wait_seconds=current_app.config["DOWNSTREAM_CHECK_WAIT_SECONDS"],
+        last_check=runtime.last_check,
+    )
+    answer = result.answer
+    verdict = "OK" if answer.ok else "answers, but not with a success" if answer.answered else "NOT ANSWERING"
+    kind = current_app.config["DOWNSTREAM"]
+    click.echo(f"{kind} downstream: {verdict} ({result.elapsed_ms:.0f} ms): {answer.message}")
+    if not answer.ok:
+        sys.exit(1)
+
+
 def init_app(app):
     for command in COMMANDS:
         app.cli.add_command(command)
+    app.cli.add_command(check_downstream_command)

@@ -51,6 +51,11 @@ def database_pool(config):
     }
 
 
+def sample_imports_allowed(config):
+    """Whether the bundled sample may be imported: always into the simulator, into a webhook only with DEMO."""
+    return config["DEMO"] or config["DOWNSTREAM"] != "webhook"
+
+
 class Config:
     # Database. SQLite by default (one file, no service); PostgreSQL through one URL.
     DATABASE_URL = None  # None: DATABASE_URL from the environment, else instance/importdash.db
@@ -113,6 +118,9 @@ class Config:
     WEBHOOK_AUTHORIZATION = None  # sent as the Authorization header when set, e.g. "Bearer <token>"
     WEBHOOK_CONNECT_TIMEOUT_SECONDS = 5.0  # how long to wait for a connection to the webhook
     WEBHOOK_TIMEOUT_SECONDS = 10.0  # how long to wait for the webhook to take the request and answer it
+    # "Test downstream" (and check-downstream) waits this long for a call the rate limit allows; when imports use
+    # every call, or a 429 paused them all, it says so instead of calling.
+    DOWNSTREAM_CHECK_WAIT_SECONDS = 10.0
 
     # Delivery failures: 408, 5xx, timeouts and connection errors are retried; 429 waits as Retry-After says.
     DELIVERY_MAX_ATTEMPTS = 5  # tries per call before its records fail (429 and breaker waits do not count)
@@ -137,6 +145,10 @@ class Config:
     CLAIM_POLL_SECONDS = 0.5
     UPLOAD_SWEEP_SECONDS = 60  # a serving process deletes the uploads whose retention is over this often
     SAMPLE_FILE = str(PROJECT_ROOT / "data" / "test-data-1000.csv")  # the bundled default import
+    # Allow imports of the bundled sample ("Import (Default)", and Batch or Stream without a file) while a webhook
+    # downstream is configured. Off, the sample's made-up contacts never reach a real downstream: the button is
+    # hidden and the API refuses them. The simulated downstream always allows them.
+    DEMO = False
 
     # Uploads.
     # Where uploaded files are kept until no run of their import needs them: "local" (UPLOAD_FOLDER; only this

@@ -1,9 +1,10 @@
-"""Domain exceptions and the one JSON error shape: {"error": {"code": ..., "message": ...}}."""
+"""Domain exceptions and the one JSON error shape: {"error": {"code": ..., "message": ...}}, plus the fields an
+error names for a client to act on (e.g. "job_id")."""
 
 import logging
 
 import click
-from flask import jsonify, render_template_string, request
+from flask import jsonify, render_template, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -74,16 +75,16 @@ class UnknownSchema(SchemaError):
     """A database whose schema matches no revision this version knows: a newer version's, or not importdash's."""
 
 
-_HTML_ERROR = """<!doctype html><title>{{ status }} {{ code }}</title>
-<h1>{{ status }}</h1><p>{{ message }}</p><p><a href="/">Back to dashboard</a></p>"""
-
-
 def wants_json_response():
-    """API paths and clients that prefer JSON get JSON; browsers get a small HTML page."""
+    """API paths and clients that prefer JSON get JSON; everyone else a small HTML page with a way back.
+
+    Outside /api JSON must be preferred outright: a tie of qualities (Accept: */*, a missing header, a link opened
+    by another program, JSON named beside */* at the same q) gets HTML.
+    """
     if request.path.startswith("/api/") or request.path == "/health":
         return True
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json"
+    accept = request.accept_mimetypes
+    return accept.quality("application/json") > accept.quality("text/html")
 
 
 def error_response(error):
@@ -91,7 +92,7 @@ def error_response(error):
     if wants_json_response():
         response = jsonify(error.to_dict())
     else:
-        response = render_template_string(_HTML_ERROR, status=error.status_code, code=error.code, message=error.message)
+        response = render_template("error.html", error=error)
     return response, error.status_code, error.headers
 
 

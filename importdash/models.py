@@ -13,6 +13,7 @@ from .extensions import db
 ANONYMOUS_USER = "anonymous"  # who started a job when authentication is off
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and would overflow the driver)
+MAX_SEARCH_LENGTH = 255  # the longest search of file names: a file's display name is at most this long
 
 
 def utcnow():

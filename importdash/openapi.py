@@ -1,6 +1,16 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
 
-from .models import MAX_ID, DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, RecordStatus, RunOutcome
+from .models import (
+    MAX_ID,
+    MAX_SEARCH_LENGTH,
+    DuplicatePolicy,
+    ErrorCategory,
+    FileFormat,
+    JobMode,
+    JobStatus,
+    RecordStatus,
+    RunOutcome,
+)
 from .services.reader import DELIMITERS
 
 
@@ -25,9 +35,22 @@ def document(config, *, auth_required):
         "/api/import": {
             "get": _operation(
                 "listImports",
-                "List imports, newest first.",
-                [limit, offset],
-                {"200": _json("JobList", "A page of imports."), "400": _error("A bad paging parameter.")},
+                "List imports: pending and processing ones first, then the others, each newest first.",
+                [
+                    _query("status", _enum(JobStatus), "Only imports with this status."),
+                    _query("mode", _enum(JobMode), "Only imports started in this mode."),
+                    _query(
+                        "q",
+                        {"type": "string", "maxLength": MAX_SEARCH_LENGTH, "pattern": "^[^\\u0000]*$"},
+                        "Only imports whose file name contains this (any case).",
+                    ),
+                    limit,
+                    offset,
+                ],
+                {
+                    "200": _json("JobList", "A page of imports and how many match in all."),
+                    "400": _error("A bad paging parameter, status or mode."),
+                },
             ),
             "post": _operation(
                 "startDefaultImport",
@@ -38,6 +61,7 @@ def document(config, *, auth_required):
                     "200": _REPLAYED,
                     "400": _error("The bundled sample file is missing or cannot be imported."),
                     **writes,
+                    "403": _error(_CROSS_SITE_OR_DEMO),
                 },
             ),
         },
@@ -194,9 +218,26 @@ def document(config, *, auth_required):
                         },
                     },
                     "400": _error("confirm=true is missing."),
-                    "409": _error("An import is pending or running."),
+                    "409": _error("An import is pending or running: error.details.job_id names the oldest of them."),
                     **writes,
                 },
+            ),
+        },
+        "/api/downstream": {
+            "get": _operation(
+                "showDownstream",
+                "Show the downstream: its circuit breaker, what is left of a 429's pause, and the last check's answer.",
+                [],
+                {"200": _json("DownstreamEnvelope", "The downstream's state.")},
+            ),
+        },
+        "/api/downstream/check": {
+            "post": _operation(
+                "checkDownstream",
+                "Ask the downstream whether it answers, sending no records: the webhook gets a POST of "
+                '{"records": []} (one call under the rate limit; the breaker is left as it is).',
+                [],
+                {"200": _json("DownstreamCheckEnvelope", "The check's answer and the downstream's state."), **writes},
             ),
         },
         "/api/openapi.json": {
@@ -274,6 +315,10 @@ _IDEMPOTENCY_KEY = {
     "description": "Any key of the caller's: a request repeated with the same key gets the job the first one "
     "started (200, Idempotent-Replayed: true) instead of starting another.",
 }
+_CROSS_SITE_OR_DEMO = (
+    "A cross-site browser request (checked with Sec-Fetch-Site and Origin), or the bundled sample while a webhook "
+    "downstream is configured (demo data; IMPORTDASH_DEMO=1 allows it)."
+)
 _REPLAYED = {
     "description": "A job was started with this Idempotency-Key already: that job, as it is now.",
     "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "const": "true"}}},
@@ -296,6 +341,7 @@ def _upload_operation(operation_id, mode, writes):
                 ),
                 "413": _error("The upload is too large, or the form has too many parts."),
                 **writes,
+                "403": _error(_CROSS_SITE_OR_DEMO),
             },
         ),
         "requestBody": {
@@ -399,7 +445,8 @@ _SCHEMAS = {
                 "details": {
                     "type": "object",
                     "description": "What a client needs to act on the error, where the code has more: for "
-                    "mapping_required, the file's columns and the suggested mapping.",
+                    "mapping_required, the file's columns and the suggested mapping; for import_running, job_id: the "
+                    "import still running.",
                 },
             },
         }
@@ -474,6 +521,25 @@ _SCHEMAS = {
         response={"type": ["object", "null"], "description": "What the downstream answered."},
     ),
     "JobEnvelope": _object(job=_ref("Job")),
+    "DownstreamCheck": _object(
+        answered={"type": "boolean", "description": "The downstream gave an HTTP answer (of any status)."},
+        ok={"type": "boolean", "description": "The answer was a success (2xx)."},
+        message=_STRING,
+        status_code=_nullable(_INTEGER),
+        elapsed_ms={"type": "number", "minimum": 0},
+        checked_at=_TIMESTAMP,
+    ),
+    "Downstream": _object(
+        kind={"type": "string", "enum": ["simulated", "webhook"]},
+        target={"type": ["string", "null"], "description": "The webhook's scheme, host and port (never its path)."},
+        breaker={"type": "string", "enum": ["closed", "open"]},
+        failures={**_COUNT, "description": "Failed calls in a row."},
+        paused_seconds={"type": "number", "minimum": 0, "description": "Left of a pause a 429 asked for."},
+        state_known={"type": "boolean", "description": "False while the shared rate-limit store is out of reach."},
+        last_check={"anyOf": [_ref("DownstreamCheck"), {"type": "null"}]},
+    ),
+    "DownstreamEnvelope": _object(downstream=_ref("Downstream")),
+    "DownstreamCheckEnvelope": _object(check=_ref("DownstreamCheck"), downstream=_ref("Downstream")),
     "JobDetail": _object(
         job=_ref("Job"),
         error_counts=_ref("ErrorCounts"),

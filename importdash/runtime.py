@@ -13,6 +13,7 @@ from .config import postgresql_timeouts
 from .extensions import db
 from .services.broker import EventBroker
 from .services.bucket import TokenBucket
+from .services.checks import LastCheck
 from .services.claimer import DatabaseJobQueue, JobClaimer
 from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
@@ -45,6 +46,7 @@ class Runtime:
     relay_transport: Transport | None  # how this process's job events reach the others (None: EVENT_RELAY off)
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
     storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
+    last_check: LastCheck  # the latest "Test downstream" answer this process got
 
 
 def build_downstream(config) -> Downstream:
@@ -189,6 +191,7 @@ def init_app(app):
         relay_transport=relay_transport,
         relay_listener=relay_listener,
         storage=storage,
+        last_check=LastCheck(),
     )
 
 

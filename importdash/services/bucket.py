@@ -214,6 +214,10 @@ class TokenBucket:
                 self._sleep(left)
         return True
 
+    def pause_left(self) -> float:
+        """Seconds this process still holds back for a 429 (with a store, LimitStore.state() has every process's)."""
+        return self._local_pause_left()
+
     def _local_pause_left(self):
         with self._lock:
             return max(self._stamp - self._clock(), 0.0)

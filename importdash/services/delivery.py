@@ -66,6 +66,14 @@ class CircuitBreaker:
         with self._lock:
             return self._next_probe_at is not None
 
+    @property
+    def failures(self) -> int:
+        """Failed calls in a row (as this process last saw them, with a store)."""
+        if self._store is not None:
+            return self._store.breaker_failures
+        with self._lock:
+            return self._failures
+
     def admit(self) -> float:
         """Return 0.0 if a call may go out now (taking the probe while open), else the seconds to wait first."""
         if self._store is not None:

@@ -33,9 +33,24 @@ class DownstreamError(Exception):
         self.throttled = throttled
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What the downstream said to a check that carried no records: whether it answered at all (any HTTP status),
+    whether that answer was a success, and in words."""
+
+    answered: bool
+    ok: bool
+    message: str
+    status_code: int | None = None
+
+
 class Downstream(Protocol):
     def send(self, records: list[dict]) -> list[Outcome]:
         """Deliver the records in one call and return one outcome per record, in the same order."""
+        ...
+
+    def check(self) -> Answer:
+        """Ask whether the downstream answers, sending no records."""
         ...
 
     def close(self) -> None:
@@ -86,6 +101,10 @@ class SimulatedDownstream:
         if self.latency_ms > 0:
             self._sleep(self.latency_ms / 1000)
         return [self._judge(record) for record in records]
+
+    def check(self) -> Answer:
+        """The simulator is part of this process: it always answers."""
+        return Answer(answered=True, ok=True, message="the simulated downstream (built in) answers")
 
     def close(self) -> None:
         """Nothing to release."""

@@ -181,13 +181,55 @@ def get_job(session: Session, job_id: int) -> ImportJob:
     return job
 
 
-def list_jobs(session: Session, *, limit: int, offset: int = 0) -> tuple[list[dict], int]:
-    """Return a page of imports, newest first, and how many there are in all."""
-    jobs = session.scalars(
-        select(ImportJob).order_by(ImportJob.created_at.desc(), ImportJob.id.desc()).limit(limit).offset(offset)
-    )
-    total = session.scalar(select(func.count()).select_from(ImportJob))
-    return [job.to_dict() for job in jobs], total
+def list_jobs(
+    session: Session,
+    *,
+    limit: int,
+    offset: int = 0,
+    status: str | None = None,
+    mode: str | None = None,
+    query: str | None = None,
+) -> tuple[list[dict], int]:
+    """Return a page of imports, unfinished ones first, each part newest first, and how many match in all.
+
+    Optionally only those of one status or mode, or whose file name contains the query (any case). The two parts
+    are read apart, each in the order of the (created_at, id) index: the unfinished ones are few (the status index
+    finds them), and a page of the others stops reading at its last row instead of sorting every import.
+    """
+    conditions = _job_filters(status=status, mode=mode, query=query)
+    unfinished = ImportJob.status.in_(stored(JobStatus.unfinished()))
+    newest_first = (ImportJob.created_at.desc(), ImportJob.id.desc())
+    total = session.scalar(select(func.count()).select_from(ImportJob).where(*conditions))
+    unfinished_total = session.scalar(select(func.count()).select_from(ImportJob).where(*conditions, unfinished))
+    page = []
+    if offset < unfinished_total:
+        page += session.scalars(
+            select(ImportJob).where(*conditions, unfinished).order_by(*newest_first).limit(limit).offset(offset)
+        )
+    if len(page) < limit and total > unfinished_total:
+        page += session.scalars(
+            select(ImportJob)
+            .where(*conditions, ImportJob.status.notin_(stored(JobStatus.unfinished())))
+            .order_by(*newest_first)
+            .limit(limit - len(page))
+            .offset(max(offset - unfinished_total, 0))
+        )
+    return [job.to_dict() for job in page], total
+
+
+def _job_filters(*, status, mode, query):
+    """The WHERE conditions of the history's filters (each None or empty: not filtered)."""
+    conditions = []
+    if status:
+        conditions.append(ImportJob.status == status)
+    if mode:
+        conditions.append(ImportJob.mode == mode)
+    if query:
+        if "\x00" in query:
+            raise ApiError("q must not contain NUL characters", code="invalid_parameter")
+        escaped = query.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(func.lower(ImportJob.source).like(f"%{escaped}%", escape="\\"))
+    return conditions
 
 
 def job_state(session: Session, job_id: int) -> dict | None:
@@ -404,11 +446,15 @@ def _move(session, job_id, action, **values):
 
 def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -> dict[str, int]:
     """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
-    unfinished = session.scalar(
-        select(func.count()).select_from(ImportJob).where(ImportJob.status.in_(stored(JobStatus.unfinished())))
+    unfinished = list(
+        session.execute(
+            select(ImportJob.id, ImportJob.source)
+            .where(ImportJob.status.in_(stored(JobStatus.unfinished())) | ImportJob.id.in_(running))
+            .order_by(ImportJob.created_at, ImportJob.id)
+        )
     )
     if unfinished or running:
-        raise Conflict("An import is still running; wait for it to finish or cancel it first.")
+        raise _still_running(unfinished, running)
     uploads = _kept_uploads(session, storage)
     session.execute(delete(JobRun))
     deleted = {
@@ -419,6 +465,20 @@ def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -
     session.commit()
     deleted["files"] = sum(bool(_delete_upload(storage, path)) for _job_id, path in uploads)
     return deleted
+
+
+def _still_running(unfinished, running):
+    """The refusal to clear: it names the oldest unfinished import, and carries its id for a link to it."""
+    if not unfinished:  # a run this process holds whose job row is gone already
+        return Conflict("An import is still running; wait for it to finish or cancel it first.")
+    job_id, source = unfinished[0]
+    others = len(unfinished) - 1
+    also = f" (and {others} other{'s' if others > 1 else ''})" if others else ""
+    return Conflict(
+        f"Import #{job_id} ({source}) is still running{also}; wait for it to finish or cancel it first.",
+        code="import_running",
+        details={"job_id": job_id},
+    )
 
 
 def purge_jobs(session: Session, *, ended_before: datetime, storage: UploadStorage) -> dict[str, int]:
@@ -541,7 +601,8 @@ def job_snapshot(session: Session, broker: EventBroker, job_id: int) -> Event:
 
 
 def jobs_snapshot(session: Session, broker: EventBroker, *, limit: int) -> Event:
-    """Return the newest imports as the first event of the all-jobs stream (the history's starting point)."""
+    """Return the history's first page (unfinished imports first, then the newest) as the first event of the
+    all-jobs stream."""
     last_id = broker.last_event_id()
     jobs, total = list_jobs(session, limit=limit)
     return Event(last_id, JOBS_SNAPSHOT, {"jobs": jobs, "total": total}, None)

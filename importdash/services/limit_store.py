@@ -62,6 +62,15 @@ class Grant:
     age: float | None = None
 
 
+@dataclass(frozen=True)
+class SharedState:
+    """The downstream's pause and breaker as every process shares them, for people to see."""
+
+    paused_seconds: float  # left of a 429's pause (0: none)
+    failures: int  # failed calls in a row
+    breaker_open: bool
+
+
 class LimitStore(Protocol):
     """What the token bucket and the circuit breaker need from a store every process shares."""
 
@@ -83,6 +92,8 @@ class LimitStore(Protocol):
     def record_success(self) -> None: ...
 
     def take_probe(self, cooldown: float) -> float: ...
+
+    def state(self) -> SharedState: ...
 
     def close(self) -> None: ...
 
@@ -168,6 +179,10 @@ class DatabaseLimitStore:
                 "RETURNING probe_at"
             ),
             "probe_wait": text(f"SELECT probe_at - {now} FROM rate_limits WHERE name = :name"),
+            "state": text(
+                f"SELECT {greatest}(paused_until - {now}, 0), failures, probe_at IS NOT NULL "
+                "FROM rate_limits WHERE name = :name"
+            ),
         }
 
     def reserve(self, tokens: int) -> Grant:
@@ -217,6 +232,10 @@ class DatabaseLimitStore:
         if wait is None:
             return 0.0
         return max(wait, _RECHECK_SECONDS)  # due already: another process just took the probe, or is about to
+
+    def state(self) -> SharedState:
+        paused, failures, is_open = self._run("state", returns_row=True)
+        return SharedState(paused_seconds=paused, failures=failures, breaker_open=bool(is_open))
 
     def close(self) -> None:
         with self._lock:
@@ -353,6 +372,12 @@ class RedisLimitStore:
         if self._call(lambda: self._client.set(self._probe_key, 1, px=max(round(cooldown * 1000), 1), nx=True)):
             return 0.0
         return max(self._call(lambda: self._client.pttl(self._probe_key)) / 1000, _RECHECK_SECONDS)
+
+    def state(self) -> SharedState:
+        paused_ms = self._read_pause_and_breaker()
+        return SharedState(
+            paused_seconds=paused_ms / 1000, failures=self.breaker_failures, breaker_open=self.breaker_open
+        )
 
     def close(self) -> None:
         self._client.close()

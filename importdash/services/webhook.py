@@ -7,7 +7,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .downstream import DownstreamError, Outcome
+from .downstream import Answer, DownstreamError, Outcome
 
 _MESSAGE_LENGTH = 300  # longest part of a downstream's answer kept in an error message
 
@@ -60,6 +60,25 @@ class WebhookDownstream:
         if not 200 <= status < 300:
             raise DownstreamError(_describe(response), transient=False)
         return _outcomes(records, response)
+
+    def check(self) -> Answer:
+        """POST a call with no records, {"records": []}, as every call is made (headers, authorization, timeouts).
+
+        A receiver that follows the contract has nothing to do and answers 2xx; any other status still shows it
+        answers (a 401 names a wrong WEBHOOK_AUTHORIZATION, a 404 a wrong WEBHOOK_URL).
+        """
+        try:
+            response = self._client.post(self.url, json={"records": []}, headers={"Idempotency-Key": call_key([])})
+        except httpx.TimeoutException as exc:
+            return Answer(
+                answered=False, ok=False, message=f"the downstream did not answer in time ({type(exc).__name__})"
+            )
+        except httpx.TransportError as exc:
+            return Answer(
+                answered=False, ok=False, message=f"the downstream cannot be reached: {exc or type(exc).__name__}"
+            )
+        status = response.status_code
+        return Answer(answered=True, ok=200 <= status < 300, message=_describe(response), status_code=status)
 
     def close(self) -> None:
         self._client.close()

@@ -1,11 +1,12 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
+ledger), downstream (its state, and a check), health, docs (the OpenAPI document and its page) and pages (the
+dashboard)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
 
 from ..errors import ApiError
-from ..models import MAX_ID
+from ..models import MAX_ID, MAX_SEARCH_LENGTH
 
 
 class IdConverter(IntegerConverter):
@@ -16,10 +17,10 @@ class IdConverter(IntegerConverter):
 
 
 def register_blueprints(app):
-    from . import docs, events, health, history, imports, pages, records
+    from . import docs, downstream, events, health, history, imports, pages, records
 
     app.url_map.converters["id"] = IdConverter
-    for module in (imports, history, events, records, health, docs, pages):
+    for module in (imports, history, events, records, downstream, health, docs, pages):
         app.register_blueprint(module.bp)
 
 
@@ -56,4 +57,12 @@ def choice_arg(args, name, choices):
     allowed = [choice.value for choice in choices]
     if value not in allowed:
         raise ApiError(f"{name} must be one of {', '.join(allowed)}; got {value!r}", code="invalid_parameter")
+    return value
+
+
+def search_arg(args, name):
+    """Read an optional search text, trimmed ("" when absent); 400 when longer than any file name."""
+    value = args.get(name, "").strip()
+    if len(value) > MAX_SEARCH_LENGTH:
+        raise ApiError(f"{name} must be at most {MAX_SEARCH_LENGTH} characters", code="invalid_parameter")
     return value

@@ -3,18 +3,25 @@
 from flask import Blueprint, current_app, request, stream_with_context
 
 from ..extensions import db
-from ..models import ErrorCategory
+from ..models import ErrorCategory, JobMode, JobStatus
 from ..services import jobs
-from . import choice_arg, page_args
+from . import choice_arg, page_args, search_arg
 
 bp = Blueprint("history", __name__, url_prefix="/api/import")
 
 
 @bp.get("")
 def list_jobs():
-    """List imports, newest first."""
+    """List imports, unfinished ones first, then newest first; optionally of one status or mode, or by file name."""
     limit, offset = page_args(request.args)
-    page, total = jobs.list_jobs(db.session, limit=limit, offset=offset)
+    page, total = jobs.list_jobs(
+        db.session,
+        limit=limit,
+        offset=offset,
+        status=choice_arg(request.args, "status", JobStatus),
+        mode=choice_arg(request.args, "mode", JobMode),
+        query=search_arg(request.args, "q"),
+    )
     return {"jobs": page, "total": total}
 
 

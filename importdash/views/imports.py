@@ -4,6 +4,7 @@ import os
 
 from flask import Blueprint, current_app, request
 
+from ..config import sample_imports_allowed
 from ..errors import ApiError
 from ..extensions import db
 from ..models import DuplicatePolicy, FileFormat, JobMode, JobStatus
@@ -76,6 +77,13 @@ def _start(mode, sample_only=False):
     options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"], idempotency_key=key)
     try:
         if upload is None:
+            if not sample_imports_allowed(config):
+                raise ApiError(
+                    "The bundled sample is demo data and a real downstream (webhook) is configured, so it is not "
+                    "imported; upload a file, or set IMPORTDASH_DEMO=1 to allow the sample.",
+                    status_code=403,
+                    code="demo_import_disabled",
+                )
             path = config["SAMPLE_FILE"]
             job = jobs.create_job(
                 db.session, runtime.broker, mode=mode, path=path, source=os.path.basename(path), **options

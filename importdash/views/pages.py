@@ -2,9 +2,10 @@
 
 from flask import Blueprint, current_app, render_template
 
+from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import ErrorCategory
+from ..models import ErrorCategory, JobMode, JobStatus
 from ..services import jobs
 
 bp = Blueprint("pages", __name__)
@@ -17,10 +18,21 @@ CATEGORY_LABELS = {
 }
 
 
+@bp.app_context_processor
+def header_settings():
+    """What the header on every page needs: whether the bundled sample may be imported (its button)."""
+    return {"sample_imports": sample_imports_allowed(current_app.config)}
+
+
 @bp.get("/")
 def dashboard():
-    """Show the import buttons and the live history of imports."""
-    return render_template("pages/dashboard.html")
+    """Show the import buttons, the downstream's state and the live history of imports, with its filters."""
+    return render_template(
+        "pages/dashboard.html",
+        statuses=[status.value for status in JobStatus],
+        modes=[mode.value for mode in JobMode],
+        page_size=current_app.config["DEFAULT_PAGE_SIZE"],
+    )
 
 
 @bp.get("/imports/<id:job_id>")

@@ -1,11 +1,13 @@
 // fetch() wrappers that throw on any non-2xx answer with the server's own message.
 
 export class ApiError extends Error {
-  constructor(message, { status, code } = {}) {
+  /** details: what the server's error adds to its code and message (e.g. job_id, or a file's columns). */
+  constructor(message, { status, code, details = {} } = {}) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.code = code;
+    this.details = details;
   }
 }
 
@@ -28,7 +30,7 @@ export async function request(url, { method = "GET", json, form } = {}) {
   if (!response.ok) {
     const error = body && body.error;
     const message = (error && error.message) || `The server answered ${response.status} ${response.statusText}.`;
-    throw new ApiError(message, { status: response.status, code: error && error.code });
+    throw new ApiError(message, { status: response.status, code: error && error.code, details: (error && error.details) || {} });
   }
   return body;
 }

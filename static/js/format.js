@@ -43,3 +43,16 @@ export function moment(iso) {
   const today = new Date().toDateString() === date.toDateString();
   return (today ? sameDay : otherDay).format(date);
 }
+
+const dateAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const fullDateAndTime = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "long" });
+
+/** A moment from the API as a date and a time in the reader's time zone, e.g. "7 Dec 2026, 09:12". */
+export function dateTime(iso) {
+  return iso ? dateAndTime.format(new Date(iso)) : "–";
+}
+
+/** The same moment in full, with seconds and the time zone's name (for a title on hover). */
+export function fullDateTime(iso) {
+  return iso ? fullDateAndTime.format(new Date(iso)) : "";
+}

@@ -1,17 +1,20 @@
 // The header on every page: the import buttons, the file picker, "Clear records", notices and the live badge.
 import { request } from "./api.js";
-import { $, fillUrl, setText } from "./dom.js";
+import { $, el, fillUrl, setText } from "./dom.js";
 import { count } from "./format.js";
 
 const NOTICE_MS = 8000;
 
 let noticeTimer = null;
 
-/** Show a message under the header; errors stay until dismissed, other notes fade after a while. */
-export function notify(message, { error = false } = {}) {
+/** Show a message under the header, with an optional link ({ href, text }) after it; errors stay until dismissed,
+ * other notes fade after a while. */
+export function notify(message, { error = false, link = null } = {}) {
   const notice = $("[data-notice]");
   clearTimeout(noticeTimer);
-  setText($("[data-notice-text]", notice), message);
+  const text = $("[data-notice-text]", notice);
+  setText(text, message);
+  if (link) text.append(" ", el("a", { href: link.href }, link.text));
   notice.classList.toggle("notice--error", error);
   notice.hidden = false;
   if (!error) noticeTimer = setTimeout(() => (notice.hidden = true), NOTICE_MS);
@@ -115,11 +118,17 @@ function initClear(onCleared) {
       notify(`Deleted ${count(deleted.records)} records, ${count(deleted.errors)} errors and ${count(deleted.jobs)} imports.`);
       onCleared();
     } catch (error) {
-      notify(error.message, { error: true });
+      notify(error.message, { error: true, link: runningImportLink(error) });
     } finally {
       button.disabled = false;
     }
   });
+}
+
+/** A refusal that names the import still running links to it. */
+function runningImportLink(error) {
+  const jobId = error.details && error.details.job_id;
+  return jobId ? { href: fillUrl(document.body.dataset.jobPage, { id: jobId }), text: `Open import #${jobId}` } : null;
 }
 
 function size(bytes) {

@@ -1,5 +1,7 @@
 """Reading imports, their errors and the records through the JSON API."""
 
+from datetime import datetime
+
 import pytest
 
 
@@ -14,6 +16,64 @@ def test_jobs_are_listed_newest_first_and_paged(client, make_job):
     assert [job["id"] for job in listing["jobs"]] == ids[::-1][:2]
     assert listing["total"] == 3
     assert [job["id"] for job in client.get("/api/import?limit=2&offset=2").get_json()["jobs"]] == [ids[0]]
+
+
+def at(minute):
+    return datetime(2026, 1, 1, 12, minute)
+
+
+def ids(client, query=""):
+    return [job["id"] for job in client.get(f"/api/import{query}").get_json()["jobs"]]
+
+
+def test_unfinished_imports_come_first_then_the_others_newest_first(client, make_job):
+    old_running = make_job(status="processing", created_at=at(1)).id
+    done = [make_job(status="completed", created_at=at(minute)).id for minute in (2, 3, 4)]
+    waiting = make_job(status="pending", created_at=at(5)).id
+    failed = make_job(status="failed", created_at=at(6)).id
+
+    order = [waiting, old_running, failed, *done[::-1]]
+    assert ids(client) == order
+    # The pages follow the same order, across the border between the two parts.
+    pages = [ids(client, f"?limit=2&offset={offset}") for offset in (0, 2, 4, 6)]
+    assert pages == [order[0:2], order[2:4], order[4:6], []]
+    assert ids(client, "?limit=3&offset=1") == order[1:4]
+    assert client.get("/api/import?limit=2&offset=4").get_json()["total"] == 6
+
+
+def test_the_history_filters_by_status_and_mode_and_finds_file_names(client, make_job):
+    march = make_job(status="completed", mode="batch", source="March contacts.csv").id
+    april = make_job(status="failed", mode="stream", source="april_contacts.csv").id
+    make_job(status="completed", mode="stream", source="leads.csv")
+    percent = make_job(status="completed", mode="default", source="100%_real.csv").id
+
+    assert ids(client, "?status=failed") == [april]
+    assert ids(client, "?mode=batch") == [march]
+    assert sorted(ids(client, "?q=CONTACTS")) == sorted([march, april])
+    assert ids(client, "?q=contacts&mode=stream") == [april]
+    assert ids(client, "?q=contacts&status=completed&mode=stream") == []
+    # Wildcards of LIKE are plain characters here.
+    assert ids(client, "?q=%25") == [percent]
+    assert ids(client, "?q=l_contacts") == [april]
+    assert ids(client, "?q=h_contacts") == []
+    listing = client.get("/api/import?q=contacts&limit=1").get_json()
+    assert listing["total"] == 2 and len(listing["jobs"]) == 1
+    assert ids(client, "?status=&mode=&q=") == ids(client)
+
+
+@pytest.mark.parametrize(
+    "query, message",
+    [
+        ("status=done", "status must be one of pending, processing, completed, failed, cancelled; got 'done'"),
+        ("mode=fast", "mode must be one of default, batch, stream; got 'fast'"),
+        ("q=" + "x" * 256, "q must be at most 255 characters"),
+        ("q=a%00b", "q must not contain NUL characters"),
+    ],
+)
+def test_bad_history_filters_are_a_400_naming_the_problem(client, query, message):
+    response = client.get(f"/api/import?{query}")
+    assert response.status_code == 400
+    assert response.get_json()["error"] == {"code": "invalid_parameter", "message": message}
 
 
 def test_job_shape(client, make_job):
@@ -124,11 +184,17 @@ def test_clearing_records_needs_confirmation(client, finished_job):
     assert client.get("/api/import").get_json()["jobs"] == []
 
 
-def test_clearing_is_refused_while_an_import_runs(client, make_job):
-    make_job(status="processing")
+def test_clearing_is_refused_while_an_import_runs_and_names_it(client, make_job):
+    make_job(status="completed")
+    running = make_job(status="processing", source="big.csv")
+    make_job(status="pending")
     response = client.delete("/api/records?confirm=true")
     assert response.status_code == 409
-    assert response.get_json()["error"]["code"] == "conflict"
+    error = response.get_json()["error"]
+    assert error["code"] == "import_running" and error["details"]["job_id"] == running.id
+    assert error["message"] == (
+        f"Import #{running.id} (big.csv) is still running (and 1 other); wait for it to finish or cancel it first."
+    )
 
 
 def test_health_reports_the_database(client):

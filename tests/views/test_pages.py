@@ -101,3 +101,66 @@ def test_scripts_never_write_html():
     for name, source in sources.items():
         for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
             assert sink not in source, f"{name} uses {sink}"
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "text/html, application/json", "application/json;q=0.5, */*;q=0.5"])
+def test_unknown_pages_answer_html_with_a_way_back_on_a_tie(client, accept):
+    headers = {"Accept": accept} if accept else {}
+    for method, url, status in (("GET", "/imports/9999", 404), ("GET", "/nowhere", 404), ("DELETE", "/", 405)):
+        response = client.open(url, method=method, headers=headers)
+        assert (response.status_code, response.mimetype) == (status, "text/html"), (url, accept)
+        tags = Tags(response.get_data(as_text=True))
+        assert ("a", {"class": "button button--primary", "href": "/"}) in tags.tags
+
+
+def test_pages_answer_json_to_clients_that_prefer_it_and_the_api_always_does(client):
+    response = client.get("/imports/9999", headers={"Accept": "application/json"})
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+    for accept in ("*/*", "text/html"):
+        response = client.get("/api/import/9999", headers={"Accept": accept})
+        assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_the_dashboard_links_the_api_page_which_documents_every_operation(client):
+    dashboard = page(client, "/")
+    assert any(tag == "a" and attrs.get("href") == "/docs" for tag, attrs in dashboard.tags)
+
+    docs = page(client, "/docs")
+    spec = client.get("/api/openapi.json").get_json()
+    anchors = {attrs["id"] for tag, attrs in docs.tags if tag == "article" and "id" in attrs}
+    operations = {operation["operationId"] for item in spec["paths"].values() for operation in item.values()}
+    assert operations <= anchors
+    assert {f"schema-{name}" for name in spec["components"]["schemas"]} <= anchors
+    html = client.get("/docs").get_data(as_text=True)
+    assert "one of pending, processing, completed, failed, cancelled" in html  # the history's status filter
+    assert any("back-link" in attrs.get("class", "") for _, attrs in docs.tags)
+
+
+def test_the_api_page_holds_no_inline_code(client):
+    tags = page(client, "/docs")
+    for tag, attrs in tags.tags:
+        assert tag != "style" and "style" not in attrs
+    assert all(attrs.get("src") for attrs, _text in tags.scripts)
+
+
+def default_button(client):
+    return [attrs for _, attrs in page(client, "/").tags if attrs.get("data-import") == "default"]
+
+
+@pytest.mark.parametrize("app_config", [dict(DOWNSTREAM="webhook", WEBHOOK_URL="http://127.0.0.1:9/contacts")])
+def test_with_a_webhook_the_demo_import_is_hidden_and_refused(client):
+    assert default_button(client) == []
+    for url in ("/api/import", "/api/import/batch", "/api/import/stream"):  # no file: the bundled sample
+        response = client.post(url)
+        assert response.status_code == 403, url
+        error = response.get_json()["error"]
+        assert error["code"] == "demo_import_disabled" and "IMPORTDASH_DEMO=1" in error["message"]
+    assert client.get("/api/import").get_json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    "app_config", [dict(DOWNSTREAM="webhook", WEBHOOK_URL="http://127.0.0.1:9/contacts", DEMO=True)]
+)
+def test_with_a_webhook_and_demo_on_the_demo_import_is_offered(client):
+    assert len(default_button(client)) == 1
+    assert client.post("/api/import").status_code == 202
