@@ -1,6 +1,7 @@
 """Everything a caller does to an import job: create, get, list, state, cancel, retry and clear, and read its
 errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
+import dataclasses
 import logging
 import os
 import re
@@ -10,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
-from ..errors import ApiError, Conflict, InvalidFile, NotFound
+from ..errors import ApiError, Conflict, InvalidFile, MappingRequired, NotFound
 from ..models import (
     ANONYMOUS_USER,
     MAX_ID,
@@ -33,6 +34,7 @@ from ..models import (
     stored,
     utcnow,
 )
+from . import memory, templates
 from .broker import Event, EventBroker
 from .dialects import statements_for
 from .export import errors_csv, source_keys
@@ -106,11 +108,23 @@ def create_job(
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
-    if template is not None:
-        raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
+    # The request's own options win; those it left out come from its template (NotFound when there is none).
+    options = templates.import_options(
+        session,
+        template=template,
+        file_format=file_format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        mapping=mapping,
+        duplicate_policy=duplicate_policy,
+    )
+    file_format, encoding, delimiter, sheet = options.file_format, options.encoding, options.delimiter, options.sheet
     if file_format not in (None, FileFormat.CSV):
         raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
-    checked = check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
+    checked = _check_mapped(
+        session, path, encoding=encoding, delimiter=delimiter, mapping=options.mapping, max_line_length=max_line_length
+    )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
@@ -127,7 +141,8 @@ def create_job(
         delimiter=checked.delimiter,
         columns=checked.columns,
         mapping=checked.mapping.to_json(),
-        duplicate_policy=(duplicate_policy or DuplicatePolicy.SKIP).value,
+        duplicate_policy=options.duplicate_policy.value,
+        template_id=options.template_id,
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,
@@ -147,7 +162,47 @@ def create_job(
             raise
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
+    if options.mapping is not None:  # a mapping a person chose: the next file with these columns gets it too
+        _remember(session, checked.columns, checked.mapping)
     return job
+
+
+def _check_mapped(session, path, *, encoding, delimiter, mapping, max_line_length):
+    """Check the file with the mapping given; without one, with the mapping remembered for its columns, else the
+    one match_columns finds (MappingRequired when it is unsure and nothing is remembered).
+
+    Memory wins over automatic matching: a person chose it for exactly these columns.
+    """
+    if mapping is not None:
+        return check_file(
+            path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
+        )
+    try:
+        checked = check_file(
+            path, encoding=encoding, delimiter=delimiter, mapping=None, max_line_length=max_line_length
+        )
+    except MappingRequired as unsure:
+        remembered = memory.recall(session, unsure.details["columns"])
+        if remembered is None:
+            raise
+        # The header alone stopped the first check; the file is checked again, reading it as remembered.
+        return check_file(
+            path, encoding=encoding, delimiter=delimiter, mapping=remembered, max_line_length=max_line_length
+        )
+    remembered = memory.recall(session, checked.columns)
+    if remembered is None or remembered == checked.mapping:
+        return checked
+    remembered.bind(checked.columns)  # names only columns of this header: recall made sure
+    return dataclasses.replace(checked, mapping=remembered)
+
+
+def _remember(session, columns, mapping):
+    """Keep a job's mapping in mapping memory; the job stands whatever happens to the memory."""
+    try:
+        memory.remember(session, columns, mapping)
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("the mapping of a new import could not be remembered")
 
 
 def _discard(storage, key):

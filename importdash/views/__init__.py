@@ -1,5 +1,5 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
+ledger), templates (saved ways to read a file), health, docs (the OpenAPI document) and pages (the dashboard)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -16,10 +16,10 @@ class IdConverter(IntegerConverter):
 
 
 def register_blueprints(app):
-    from . import docs, events, health, history, imports, pages, records
+    from . import docs, events, health, history, imports, pages, records, templates
 
     app.url_map.converters["id"] = IdConverter
-    for module in (imports, history, events, records, health, docs, pages):
+    for module in (imports, history, events, records, templates, health, docs, pages):
         app.register_blueprint(module.bp)
 
 

@@ -1,10 +1,11 @@
-"""The dashboard's pages: the history at /, one import at /imports/<id>. Their data comes from the JSON API."""
+"""The dashboard's pages: the history at /, one import at /imports/<id>, the import templates at /templates.
+Their data comes from the JSON API."""
 
 from flask import Blueprint, current_app, render_template
 
 from ..errors import NotFound
 from ..extensions import db
-from ..models import ErrorCategory
+from ..models import DuplicatePolicy, ErrorCategory, FileFormat
 from ..services import jobs
 
 bp = Blueprint("pages", __name__)
@@ -35,3 +36,9 @@ def job(job_id):
     return render_template(
         "pages/job.html", job=state["job"], state=state, categories=CATEGORY_LABELS, rate_limit=rate_limit
     )
+
+
+@bp.get("/templates")
+def templates():
+    """Show the import templates, to create, edit and delete them."""
+    return render_template("pages/templates.html", formats=list(FileFormat), policies=list(DuplicatePolicy))
