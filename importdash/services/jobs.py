@@ -39,7 +39,7 @@ from .broker import Event, EventBroker
 from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
-from .mapping import ColumnMapping
+from .mapping import ColumnMapping, complete_mapping
 from .reader import check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
@@ -90,6 +90,7 @@ def create_job(
     file_format: FileFormat | None = None,
     sheet: str | None = None,
     mapping: ColumnMapping | None = None,
+    mapped_fields: dict | None = None,
     template: str | None = None,
     duplicate_policy: DuplicatePolicy | None = None,
     started_by: str = ANONYMOUS_USER,
@@ -104,6 +105,10 @@ def create_job(
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
     the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
+
+    The columns are read with the mapping given (mapping; or mapped_fields, some fields, with the rest matched),
+    else the template's, else the one remembered for a file with these columns, else the one match_columns finds.
+    A mapping given or the template's is remembered for the next file with these columns.
     """
     mode = JobMode(mode)
     if not os.path.isfile(path):
@@ -122,8 +127,14 @@ def create_job(
     file_format, encoding, delimiter, sheet = options.file_format, options.encoding, options.delimiter, options.sheet
     if file_format not in (None, FileFormat.CSV):
         raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
-    checked = _check_mapped(
-        session, path, encoding=encoding, delimiter=delimiter, mapping=options.mapping, max_line_length=max_line_length
+    checked, chosen = _check_mapped(
+        session,
+        path,
+        encoding=encoding,
+        delimiter=delimiter,
+        mapping=options.mapping,
+        mapped_fields=mapped_fields,
+        max_line_length=max_line_length,
     )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
@@ -162,38 +173,45 @@ def create_job(
             raise
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
-    if options.mapping is not None:  # a mapping a person chose: the next file with these columns gets it too
+    if chosen:  # a mapping a person chose: the next file with these columns gets it too
         _remember(session, checked.columns, checked.mapping)
     return job
 
 
-def _check_mapped(session, path, *, encoding, delimiter, mapping, max_line_length):
-    """Check the file with the mapping given; without one, with the mapping remembered for its columns, else the
-    one match_columns finds (MappingRequired when it is unsure and nothing is remembered).
+def _check_mapped(session, path, *, encoding, delimiter, mapping, mapped_fields, max_line_length):
+    """Check the file with the mapping given, and say whether a person chose it; without one, with the mapping
+    remembered for its columns, else the one match_columns finds (MappingRequired when it is unsure).
 
-    Memory wins over automatic matching: a person chose it for exactly these columns.
+    Memory wins over automatic matching: a person chose it for exactly these columns. Some fields given
+    (mapped_fields) are completed by matching the others, which takes a first look at the file's columns.
     """
-    if mapping is not None:
+
+    def check(mapping):
         return check_file(
             path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
         )
+
+    if mapping is None and mapped_fields:
+        try:
+            columns = check(None).columns
+        except MappingRequired as unsure:
+            columns = unsure.details["columns"]
+        mapping = complete_mapping(mapped_fields, columns)
+    if mapping is not None:
+        return check(mapping), True
     try:
-        checked = check_file(
-            path, encoding=encoding, delimiter=delimiter, mapping=None, max_line_length=max_line_length
-        )
+        checked = check(None)
     except MappingRequired as unsure:
         remembered = memory.recall(session, unsure.details["columns"])
         if remembered is None:
             raise
         # The header alone stopped the first check; the file is checked again, reading it as remembered.
-        return check_file(
-            path, encoding=encoding, delimiter=delimiter, mapping=remembered, max_line_length=max_line_length
-        )
+        return check(remembered), False
     remembered = memory.recall(session, checked.columns)
     if remembered is None or remembered == checked.mapping:
-        return checked
+        return checked, False
     remembered.bind(checked.columns)  # names only columns of this header: recall made sure
-    return dataclasses.replace(checked, mapping=remembered)
+    return dataclasses.replace(checked, mapping=remembered), False
 
 
 def _remember(session, columns, mapping):

@@ -10,7 +10,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from ..errors import ApiError, InvalidFile
+from ..errors import ApiError, InvalidFile, MappingRequired
 
 FIELDS = ("name", "email", "company")  # the contact's own fields; every other kept column is an extra field
 REQUIRED_FIELDS = ("name", "email")
@@ -621,3 +621,31 @@ def _sure(suggestions):
     if len(suggestions) > 1 and suggestions[1].confidence >= suggestions[0].confidence:
         return None
     return suggestions[0]
+
+
+def complete_mapping(given: dict, columns: list[str]) -> ColumnMapping:
+    """A mapping of the fields a user gave (name: columns, email, company, extra) with the fields left out matched
+    by match_columns among the other columns; MappingRequired when name or email is still unsure."""
+    match = match_columns(columns)
+    taken = {*given.get("name", ()), given.get("email"), given.get("company"), *(given.get("extra") or ())}
+
+    def matched(kind):
+        free = [suggestion for suggestion in match.suggestions[kind] if not taken.intersection(suggestion.columns)]
+        sure = _sure(free)
+        return None if sure is None else sure.columns
+
+    name = tuple(given["name"]) if given.get("name") else matched("name")
+    email = given.get("email") or (matched("email") or (None,))[0]
+    if name is None or email is None:
+        missing = " and ".join(kind for kind, found in (("name", name), ("email", email)) if found is None)
+        raise MappingRequired(
+            f"The columns holding the {missing} are not clear; map them too. Columns found: "
+            f"{', '.join(repr(column) for column in columns[:20])}.",
+            details=match.to_json(),
+        )
+    company = given.get("company")
+    if company is None and "company" not in given:
+        company = (matched("company") or (None,))[0]
+        company = None if company in (email, *name) else company
+    extra = given.get("extra")
+    return ColumnMapping(name=name, email=email, company=company, extra=None if extra is None else tuple(extra))

@@ -182,9 +182,9 @@ def import_options(
         return ImportOptions(
             file_format, encoding, delimiter, sheet, mapping, duplicate_policy or DuplicatePolicy.SKIP, None
         )
-    saved = get_template(session, template) if not template.isdigit() else None
-    if saved is None:  # a name only: an upload's template field is never taken for an id
-        raise NotFound(f"No template named {template!r}.")
+    if template.isdigit():  # a name only: an upload's template field is never taken for an id
+        raise NotFound(f"No template {template!r}: name a template, not its id.")
+    saved = get_template(session, template)
     return ImportOptions(
         file_format=file_format or (FileFormat(saved.file_format) if saved.file_format else None),
         encoding=encoding or saved.encoding,
