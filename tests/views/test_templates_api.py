@@ -217,3 +217,10 @@ def test_a_template_mapping_is_remembered_too(client):
 
     remembered = db.session.query(HeaderMapping).one()
     assert remembered.mapping == MAPPING and remembered.columns == ["Vorname", "Nachname", "Adresse", "Telefon"]
+
+
+def test_the_templates_page_is_linked_from_the_header_and_reads_the_api(client):
+    page = client.get("/templates").get_data(as_text=True)
+
+    assert 'data-templates-url="/api/templates"' in page and 'src="/static/js/templates.js"' in page
+    assert 'href="/templates"' in client.get("/").get_data(as_text=True)
