@@ -99,3 +99,13 @@ def test_a_template_is_created_from_json_with_options_overriding(runner, tmp_pat
     assert clash.exit_code == 1 and "exists already" in clash.output
     partial = runner.invoke(args=["templates", "create", "Half", "--map", "email=E"])
     assert partial.exit_code == 2 and "name and email" in partial.output
+
+
+def test_map_of_one_field_wins_over_the_templates_mapping(runner, write_csv):
+    runner.invoke(args=["templates", "create", "CRM", "--map", "name=Kontakt", "--map", "email=Adresse"])
+    path = write_csv("Kontakt,Adresse,Privat\nAda,ada@work.example,ada@home.example\n")
+
+    result = runner.invoke(args=["import", str(path), "--template", "CRM", "--map", "email=Privat"])
+
+    assert result.exit_code == 0, result.output
+    assert db.session.scalars(db.select(Record.email)).all() == ["ada@home.example"]

@@ -191,7 +191,9 @@ def _check_mapped(session, path, *, encoding, delimiter, mapping, mapped_fields,
             path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
         )
 
-    if mapping is None and mapped_fields:
+    if mapping is not None and mapped_fields:  # the fields given win over the template's
+        mapping = ColumnMapping.from_json(mapping.to_json() | mapped_fields)
+    elif mapped_fields:
         try:
             columns = check(None).columns
         except MappingRequired as unsure:

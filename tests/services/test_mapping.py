@@ -3,7 +3,15 @@ languages, the false matches it must not make, and first and last names joined."
 
 import pytest
 
-from importdash.services.mapping import CONFIDENT, ColumnMapping, header_key, match_columns, normalise
+from importdash.errors import MappingRequired
+from importdash.services.mapping import (
+    CONFIDENT,
+    ColumnMapping,
+    complete_mapping,
+    header_key,
+    match_columns,
+    normalise,
+)
 
 # (a header, the field it confidently holds): each is matched alone beside neutral columns.
 CONFIDENT_HEADERS = [
@@ -264,3 +272,22 @@ def test_the_header_key_ignores_order_and_spelling_but_not_the_set_of_columns():
     assert header_key(["phone", "e_mail", "FULL NAME"]) == key
     assert header_key(["Full Name", "E-mail"]) != key
     assert len(key) == 64
+
+
+def test_complete_mapping_keeps_the_fields_given_and_matches_the_rest_among_the_other_columns():
+    columns = ["Full Name", "Email", "Backup Email", "Company"]
+
+    mapping = complete_mapping({"email": "Backup Email"}, columns)
+
+    assert mapping == ColumnMapping(name=("Full Name",), email="Backup Email", company="Company")
+    assert complete_mapping({"name": ["Company"], "extra": []}, columns) == ColumnMapping(
+        name=("Company",), email="Email", company=None, extra=()
+    )
+
+
+def test_complete_mapping_asks_when_a_required_field_is_still_unsure():
+    with pytest.raises(MappingRequired) as raised:
+        complete_mapping({"email": "Reach"}, ["Who", "Reach"])
+
+    assert "name are not clear" in raised.value.message
+    assert raised.value.details["columns"] == ["Who", "Reach"]
