@@ -183,53 +183,23 @@ PARTIAL = 0.4  # an alias among other words, none of which says the column is ab
 MAX_SUGGESTIONS = 5
 
 # Words left out everywhere, in aliases too: articles and prepositions ("Nom de famille", "Name of company").
-_STOP_WORDS = {"the", "of", "your", "de", "du", "des", "la", "le", "l", "el", "del", "di", "della", "do", "da", "der"}
+_STOP_WORDS = frozenset("the of your de du des la le l el del di della do da der".split())
 
+# fmt: off
 _EMAIL = {
     EXACT: [
-        "Email",
-        "Courriel",
-        "Correo electrónico",
-        "Posta elettronica",
-        "E-post",
-        "Epost",
-        "Emailaddress",
-        "Emailadresse",
-        "Emailadres",
-        "Mailadresse",
-        "Mailadres",
-        "Mailaddress",
-        "Emailaddr",
+        "Email", "Courriel", "Correo electrónico", "Posta elettronica", "E-post", "Epost",
+        "Emailaddress", "Emailadresse", "Emailadres", "Mailadresse", "Mailadres", "Mailaddress", "Emailaddr",
     ],
     WORDY: ["Contact email", "Email contact", "Correo-e"],
     LOOSE: ["Mail", "Mél", "Correo"],
-    QUALIFIED: [],
 }
 _NAME = {
     EXACT: [
-        "Name",
-        "Full name",
-        "Fullname",
-        "Complete name",
-        "Nom complet",
-        "Nom et prénom",
-        "Prénom et nom",
-        "Prénom nom",
-        "Nom prénom",
-        "Vollständiger Name",
-        "Vor- und Nachname",
-        "Name Vorname",
-        "Vorname Name",
-        "Vorname Nachname",
-        "Nombre completo",
-        "Nombre y apellidos",
-        "Nombre y apellido",
-        "Nome completo",
-        "Nome e cognome",
-        "Nome e sobrenome",
-        "Naam",
-        "Volledige naam",
-        "Voor- en achternaam",
+        "Name", "Full name", "Fullname", "Complete name", "Nom complet", "Nom et prénom", "Prénom et nom",
+        "Prénom nom", "Nom prénom", "Vollständiger Name", "Vor- und Nachname", "Name Vorname", "Vorname Name",
+        "Vorname Nachname", "Nombre completo", "Nombre y apellidos", "Nombre y apellido", "Nome completo",
+        "Nome e cognome", "Nome e sobrenome", "Naam", "Volledige naam", "Voor- en achternaam",
     ],
     WORDY: ["Contact name", "Customer name", "Client name", "Contact person", "Ansprechpartner", "Kontaktperson"],
     LOOSE: ["Nom", "Nombre", "Nome"],
@@ -237,23 +207,9 @@ _NAME = {
 }
 _COMPANY = {
     EXACT: [
-        "Company",
-        "Companyname",
-        "Organisation",
-        "Organization",
-        "Firma",
-        "Firmenname",
-        "Unternehmen",
-        "Empresa",
-        "Société",
-        "Entreprise",
-        "Azienda",
-        "Bedrijf",
-        "Bedrijfsnaam",
-        "Organisatie",
-        "Organización",
-        "Organizzazione",
-        "Organização",
+        "Company", "Companyname", "Organisation", "Organization", "Firma", "Firmenname", "Unternehmen", "Empresa",
+        "Société", "Entreprise", "Azienda", "Bedrijf", "Bedrijfsnaam", "Organisatie", "Organización",
+        "Organizzazione", "Organização",
     ],
     WORDY: ["Business name", "Raison sociale", "Ragione sociale", "Nome da empresa", "Employer"],
     LOOSE: ["Org", "Società", "Business"],
@@ -261,186 +217,48 @@ _COMPANY = {
 }
 _FIRST_NAME = {
     EXACT: [
-        "First name",
-        "Firstname",
-        "Given name",
-        "Forename",
-        "Vorname",
-        "Prénom",
-        "Nombre de pila",
-        "Primer nombre",
-        "Nome proprio",
-        "Nome di battesimo",
-        "Primeiro nome",
-        "Voornaam",
-        "Roepnaam",
+        "First name", "Firstname", "Given name", "Forename", "Vorname", "Prénom", "Nombre de pila", "Primer nombre",
+        "Nome proprio", "Nome di battesimo", "Primeiro nome", "Voornaam", "Roepnaam",
     ],
     WORDY: ["First", "Fname"],
 }
 _LAST_NAME = {
     EXACT: [
-        "Last name",
-        "Lastname",
-        "Surname",
-        "Family name",
-        "Nachname",
-        "Familienname",
-        "Nom de famille",
-        "Apellido",
-        "Apellidos",
-        "Primer apellido",
-        "Cognome",
-        "Achternaam",
-        "Familienaam",
-        "Sobrenome",
-        "Último nome",
+        "Last name", "Lastname", "Surname", "Family name", "Nachname", "Familienname", "Nom de famille", "Apellido",
+        "Apellidos", "Primer apellido", "Cognome", "Achternaam", "Familienaam", "Sobrenome", "Último nome",
         "Apelido",
     ],
     WORDY: ["Last", "Lname"],
 }
+# fmt: on
 # Bare words that name the other half of a first-name or last-name column beside it ("Prénom" and "Nom",
 # "Vorname" and "Name", "Nombre" and "Apellidos"), and the whole name when alone.
-_BARE_LAST_NAMES = {"nom", "name", "naam"}
-_BARE_FIRST_NAMES = {"nombre", "nome", "name"}
+_BARE_LAST_NAMES = frozenset({"nom", "name", "naam"})
+_BARE_FIRST_NAMES = frozenset({"nombre", "nome", "name"})
 
 # Filler words a header may add to an alias without changing what it holds.
 _FILLER = {
-    "email": {"address", "adresse", "adres", "addr", "direccion", "indirizzo", "endereco", "id"},
-    "company": {"name", "nom", "nombre", "nome", "naam"},
+    "email": frozenset("address adresse adres addr direccion indirizzo endereco id".split()),
+    "company": frozenset("name nom nombre nome naam".split()),
 }
 # Words that qualify an alias: the column likely holds the field, but the file may have several such columns.
-_QUALIFIERS = {
-    "work",
-    "home",
-    "private",
-    "personal",
-    "primary",
-    "main",
-    "secondary",
-    "alternate",
-    "alternative",
-    "other",
-    "office",
-    "billing",
-    "privat",
-    "privee",
-    "prive",
-    "geschaftlich",
-    "dienstlich",
-    "principal",
-    "principale",
-    "professionnel",
-    "professionnelle",
-    "personnel",
-    "personnelle",
-    "trabajo",
-    "lavoro",
-    "werk",
-    "zakelijk",
-}
-# Words that say a column is about something else than the alias it contains: "Email consent", "Company size".
-_UNRELATED = {
-    "consent",
-    "opt",
-    "optin",
-    "optout",
-    "opted",
-    "in",
-    "out",
-    "subscribed",
-    "subscription",
-    "unsubscribed",
-    "unsubscribe",
-    "status",
-    "verified",
-    "verification",
-    "valid",
-    "bounce",
-    "bounced",
-    "size",
-    "count",
-    "type",
-    "date",
-    "time",
-    "domain",
-    "website",
-    "url",
-    "web",
-    "industry",
-    "revenue",
-    "employees",
-    "phone",
-    "fax",
-    "mobile",
-    "referrer",
-    "referral",
-    "referred",
-    "source",
-    "campaign",
-    "owner",
-    "manager",
-    "marketing",
-    "newsletter",
-    "permission",
-    "preference",
-    "preferences",
-    "format",
-    "frequency",
-    "template",
-    "sent",
-    "opened",
-    "clicked",
-    "hash",
-    "md5",
-    "sha256",
-    "code",
-    "number",
-    "no",
-    "nr",
-    "registration",
-    "vat",
-    "tax",
-    "sector",
-    "city",
-    "country",
-    "street",
-    "zip",
-    "postal",
-    "logo",
-    "linkedin",
-    "twitter",
-    "reference",
-    "file",
-    "id",
-    "user",
-    "username",
-    "login",
-    "middle",
-    "nick",
-    "nickname",
-    "maiden",
-    "prefix",
-    "suffix",
-    "title",
-    "salutation",
-    "product",
-    "event",
-    "list",
-    "project",
-    "job",
-    "parent",
-    "einwilligung",
-    "consentement",
-    "consentimiento",
-    "consenso",
-    "toestemming",
-    "abonniert",
-    "groesse",
-    "grosse",
-    "taille",
-    "tamano",
-    "dimensione",
-}
+_QUALIFIERS = frozenset(
+    """work home private personal primary main secondary alternate alternative other office billing privat privee
+    prive geschaftlich dienstlich principal principale professionnel professionnelle personnel personnelle trabajo
+    lavoro werk zakelijk""".split()
+)
+# Words that say a column is about something else than the alias it contains: "Email consent", "Company size",
+# "Company address". (Filler words of the field itself are left out first: "Email address" is the email.)
+_UNRELATED = frozenset(
+    """consent opt optin optout opted in out subscribed subscription unsubscribed unsubscribe status verified
+    verification valid bounce bounced size count type date time domain website url web industry revenue employees
+    phone fax mobile referrer referral referred source campaign owner manager marketing newsletter permission
+    preference preferences format frequency template sent opened clicked hash md5 sha256 code number no nr
+    registration vat tax sector city country street zip postal logo linkedin twitter reference file id user
+    username login middle nick nickname maiden prefix suffix title salutation product event list project job
+    parent address adresse adres addr direccion indirizzo endereco anschrift einwilligung consentement
+    consentimiento consenso toestemming abonniert groesse grosse taille tamano dimensione""".split()
+)
 
 _CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _WORDS = re.compile(r"[^\W\d_]+|\d+")
@@ -498,7 +316,7 @@ def _confidence(column_words, kind):
     unqualified = [word for word in meant if word not in _QUALIFIERS and not word.isdigit()]
     if unqualified and len(unqualified) < len(meant) and "".join(unqualified) in aliases:
         return min(QUALIFIED, aliases["".join(unqualified)])
-    if _UNRELATED.intersection(kept) or kind in ("first_name", "last_name"):
+    if _UNRELATED.intersection(meant) or kind in ("first_name", "last_name"):
         return 0.0
     runs = ("".join(meant[start:end]) for start in range(len(meant)) for end in range(start + 1, len(meant) + 1))
     return PARTIAL if any(run in aliases for run in runs) else 0.0

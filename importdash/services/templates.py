@@ -42,13 +42,19 @@ def list_templates(session: Session) -> list[ImportTemplate]:
 
 def get_template(session: Session, reference: str | int) -> ImportTemplate:
     """The template with this id (a number) or name; NotFound otherwise. Names are never all digits."""
-    if isinstance(reference, int) or reference.isdigit():
+    if isinstance(reference, str) and "\x00" in reference:  # no name holds one (and PostgreSQL refuses it)
+        template = None
+    elif isinstance(reference, int) or _is_id(reference):
         template = session.get(ImportTemplate, int(reference)) if int(reference) <= MAX_ID else None
     else:
         template = session.scalar(select(ImportTemplate).where(ImportTemplate.name == reference))
     if template is None:
         raise NotFound(f"No template {reference!r}.")
     return template
+
+
+def _is_id(text):
+    return text.isascii() and text.isdigit()
 
 
 def create_template(session: Session, data, *, created_by: str = ANONYMOUS_USER) -> ImportTemplate:
@@ -105,7 +111,7 @@ def validated(data) -> dict:
     if not (isinstance(name, str) and name.strip()):
         raise ApiError("A template needs a name.", code="invalid_parameter")
     name = name.strip()
-    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or name.isdigit():
+    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or _is_id(name):
         raise ApiError(
             f"A template's name is up to {MAX_NAME_LENGTH} printable characters, not only digits.",
             code="invalid_parameter",
@@ -182,7 +188,7 @@ def import_options(
         return ImportOptions(
             file_format, encoding, delimiter, sheet, mapping, duplicate_policy or DuplicatePolicy.SKIP, None
         )
-    if template.isdigit():  # a name only: an upload's template field is never taken for an id
+    if _is_id(template):  # a name only: an upload's template field is never taken for an id
         raise NotFound(f"No template {template!r}: name a template, not its id.")
     saved = get_template(session, template)
     return ImportOptions(

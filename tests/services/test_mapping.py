@@ -120,6 +120,10 @@ NEVER = [
     ("Name", "email"),
     ("Phone", "email"),
     ("Mailing list", "email"),
+    ("Mailing Address", "email"),
+    ("Home Address", "email"),
+    ("Company Address", "company"),
+    ("Name and address", "name"),
 ]
 
 

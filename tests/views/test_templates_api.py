@@ -98,6 +98,8 @@ def test_unknown_templates_are_404(client):
     assert client.get("/api/templates/404").status_code == 404
     assert client.put("/api/templates/nope", json={"name": "x"}).status_code == 404
     assert client.delete("/api/templates/99999999999999999999").status_code == 404
+    assert client.get("/api/templates/%C2%B2").status_code == 404  # a digit, but not an id
+    assert client.get("/api/templates/a%00b").status_code == 404
 
 
 def test_an_upload_naming_a_template_is_read_with_its_settings(client, wait_for_job):
