@@ -17,12 +17,13 @@ from flask import current_app
 from flask.cli import FlaskGroup
 
 from . import create_app, schema
-from .errors import ApiError
+from .errors import ApiError, MappingRequired
 from .extensions import db
-from .models import ErrorCategory, JobMode, JobStatus, utcnow
+from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, utcnow
 from .runtime import get_runtime
-from .services import checks, jobs
+from .services import checks, jobs, templates
 from .services.ledger import Lease
+from .services.mapping import ColumnMapping
 
 # `importdash <command>`: the flask command with this app, so `importdash run`, `importdash db upgrade` and every
 # command below work as they do under `flask --app importdash`.
@@ -102,8 +103,19 @@ def purge_command(age, yes):
 )
 @click.option("--encoding", help="The file's encoding when it has no byte order mark (default UTF-8), e.g. cp1252.")
 @click.option("--delimiter", help="The field separator: , ; | tab (default: detected from the header).")
-def import_command(path, mode, encoding, delimiter):
+@click.option(
+    "--map",
+    "mapping",
+    multiple=True,
+    metavar="FIELD=COLUMN",
+    help='Map a column: name="Full Name", email="E-mail Address", company=Org; name twice for first and last name '
+    "(--map name=First --map name=Last); extra=Phone, repeated, keeps only those extra columns (extra= keeps none). "
+    "Fields left out are matched by name.",
+)
+@click.option("--template", help="A saved template's name: its settings apply where these options give none.")
+def import_command(path, mode, encoding, delimiter, mapping, template):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
+    given = _mapped_fields(mapping)
     runtime = get_runtime()
     if path is None:
         # The bundled sample is read where it is, on every machine.
@@ -126,6 +138,9 @@ def import_command(path, mode, encoding, delimiter):
             source=os.path.basename(path),
             encoding=encoding,
             delimiter=delimiter,
+            mapping=given if isinstance(given, ColumnMapping) else None,
+            mapped_fields=given if isinstance(given, dict) else None,
+            template=template,
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             lease=_own_lease(),
         )
@@ -486,6 +501,8 @@ def _refusals():
     """Turn a service's refusal (no such import, a conflict, bad input) into the CLI's: its message, exit 1."""
     try:
         yield
+    except MappingRequired as exc:
+        raise click.ClickException(f"{exc.message}\n{_suggestions(exc.details)}") from None
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
 
@@ -523,7 +540,140 @@ def check_downstream_command():
         sys.exit(1)
 
 
+MAPPED_FIELDS = ("name", "email", "company", "extra")
+
+
+def _mapped_fields(pairs):
+    """Read --map FIELD=COLUMN options: a ColumnMapping when name and email are both given, else the fields given
+    (a dict, the rest to be matched), or None for no --map at all."""
+    fields = {}
+    for pair in pairs:
+        field, equals, column = pair.partition("=")
+        field = field.strip().lower()
+        if not equals or field not in MAPPED_FIELDS or (not column and field != "extra"):
+            raise click.BadParameter(
+                f"{pair!r}: give FIELD=COLUMN with FIELD one of {', '.join(MAPPED_FIELDS)}", param_hint="--map"
+            )
+        if field in ("name", "extra"):
+            fields.setdefault(field, [])
+            if column:
+                fields[field].append(column)
+        elif field in fields:
+            raise click.BadParameter(f"{field} is mapped twice", param_hint="--map")
+        else:
+            fields[field] = column
+    if not fields:
+        return None
+    if not (fields.get("name") and fields.get("email")):
+        return fields
+    try:
+        return ColumnMapping.validated(fields)
+    except ApiError as exc:
+        raise click.BadParameter(exc.message, param_hint="--map") from None
+
+
+def _suggestions(details):
+    """The columns and the suggested ones, as a hint for --map after a mapping_required error."""
+    lines = [f"Columns: {', '.join(details['columns'])}"]
+    for field, suggestions in details["suggestions"].items():
+        if suggestions:
+            found = "; ".join(
+                f"{' + '.join(suggestion['columns'])} ({suggestion['confidence']:.0%})" for suggestion in suggestions
+            )
+            lines.append(f"  {field}: perhaps {found}")
+    lines.append('Name the columns with --map, e.g. --map name="Full Name" --map email="E-mail Address".')
+    return "\n".join(lines)
+
+
+@click.group("templates")
+def templates_group():
+    """List, show, create and delete import templates."""
+
+
+@templates_group.command("list")
+def templates_list_command():
+    """List the templates: name, format, encoding, delimiter, duplicate policy and mapping."""
+    saved = templates.list_templates(db.session)
+    if not saved:
+        click.echo("No templates yet: flask templates create NAME --map ...")
+    for template in saved:
+        settings = [
+            f"{label} {value!r}"
+            for label, value in (
+                ("format", template.file_format),
+                ("encoding", template.encoding),
+                ("delimiter", template.delimiter),
+                ("sheet", template.sheet),
+            )
+            if value
+        ]
+        settings.append(f"duplicates: {template.duplicate_policy}")
+        if template.mapping:
+            settings.append(f"name={' + '.join(template.mapping['name'])} email={template.mapping['email']}")
+        click.echo(f"{template.id:>4}  {template.name}  ({', '.join(settings)})")
+
+
+@templates_group.command("show")
+@click.argument("name")
+def templates_show_command(name):
+    """Show one template (by name or id) as JSON."""
+    try:
+        template = templates.get_template(db.session, name)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(json.dumps(templates.template_json(template), indent=2, ensure_ascii=False))
+
+
+@templates_group.command("create")
+@click.argument("name", required=False)
+@click.option("--json", "json_file", type=click.File("r"), help="Read the template from a JSON file (- for stdin).")
+@click.option("--format", "file_format", type=click.Choice([choice.value for choice in FileFormat]))
+@click.option("--encoding", help="The files' encoding when they have no byte order mark, e.g. cp1252.")
+@click.option("--delimiter", help="The field separator: , ; | tab.")
+@click.option("--sheet", help="The workbook sheet to read (xlsx).")
+@click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN", help="As for import; needs name and email.")
+@click.option("--duplicate-policy", type=click.Choice([choice.value for choice in DuplicatePolicy]))
+def templates_create_command(name, json_file, file_format, encoding, delimiter, sheet, mapping, duplicate_policy):
+    """Save a template from options (or from JSON as the API takes it, whose fields the options override)."""
+    data = {}
+    if json_file is not None:
+        try:
+            data = json.load(json_file)
+        except ValueError as error:
+            raise click.BadParameter(f"not JSON: {error}", param_hint="--json") from None
+        if not isinstance(data, dict):
+            raise click.BadParameter("give a JSON object", param_hint="--json")
+    given = _mapped_fields(mapping)
+    if isinstance(given, dict):
+        raise click.BadParameter("a template's mapping names both name and email", param_hint="--map")
+    options = {
+        "name": name,
+        "format": file_format,
+        "encoding": encoding,
+        "delimiter": delimiter,
+        "sheet": sheet,
+        "mapping": given.to_json() if given else None,
+        "duplicate_policy": duplicate_policy,
+    }
+    data |= {field: value for field, value in options.items() if value is not None}
+    try:
+        template = templates.create_template(db.session, data)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Template #{template.id} {template.name!r} saved.")
+
+
+@templates_group.command("delete")
+@click.argument("name")
+def templates_delete_command(name):
+    """Delete a template (by name or id); imports started with it keep their settings."""
+    try:
+        templates.delete_template(db.session, name)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"Template {name!r} deleted.")
+
+
 def init_app(app):
-    for command in COMMANDS:
+    for command in (*COMMANDS, check_downstream_command, templates_group):
         app.cli.add_command(command)
-    app.cli.add_command(check_downstream_command)

@@ -181,6 +181,57 @@ def document(config, *, auth_required):
                 {"200": _event_stream(), "404": _error("No such import."), "503": _too_many_streams()},
             ),
         },
+        "/api/templates": {
+            "get": _operation(
+                "listTemplates",
+                "List the import templates, by name.",
+                [],
+                {"200": _json("TemplateList", "Every template.")},
+            ),
+            "post": {
+                **_operation(
+                    "createTemplate",
+                    "Save a template: a named way to read a kind of file. Uploads name it in their template field.",
+                    [],
+                    {
+                        "201": _json("TemplateEnvelope", "The template was saved."),
+                        "400": _error("A field is missing or cannot be used."),
+                        "409": _error("A template has this name already (names are compared ignoring case)."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _TEMPLATE_BODY,
+            },
+        },
+        "/api/templates/{reference}": {
+            "get": _operation(
+                "showTemplate",
+                "Show one template.",
+                [_TEMPLATE_REFERENCE],
+                {"200": _json("TemplateEnvelope", "The template."), "404": _error("No such template.")},
+            ),
+            "put": {
+                **_operation(
+                    "replaceTemplate",
+                    "Replace a template's fields; a field left out goes back to its default (detect it).",
+                    [_TEMPLATE_REFERENCE],
+                    {
+                        "200": _json("TemplateEnvelope", "The template as saved."),
+                        "400": _error("A field is missing or cannot be used."),
+                        "404": _error("No such template."),
+                        "409": _error("Another template has this name."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _TEMPLATE_BODY,
+            },
+            "delete": _operation(
+                "deleteTemplate",
+                "Delete a template; the imports started with it keep their settings.",
+                [_TEMPLATE_REFERENCE],
+                {"204": {"description": "The template was deleted."}, "404": _error("No such template."), **writes},
+            ),
+        },
         "/api/events": {
             "get": _operation(
                 "streamEvents",
@@ -326,6 +377,79 @@ _REPLAYED = {
 }
 
 
+_TEMPLATE_REFERENCE = {
+    "name": "reference",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "The template's id, or its name (a name is never only digits).",
+}
+
+
+def _mapping_schema(description):
+    return {
+        "type": "object",
+        "description": description,
+        "properties": {
+            "name": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1},
+                ],
+                "description": "The name's column, or its columns (first and last name), joined with a space.",
+            },
+            "email": {"type": "string", "minLength": 1},
+            "company": {"type": ["string", "null"], "minLength": 1},
+            "extra": {
+                "type": ["array", "null"],
+                "items": {"type": "string", "minLength": 1},
+                "description": "The columns kept as extra fields; null or left out: every column not mapped.",
+            },
+        },
+        "required": ["name", "email"],
+        "additionalProperties": False,
+    }
+
+
+_TEMPLATE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "Unique, ignoring case; printable, not only digits.",
+                    },
+                    "format": {
+                        "type": ["string", "null"],
+                        "enum": [*(choice.value for choice in FileFormat), "", None],
+                    },
+                    "encoding": {"type": ["string", "null"], "description": "A text encoding, e.g. cp1252."},
+                    "delimiter": {"type": ["string", "null"], "enum": ["", *DELIMITERS, *DELIMITERS.values(), None]},
+                    "sheet": {"type": ["string", "null"], "maxLength": 255},
+                    "mapping": {
+                        "anyOf": [
+                            _mapping_schema("Which columns give name, email, company and extra fields."),
+                            {"type": "null"},
+                        ]
+                    },
+                    "duplicate_policy": {
+                        "type": ["string", "null"],
+                        "enum": [*(choice.value for choice in DuplicatePolicy), None],
+                    },
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
+
+
 def _upload_operation(operation_id, mode, writes):
     return {
         **_operation(
@@ -337,8 +461,10 @@ def _upload_operation(operation_id, mode, writes):
                 "200": _REPLAYED,
                 "400": _error(
                     "The file cannot be imported (not text, undecodable, a bad header, no rows), "
-                    "or a bad encoding or delimiter."
+                    "or a bad encoding or delimiter; mapping_required when its columns do not say surely which "
+                    "hold name and email (details: a ColumnMatch)."
                 ),
+                "404": _error("No template has the name given in the template field."),
                 "413": _error("The upload is too large, or the form has too many parts."),
                 **writes,
                 "403": _error(_CROSS_SITE_OR_DEMO),
@@ -362,6 +488,27 @@ def _upload_operation(operation_id, mode, writes):
                                 "enum": ["", *DELIMITERS, *DELIMITERS.values()],
                                 "description": "The field separator, as a character or by name; detected from "
                                 "the header when empty or omitted.",
+                            },
+                            "format": {"type": "string", "enum": ["", *(choice.value for choice in FileFormat)]},
+                            "sheet": {"type": "string", "description": "The workbook sheet to read (xlsx)."},
+                            "mapping": {
+                                "type": "string",
+                                "contentMediaType": "application/json",
+                                "contentSchema": _mapping_schema("The mapping."),
+                                "description": "JSON naming the columns that give name, email, company and the "
+                                'extra fields kept, e.g. {"name": ["First Name", "Last Name"], "email": "E-mail"}. '
+                                "It wins over the template's and over automatic matching. Without one, the mapping "
+                                "remembered for a file with the same columns is used, else the columns are matched "
+                                "by name (400 mapping_required, with suggestions, when that is unsure).",
+                            },
+                            "template": {
+                                "type": "string",
+                                "description": "A template's name: its format, encoding, delimiter, sheet, mapping "
+                                "and duplicate policy apply where this request gives none of its own.",
+                            },
+                            "duplicate_policy": {
+                                "type": "string",
+                                "enum": ["", *(choice.value for choice in DuplicatePolicy)],
                             },
                         },
                         "additionalProperties": False,
@@ -445,8 +592,8 @@ _SCHEMAS = {
                 "details": {
                     "type": "object",
                     "description": "What a client needs to act on the error, where the code has more: for "
-                    "mapping_required, the file's columns and the suggested mapping; for import_running, job_id: the "
-                    "import still running.",
+                    "mapping_required, a ColumnMatch (the file's columns and the suggested mapping); for "
+                    "import_running, job_id: the import still running.",
                 },
             },
         }
@@ -540,6 +687,50 @@ _SCHEMAS = {
     ),
     "DownstreamEnvelope": _object(downstream=_ref("Downstream")),
     "DownstreamCheckEnvelope": _object(check=_ref("DownstreamCheck"), downstream=_ref("Downstream")),
+    "ColumnMatch": _object(
+        columns={"type": "array", "items": _STRING, "description": "The file's columns, in order."},
+        mapping={
+            "anyOf": [_mapping_schema("The mapping used without asking."), {"type": "null"}],
+            "description": "Null when name or email is not matched surely: the client must send a mapping.",
+        },
+        suggestions={
+            "type": "object",
+            "description": "For name, email and company, the columns that may hold it, best first. A confidence of "
+            "at least 0.9 is used without asking. A name from first and last name has both in columns; column is "
+            "then the first of them.",
+            "properties": {
+                field: {
+                    "type": "array",
+                    "items": _object(
+                        column=_STRING,
+                        columns={"type": "array", "items": _STRING, "minItems": 1},
+                        confidence={"type": "number", "minimum": 0, "maximum": 1},
+                    ),
+                }
+                for field in ("name", "email", "company")
+            },
+            "required": ["name", "email", "company"],
+        },
+        remembered={
+            "type": "boolean",
+            "description": "The mapping is the one a person gave before for a file with this set of columns.",
+        },
+    ),
+    "Template": _object(
+        id=_INTEGER,
+        name=_STRING,
+        format={"type": ["string", "null"], "enum": [*(choice.value for choice in FileFormat), None]},
+        encoding=_nullable(_STRING),
+        delimiter={"type": ["string", "null"], "enum": [*DELIMITERS, None]},
+        sheet=_nullable(_STRING),
+        mapping={"anyOf": [_mapping_schema("The columns' mapping."), {"type": "null"}]},
+        duplicate_policy=_enum(DuplicatePolicy),
+        created_by=_STRING,
+        created_at=_TIMESTAMP,
+        updated_at=_TIMESTAMP,
+    ),
+    "TemplateEnvelope": _object(template=_ref("Template")),
+    "TemplateList": _object(templates={"type": "array", "items": _ref("Template")}),
     "JobDetail": _object(
         job=_ref("Job"),
         error_counts=_ref("ErrorCounts"),

@@ -1,6 +1,7 @@
 """Everything a caller does to an import job: create, get, list, state, cancel, retry and clear, and read its
 errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
+import dataclasses
 import logging
 import os
 import re
@@ -10,10 +11,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
 from sqlalchemy import delete, func, literal, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
-from ..errors import ApiError, Conflict, InvalidFile, NotFound
+from ..errors import ApiError, Conflict, InvalidFile, MappingRequired, NotFound
 from ..models import (
     ANONYMOUS_USER,
     MAX_ID,
@@ -33,11 +34,12 @@ from ..models import (
     stored,
     utcnow,
 )
+from . import memory, templates
 from .broker import Event, EventBroker
 from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
-from .mapping import ColumnMapping
+from .mapping import ColumnMapping, complete_mapping
 from .reader import check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
@@ -88,6 +90,7 @@ def create_job(
     file_format: FileFormat | None = None,
     sheet: str | None = None,
     mapping: ColumnMapping | None = None,
+    mapped_fields: dict | None = None,
     template: str | None = None,
     duplicate_policy: DuplicatePolicy | None = None,
     started_by: str = ANONYMOUS_USER,
@@ -102,15 +105,37 @@ def create_job(
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
     the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
+
+    The columns are read with the mapping given (mapping; or mapped_fields, some fields, with the rest matched),
+    else the template's, else the one remembered for a file with these columns, else the one match_columns finds.
+    A mapping given or the template's is remembered for the next file with these columns.
     """
     mode = JobMode(mode)
     if not os.path.isfile(path):
         raise InvalidFile(f"No such file: {source}")
-    if template is not None:
-        raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
+    # The request's own options win; those it left out come from its template (NotFound when there is none).
+    options = templates.import_options(
+        session,
+        template=template,
+        file_format=file_format,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        mapping=mapping,
+        duplicate_policy=duplicate_policy,
+    )
+    file_format, encoding, delimiter, sheet = options.file_format, options.encoding, options.delimiter, options.sheet
     if file_format not in (None, FileFormat.CSV):
         raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
-    checked = check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
+    checked, chosen = _check_mapped(
+        session,
+        path,
+        encoding=encoding,
+        delimiter=delimiter,
+        mapping=options.mapping,
+        mapped_fields=mapped_fields,
+        max_line_length=max_line_length,
+    )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
@@ -127,7 +152,8 @@ def create_job(
         delimiter=checked.delimiter,
         columns=checked.columns,
         mapping=checked.mapping.to_json(),
-        duplicate_policy=(duplicate_policy or DuplicatePolicy.SKIP).value,
+        duplicate_policy=options.duplicate_policy.value,
+        template_id=options.template_id,
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,
@@ -147,7 +173,56 @@ def create_job(
             raise
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
+    if chosen:  # a mapping a person chose: the next file with these columns gets it too
+        _remember(session, checked.columns, checked.mapping)
     return job
+
+
+def _check_mapped(session, path, *, encoding, delimiter, mapping, mapped_fields, max_line_length):
+    """Check the file with the mapping given, and say whether a person chose it; without one, with the mapping
+    remembered for its columns, else the one match_columns finds (MappingRequired when it is unsure).
+
+    Memory wins over automatic matching: a person chose it for exactly these columns. Some fields given
+    (mapped_fields) are completed by matching the others, which takes a first look at the file's columns.
+    """
+
+    def check(mapping):
+        return check_file(
+            path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
+        )
+
+    if mapping is not None and mapped_fields:  # the fields given win over the template's
+        mapping = ColumnMapping.from_json(mapping.to_json() | mapped_fields)
+    elif mapped_fields:
+        try:
+            columns = check(None).columns
+        except MappingRequired as unsure:
+            columns = unsure.details["columns"]
+        mapping = complete_mapping(mapped_fields, columns)
+    if mapping is not None:
+        return check(mapping), True
+    try:
+        checked = check(None)
+    except MappingRequired as unsure:
+        remembered = memory.recall(session, unsure.details["columns"])
+        if remembered is None:
+            raise
+        # The header alone stopped the first check; the file is checked again, reading it as remembered.
+        return check(remembered), False
+    remembered = memory.recall(session, checked.columns)
+    if remembered is None or remembered == checked.mapping:
+        return checked, False
+    remembered.bind(checked.columns)  # names only columns of this header: recall made sure
+    return dataclasses.replace(checked, mapping=remembered), False
+
+
+def _remember(session, columns, mapping):
+    """Keep a job's mapping in mapping memory; the job stands whatever happens to the memory."""
+    try:
+        memory.remember(session, columns, mapping)
+    except SQLAlchemyError:
+        session.rollback()
+        log.exception("the mapping of a new import could not be remembered")
 
 
 def _discard(storage, key):

@@ -1,11 +1,12 @@
-"""The dashboard's pages: the history at /, one import at /imports/<id>. Their data comes from the JSON API."""
+"""The dashboard's pages: the history at /, one import at /imports/<id>, the import templates at /templates.
+Their data comes from the JSON API."""
 
 from flask import Blueprint, current_app, render_template
 
 from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import ErrorCategory, JobMode, JobStatus
+from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus
 from ..services import jobs
 
 bp = Blueprint("pages", __name__)
@@ -47,3 +48,9 @@ def job(job_id):
     return render_template(
         "pages/job.html", job=state["job"], state=state, categories=CATEGORY_LABELS, rate_limit=rate_limit
     )
+
+
+@bp.get("/templates")
+def templates():
+    """Show the import templates, to create, edit and delete them."""
+    return render_template("pages/templates.html", formats=list(FileFormat), policies=list(DuplicatePolicy))
