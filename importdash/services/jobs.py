@@ -1,6 +1,7 @@
 """Everything a caller does to an import job: create, get, list, state, cancel, retry and clear, and read its
 errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
+import functools
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from ..models import (
     ErrorCategory,
     FileFormat,
     ImportJob,
+    ImportPreview,
     JobAction,
     JobMode,
     JobRun,
@@ -38,7 +40,8 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping
-from .reader import check_file, count_rows
+from .reader import FileFormat as CheckedFile
+from .reader import FileSource, check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -93,32 +96,45 @@ def create_job(
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
     store_in: UploadStorage | None = None,
+    preview_token: str | None = None,
     lease: Lease | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
     With store_in the job reads a copy kept there (an upload, or a file another machine may have to read);
-    without, the file where it is (the bundled sample, a file imported in place on this machine). A bad file
+    without, the file where it is (the bundled sample, a file imported in place on this machine). With
+    preview_token, path is the key of that preview's upload in store_in: the job takes the stored file over, and
+    the preview is used up in the job's own commit (Conflict if another request used it first). A bad file
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
     the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
     """
     mode = JobMode(mode)
-    if not os.path.isfile(path):
+    if preview_token is not None:
+        readable = functools.partial(store_in.open, path)
+    elif os.path.isfile(path):
+        readable = path
+    else:
         raise InvalidFile(f"No such file: {source}")
-    if template is not None:
-        raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
-    if file_format not in (None, FileFormat.CSV):
-        raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
-    checked = check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
+    checked = check_upload(
+        session,
+        readable,
+        encoding=encoding,
+        delimiter=delimiter,
+        file_format=file_format,
+        sheet=sheet,
+        mapping=mapping,
+        template=template,
+        max_line_length=max_line_length,
+    )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
     total = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(path, checked.encoding, checked.delimiter, checked.mapping)
-    key = path if store_in is None else store_in.save_file(path)
+        total = count_rows(readable, checked.encoding, checked.delimiter, checked.mapping)
+    key = path if store_in is None or preview_token is not None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
         source=display_name(source),
@@ -135,11 +151,13 @@ def create_job(
     )
     session.add(job)
     try:
+        if preview_token is not None and not _use_preview(session, preview_token):
+            raise Conflict("This preview was started already; preview the file again to import it once more.")
         session.commit()
     except BaseException as error:
         session.rollback()
-        if store_in is not None:
-            _discard(store_in, key)  # no job reads the stored copy
+        if store_in is not None and preview_token is None:
+            _discard(store_in, key)  # no job reads the stored copy (a preview's copy stays the preview's)
         started = None
         if isinstance(error, IntegrityError) and idempotency_key is not None:  # the same key committed first
             started = job_for_key(session, idempotency_key)
@@ -148,6 +166,32 @@ def create_job(
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
     return job
+
+
+def check_upload(
+    session: Session,
+    path: FileSource,
+    *,
+    encoding: str | None,
+    delimiter: str | None,
+    file_format: FileFormat | None,
+    sheet: str | None,
+    mapping: ColumnMapping | None,
+    template: str | None,
+    max_line_length: int,
+) -> CheckedFile:
+    """Check a file the way an import would read it, with the options an upload names; raise InvalidFile naming
+    what is wrong, or MappingRequired when the columns must be mapped. A job and a preview are checked alike."""
+    if template is not None:
+        raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
+    if file_format not in (None, FileFormat.CSV):
+        raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
+    return check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
+
+
+def _use_preview(session, token):
+    """Delete the preview a job is started from, in the job's transaction; False if another request took it."""
+    return session.execute(delete(ImportPreview).where(ImportPreview.token == token)).rowcount == 1
 
 
 def _discard(storage, key):
