@@ -78,7 +78,7 @@ def summarize(session: Session, source: FileSource, checked, *, shown_rows: int,
     the unique email key, a batch of rows at a time, as staging would meet it).
     """
     summary = Summary()
-    # A 64-bit hash per email seen instead of the email itself: a million rows take about 40 MB, not 100. Two
+    # A 64-bit hash per email seen instead of the email itself: a million rows take about 70 MB, not 105. Two
     # emails share a hash with odds of about 1 in 10^7 at that size, and then only the preview's count is off.
     seen: set[int] = set()
     waiting: list[tuple[Contact, dict | None]] = []  # valid rows whose emails are not looked up yet
