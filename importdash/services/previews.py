@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, MappingRequired
@@ -243,10 +243,15 @@ def refresh_preview(
     preview = get_preview(session, token)
     options = {**preview_options(preview), **changes}
     answer = preview_file(session, functools.partial(storage.open, preview.path), options, settings=settings)
-    preview.options = _options_to_json(options)
-    preview.expires_at = lease_expiry(settings.ttl_minutes * 60)
+    kept = session.execute(
+        update(ImportPreview)
+        .where(ImportPreview.token == token)
+        .values(options=_options_to_json(options), expires_at=lease_expiry(settings.ttl_minutes * 60))
+    ).rowcount
     session.commit()
-    return _answer(session, preview, answer)
+    if not kept:  # an import was started from it meanwhile
+        get_preview(session, token)  # raises the 404
+    return _answer(session, session.get(ImportPreview, token), answer)
 
 
 def get_preview(session: Session, token: str) -> ImportPreview:

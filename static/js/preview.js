@@ -89,6 +89,22 @@ export function initPreview(picker) {
     const data = optionsForm();
     data.append("file", file, file.name);
     send(data);
+    loadTemplates();
+  }
+
+  /** List the saved templates in the template picker (none when the server has no templates API). */
+  async function loadTemplates() {
+    const select = $("[data-preview-templates]", dialog);
+    let templates = [];
+    try {
+      ({ templates } = await request(dialog.dataset.templatesUrl));
+    } catch {
+      return; // no templates to offer: the picker keeps "None"
+    }
+    const chosen = select.value;
+    const options = templates.map((template) => el("option", { value: template.name }, template.name));
+    select.replaceChildren(el("option", { value: "" }, "None"), ...options);
+    select.value = templates.some((template) => template.name === chosen) ? chosen : "";
   }
 
   /** Preview the kept upload again with the form's options, and the mapping if one is given; the file itself

@@ -132,3 +132,20 @@ def test_the_file_picker_accepts_every_readable_format(page):
     page.goto("/")
     accept = page.locator("[data-file-input]").get_attribute("accept").split(",")
     assert {".csv", ".tsv", ".txt", ".xlsx", ".json", ".ndjson", ".jsonl"} <= set(accept)
+
+
+def test_the_saved_templates_are_offered_and_a_chosen_one_is_sent(page):
+    templates = {"templates": [{"id": 1, "name": "CRM export"}, {"id": 2, "name": "Event sign-ups"}]}
+    page.route("**/api/templates", lambda route: route.fulfill(json=templates))
+    page.goto("/")
+    choose(page, "contacts.csv", CONTACTS)
+    dialog = page.get_by_role("dialog", name="Preview of contacts.csv")
+    picker = dialog.get_by_role("combobox", name="Template")
+    expect(picker.locator("option")).to_have_text(["None", "CRM export", "Event sign-ups"])
+    expect(dialog.get_by_role("button", name="Start import (Batch)")).to_be_enabled()
+
+    with page.expect_request(lambda request: request.url.endswith("/api/import/preview")) as sent:
+        picker.select_option("CRM export")
+
+    body = sent.value.post_data
+    assert 'name="template"\r\n\r\nCRM export' in body and 'name="preview"' in body and 'name="file"' not in body

@@ -8,9 +8,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from importdash.errors import Conflict
 from importdash.extensions import db
 from importdash.models import ImportJob, ImportPreview, Record, RowError, utcnow
 from importdash.runtime import get_runtime
+from importdash.services import jobs
 
 HEADER = "name,email,company\n"
 ROWS = [
@@ -226,3 +228,29 @@ def test_an_unknown_token_is_a_404(client):
     response = client.post("/api/import/batch", data={"preview": "no-such-token"})
     assert response.status_code == 404
     assert "Choose the file again" in response.get_json()["error"]["message"]
+
+
+def test_a_token_starts_one_import_only_even_when_two_requests_race(app, client):
+    """The preview is used up in the job's own commit: a request that finds it gone makes no job, and leaves
+    the kept upload to whoever used the preview."""
+    token = upload(client).get_json()["preview"]["token"]
+    preview = db.session.get(ImportPreview, token)
+    path, source = preview.path, preview.source
+    db.session.delete(preview)  # the other request's commit
+    db.session.commit()
+
+    runtime = get_runtime(app)
+    with pytest.raises(Conflict):
+        jobs.create_job(
+            db.session,
+            runtime.broker,
+            mode="batch",
+            path=path,
+            source=source,
+            max_line_length=app.config["MAX_LINE_LENGTH"],
+            store_in=runtime.storage,
+            preview_token=token,
+        )
+
+    assert written(app) == (0, 0, 0)
+    assert runtime.storage.exists(path)
