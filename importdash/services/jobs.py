@@ -181,7 +181,10 @@ def check_upload(
     max_line_length: int,
 ) -> CheckedFile:
     """Check a file the way an import would read it, with the options an upload names; raise InvalidFile naming
-    what is wrong, or MappingRequired when the columns must be mapped. A job and a preview are checked alike."""
+    what is wrong, or MappingRequired when the columns must be mapped. A job and a preview are checked alike.
+
+    The session is where a named template and the mapping memory are read (#13's templates resolve here).
+    """
     if template is not None:
         raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
     if file_format not in (None, FileFormat.CSV):
