@@ -8,6 +8,7 @@ the upload sweep deletes once PREVIEW_TTL_MINUTES have passed.
 """
 
 import functools
+import logging
 import math
 import secrets
 from collections.abc import Mapping
@@ -23,8 +24,11 @@ from .dialects import database_now, lease_expiry
 from .jobs import check_upload, display_name
 from .mapping import ColumnMapping
 from .reader import CsvSource, FileSource
+from .reader import FileFormat as CheckedFile
 from .storage import StoreUnavailable, UploadStorage
 from .validator import Contact, Rejection, validate
+
+log = logging.getLogger(__name__)
 
 # The options an upload names (views/imports.py UPLOAD_FIELDS), as create_job takes them, and as kept in JSON.
 OPTION_NAMES = ("encoding", "delimiter", "file_format", "sheet", "mapping", "template", "duplicate_policy")
@@ -71,7 +75,9 @@ class Summary:
         return sum(self.counts.values())
 
 
-def summarize(session: Session, source: FileSource, checked, *, shown_rows: int, lookup_batch_size: int) -> Summary:
+def summarize(
+    session: Session, source: FileSource, checked: CheckedFile, *, shown_rows: int, lookup_batch_size: int
+) -> Summary:
     """Read every row of a checked file as an import would, writing nothing; return its first rows and counts.
 
     A valid row is a duplicate when an earlier row has its email, or when a stored record holds it (looked up by
@@ -225,7 +231,10 @@ def create_preview(
         session.commit()
     except BaseException:
         session.rollback()
-        storage.delete(key)
+        try:
+            storage.delete(key)  # no preview names the kept copy
+        except Exception:
+            log.exception("a kept upload no preview names could not be deleted (%s)", key)
         raise
     return _answer(session, preview, answer)
 
