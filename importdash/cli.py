@@ -21,7 +21,7 @@ from .errors import ApiError, MappingRequired
 from .extensions import db
 from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, utcnow
 from .runtime import get_runtime
-from .services import checks, jobs, templates
+from .services import checks, jobs, previews, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
 
@@ -113,9 +113,21 @@ def purge_command(age, yes):
     "Fields left out are matched by name.",
 )
 @click.option("--template", help="A saved template's name: its settings apply where these options give none.")
-def import_command(path, mode, encoding, delimiter, mapping, template):
-    """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only preview: print the mapping, the first rows, the category counts and the delivery estimate; "
+    "write nothing.",
+)
+def import_command(path, mode, encoding, delimiter, mapping, template, dry_run):
+    """Import a file in the foreground with a progress bar; exit non-zero if the import fails."""
     given = _mapped_fields(mapping)
+    if dry_run:
+        if isinstance(given, dict):
+            raise click.UsageError("a dry run takes a whole mapping: --map both name and email, or none.")
+        options = {"encoding": encoding, "delimiter": delimiter, "mapping": given, "template": template}
+        _print_preview(path or current_app.config["SAMPLE_FILE"], options)
+        return
     runtime = get_runtime()
     if path is None:
         # The bundled sample is read where it is, on every machine.
@@ -167,6 +179,71 @@ def retry_command(job_id):
         job = jobs.retry_job(db.session, job_id, category=None, runner=get_runtime().runner, lease=_own_lease())
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source}: retrying its failed deliveries.", err=True)
     _run_in_foreground(job_id)
+
+
+PREVIEW_CATEGORY_NAMES = {
+    previews.VALID: "valid",
+    previews.MISSING_VALUE: "missing value",
+    previews.INVALID_FORMAT: "invalid format",
+    previews.DUPLICATE_IN_FILE: "duplicate in the file",
+    previews.DUPLICATE_STORED: "already stored",
+}
+_CELL_WIDTH = 24  # characters of a value shown in the preview's table
+
+
+def _print_preview(path, options):
+    """Print what importing the file would do, as POST /api/import/preview shows it; exit 1 if it needs a mapping."""
+    try:
+        settings = previews.PreviewSettings.from_config(current_app.config)
+        preview = previews.preview_file(db.session, os.path.abspath(path), options, settings=settings)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    if preview["mapping_required"] is not None:
+        required = preview["mapping_required"]
+        click.echo(f"Columns: {', '.join(required['columns'])}")
+        for field, suggestions in required["suggestions"].items():
+            if suggestions:
+                guesses = ", ".join(f'"{s["column"]}" ({s["confidence"]:.0%})' for s in suggestions)
+                click.echo(f"  {field}: perhaps {guesses}")
+        raise click.ClickException(required["message"])
+    mapping = preview["mapping"]
+    click.echo(f"Preview of {os.path.basename(path)} ({preview['encoding']}, delimiter {preview['delimiter']!r})")
+    parts = [f"name <- {' + '.join(repr(column) for column in mapping['name'])}", f"email <- {mapping['email']!r}"]
+    if mapping["company"]:
+        parts.append(f"company <- {mapping['company']!r}")
+    extra = mapping["extra"]
+    kept = extra if extra is not None else [c for c in preview["columns"] if c not in _mapped_columns(mapping)]
+    parts.append(f"extra: {', '.join(kept) if kept else 'none'}")
+    click.echo(f"Mapping: {'; '.join(parts)}")
+    click.echo(f"First {len(preview['rows'])} rows:")
+    table = [("row", "category", "name", "email", "company", "extra")]
+    for row in preview["rows"]:
+        extra_text = ", ".join(f"{key}={value}" for key, value in (row["extra"] or {}).items())
+        cells = (row["row"], PREVIEW_CATEGORY_NAMES[row["category"]], row["name"], row["email"], row["company"])
+        table.append((*(_cell(cell) for cell in cells), _cell(extra_text)))
+    widths = [max(len(line[index]) for line in table) for index in range(len(table[0]))]
+    for line in table:
+        click.echo("  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    counts = preview["counts"]
+    shares = ", ".join(f"{counts[name]:,} {label}" for name, label in PREVIEW_CATEGORY_NAMES.items())
+    click.echo(f"Counts: {counts['total']:,} rows: {shares}")
+    estimate = preview["estimate"]
+    calls = f"{estimate['records']:,} records in {estimate['calls']:,} calls of {estimate['records_per_call']}"
+    if estimate["seconds"] is None:
+        click.echo(f"Delivery: {calls}; the rate limit is lifted.")
+    else:
+        rate = f"{estimate['rate_per_second']:g} calls/s"
+        click.echo(f"Delivery: {calls}, about {_duration(estimate['seconds'])} at {rate}.")
+    click.echo("Dry run: nothing was written.")
+
+
+def _mapped_columns(mapping):
+    return {*mapping["name"], mapping["email"], mapping["company"]}
+
+
+def _cell(value):
+    text = "" if value is None else str(value)
+    return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
 
 
 def _own_lease():

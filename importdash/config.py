@@ -177,6 +177,12 @@ class Config:
     MAX_FORM_MEMORY_SIZE = 500_000
     MAX_LINE_LENGTH = 1 << 20  # characters in one line of an uploaded file; a longer line refuses the file
 
+    # Previews (POST /api/import/preview, `flask import --dry-run`, the dashboard's preview panel).
+    PREVIEW_TTL_MINUTES = 30  # a previewed upload is kept this long for "Start import", then deleted by the sweep
+    PREVIEW_ROWS = 20  # rows shown as mapped
+    # Valid rows whose emails are looked up among the stored records in one query while a preview counts duplicates.
+    PREVIEW_LOOKUP_BATCH_SIZE = 5_000
+
     # Web security.
     AUTH_USERNAME = None  # with AUTH_PASSWORD: every route but /health needs HTTP Basic auth
     AUTH_PASSWORD = None

@@ -11,6 +11,7 @@ from .models import (
     RecordStatus,
     RunOutcome,
 )
+from .services.previews import CATEGORIES as PREVIEW_CATEGORIES
 from .services.reader import DELIMITERS
 
 
@@ -64,6 +65,28 @@ def document(config, *, auth_required):
                     "403": _error(_CROSS_SITE_OR_DEMO),
                 },
             ),
+        },
+        "/api/import/preview": {
+            "post": {
+                **_operation(
+                    "previewImport",
+                    "Preview an uploaded file, or a previewed one again by its token with the options sent changed "
+                    "(the others stay): the mapping found or what must be mapped, the first rows as mapped, the "
+                    "category counts of the whole file and the delivery time at the rate limit. No import, record "
+                    "or error row is written; the upload is kept for PREVIEW_TTL_MINUTES under the token, which "
+                    "starts the import (the field preview of a batch or stream import).",
+                    [],
+                    {
+                        "200": _json("PreviewEnvelope", "The preview, and the token its upload is kept under."),
+                        "400": _error("The file cannot be imported, an option is bad, or neither a file nor a token."),
+                        "404": _error("No preview has this token (started, swept, never made), or no such template."),
+                        "410": _error("The preview expired; its upload is no longer kept."),
+                        "413": _error("The upload is too large, or the form has too many parts."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _upload_body(required=True),
+            }
         },
         "/api/import/batch": {"post": _upload_operation("startBatchImport", "batch", writes)},
         "/api/import/stream": {"post": _upload_operation("startStreamImport", "stream", writes)},
@@ -454,67 +477,85 @@ def _upload_operation(operation_id, mode, writes):
     return {
         **_operation(
             operation_id,
-            f"Start a {mode} import of the uploaded CSV file, or of the bundled sample when no file is sent.",
+            f"Start a {mode} import of the uploaded file, of a previewed one (its token in the field preview), "
+            "or of the bundled sample when neither is sent.",
             [_IDEMPOTENCY_KEY],
             {
                 "202": _json("JobEnvelope", "The file was checked and its import queued."),
                 "200": _REPLAYED,
                 "400": _error(
-                    "The file cannot be imported (not text, undecodable, a bad header, no rows), "
-                    "or a bad encoding or delimiter; mapping_required when its columns do not say surely which "
+                    "The file cannot be imported (not text, undecodable, a bad header, no rows), a bad option, or "
+                    "both a file and a preview token; mapping_required when its columns do not say surely which "
                     "hold name and email (details: a ColumnMatch)."
                 ),
-                "404": _error("No template has the name given in the template field."),
+                "404": _error("No preview has this token (started already, swept, never made), or no such template."),
+                "409": _error("Another request started the import of this preview first."),
+                "410": _error("The preview expired; its upload is no longer kept."),
                 "413": _error("The upload is too large, or the form has too many parts."),
                 **writes,
                 "403": _error(_CROSS_SITE_OR_DEMO),
             },
         ),
-        "requestBody": {
-            "required": False,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "file": {"type": "string", "format": "binary", "description": "The CSV file."},
-                            "encoding": {
-                                "type": "string",
-                                "description": "The file's text encoding when it has no byte order mark "
-                                "(UTF-8 when empty or omitted), for example cp1252, latin-1 or shift_jis.",
-                            },
-                            "delimiter": {
-                                "type": "string",
-                                "enum": ["", *DELIMITERS, *DELIMITERS.values()],
-                                "description": "The field separator, as a character or by name; detected from "
-                                "the header when empty or omitted.",
-                            },
-                            "format": {"type": "string", "enum": ["", *(choice.value for choice in FileFormat)]},
-                            "sheet": {"type": "string", "description": "The workbook sheet to read (xlsx)."},
-                            "mapping": {
-                                "type": "string",
-                                "contentMediaType": "application/json",
-                                "contentSchema": _mapping_schema("The mapping."),
-                                "description": "JSON naming the columns that give name, email, company and the "
-                                'extra fields kept, e.g. {"name": ["First Name", "Last Name"], "email": "E-mail"}. '
-                                "It wins over the template's and over automatic matching. Without one, the mapping "
-                                "remembered for a file with the same columns is used, else the columns are matched "
-                                "by name (400 mapping_required, with suggestions, when that is unsure).",
-                            },
-                            "template": {
-                                "type": "string",
-                                "description": "A template's name: its format, encoding, delimiter, sheet, mapping "
-                                "and duplicate policy apply where this request gives none of its own.",
-                            },
-                            "duplicate_policy": {
-                                "type": "string",
-                                "enum": ["", *(choice.value for choice in DuplicatePolicy)],
-                            },
+        "requestBody": _upload_body(required=False),
+    }
+
+
+def _upload_body(*, required):
+    """The multipart form of an upload: the file or a preview's token, and how to read the file."""
+    return {
+        "required": required,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "file": {"type": "string", "format": "binary", "description": "The file."},
+                        "preview": {
+                            "type": "string",
+                            "description": "A preview's token instead of a file: its kept upload, read with the "
+                            "preview's options unless this request sends others.",
                         },
-                        "additionalProperties": False,
-                    }
+                        "encoding": {
+                            "type": "string",
+                            "description": "The file's text encoding when it has no byte order mark "
+                            "(UTF-8 when empty or omitted), for example cp1252, latin-1 or shift_jis.",
+                        },
+                        "delimiter": {
+                            "type": "string",
+                            "enum": ["", *DELIMITERS, *DELIMITERS.values()],
+                            "description": "The field separator, as a character or by name; detected from "
+                            "the header when empty or omitted.",
+                        },
+                        "format": {
+                            "type": "string",
+                            "enum": ["", *(choice.value for choice in FileFormat)],
+                            "description": "How the file is read; detected when empty or omitted.",
+                        },
+                        "sheet": {"type": "string", "description": "The workbook sheet to read (xlsx)."},
+                        "mapping": {
+                            "type": "string",
+                            "contentMediaType": "application/json",
+                            "contentSchema": _mapping_schema("The mapping."),
+                            "description": "JSON naming the columns that give name, email, company and the "
+                            'extra fields kept, e.g. {"name": ["First Name", "Last Name"], "email": "E-mail"}. '
+                            "It wins over the template's and over automatic matching. Without one, the mapping "
+                            "remembered for a file with the same columns is used, else the columns are matched "
+                            "by name (400 mapping_required, with suggestions, when that is unsure).",
+                        },
+                        "template": {
+                            "type": "string",
+                            "description": "A template's name: its format, encoding, delimiter, sheet, mapping "
+                            "and duplicate policy apply where this request gives none of its own.",
+                        },
+                        "duplicate_policy": {
+                            "type": "string",
+                            "enum": ["", *(choice.value for choice in DuplicatePolicy)],
+                            "description": "skip (a known email is a duplicate error row) or update.",
+                        },
+                    },
+                    "additionalProperties": False,
                 }
-            },
+            }
         },
     }
 
@@ -731,6 +772,51 @@ _SCHEMAS = {
     ),
     "TemplateEnvelope": _object(template=_ref("Template")),
     "TemplateList": _object(templates={"type": "array", "items": _ref("Template")}),
+    "PreviewEnvelope": _object(preview=_ref("Preview")),
+    "Preview": _object(
+        token={"type": "string", "description": "Starts the import (field preview), or previews again."},
+        source=_STRING,
+        expires_at={**_TIMESTAMP, "description": "When the kept upload is deleted unless an import starts from it."},
+        options={"type": "object", "description": "The options the preview was made with (null: detected)."},
+        columns={"type": "array", "items": _STRING},
+        mapping={"type": ["object", "null"], "description": "The mapping found; null when one is required."},
+        mapping_required={
+            "type": ["object", "null"],
+            "description": "When the columns must be mapped: message, columns, mapping and suggestions.",
+        },
+        encoding=_nullable({"type": "string", "description": "The encoding the file is read with."}),
+        delimiter={"type": ["string", "null"], "enum": [*DELIMITERS, None]},
+        rows={
+            "type": "array",
+            "description": "The first rows as mapped, each with the category an import would give it.",
+            "items": _object(
+                row=_INTEGER,
+                name=_nullable(_STRING),
+                email=_nullable(_STRING),
+                company=_nullable(_STRING),
+                extra={"type": ["object", "null"]},
+                category={"type": "string", "enum": list(PREVIEW_CATEGORIES)},
+                message=_nullable(_STRING),
+            ),
+        },
+        counts={
+            "type": ["object", "null"],
+            "properties": {name: _COUNT for name in (*PREVIEW_CATEGORIES, "total")},
+            "required": [*PREVIEW_CATEGORIES, "total"],
+            "additionalProperties": False,
+        },
+        estimate={
+            **_object(
+                records=_COUNT,
+                calls=_COUNT,
+                records_per_call=_COUNT,
+                rate_per_second={"type": "number", "minimum": 0},
+                seconds=_nullable({"type": "number", "minimum": 0}),
+            ),
+            "type": ["object", "null"],
+            "description": "Delivery at the current rate limit (seconds null when it is lifted).",
+        },
+    ),
     "JobDetail": _object(
         job=_ref("Job"),
         error_counts=_ref("ErrorCounts"),

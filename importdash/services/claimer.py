@@ -1,4 +1,5 @@
-"""Fill this process's free runner slots with jobs waiting in the database, and delete uploads nobody needs.
+"""Fill this process's free runner slots with jobs waiting in the database, and delete uploads nobody needs
+(those of ended imports and of expired previews).
 
 Jobs wait in the database, not in a process: a new job that found its process busy, and a job whose process
 died (its lease ran out on the database's clock). A process claims only as many as it has free slots: when a
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..extensions import db
 from .jobs import remove_ended_uploads
 from .ledger import Lease, claim_jobs, release_claims
+from .previews import remove_expired_previews
 from .storage import UploadStorage
 
 if TYPE_CHECKING:
@@ -35,7 +37,7 @@ class JobQueue(Protocol):
         """Give back leases owner took but will not use."""
 
     def remove_ended_uploads(self) -> int:
-        """Delete the uploads whose retention is over; return how many."""
+        """Delete the uploads whose retention is over, and those of expired previews; return how many."""
 
 
 class DatabaseJobQueue:
@@ -64,12 +66,13 @@ class DatabaseJobQueue:
         config: Mapping[str, Any] = self.app.config
         with self.app.app_context():
             try:
-                return remove_ended_uploads(
+                removed = remove_ended_uploads(
                     db.session,
                     storage=self.storage,
                     retention_hours=config["UPLOAD_RETENTION_HOURS"],
                     resume_hours=config["RESUME_WINDOW_HOURS"],
                 )
+                return removed + remove_expired_previews(db.session, storage=self.storage)
             finally:
                 db.session.remove()
 

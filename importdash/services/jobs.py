@@ -2,6 +2,7 @@
 errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -23,6 +24,7 @@ from ..models import (
     ErrorCategory,
     FileFormat,
     ImportJob,
+    ImportPreview,
     JobAction,
     JobMode,
     JobRun,
@@ -40,7 +42,8 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
-from .reader import check_file, count_rows
+from .reader import FileFormat as CheckedFile
+from .reader import FileSource, check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -96,12 +99,15 @@ def create_job(
     started_by: str = ANONYMOUS_USER,
     idempotency_key: str | None = None,
     store_in: UploadStorage | None = None,
+    preview_token: str | None = None,
     lease: Lease | None = None,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
     With store_in the job reads a copy kept there (an upload, or a file another machine may have to read);
-    without, the file where it is (the bundled sample, a file imported in place on this machine). A bad file
+    without, the file where it is (the bundled sample, a file imported in place on this machine). With
+    preview_token, path is the key of that preview's upload in store_in: the job takes the stored file over, and
+    the preview is used up in the job's own commit (Conflict if another request used it first). A bad file
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
     the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
@@ -111,9 +117,99 @@ def create_job(
     A mapping given or the template's is remembered for the next file with these columns.
     """
     mode = JobMode(mode)
-    if not os.path.isfile(path):
+    if preview_token is not None:
+        readable = functools.partial(store_in.open, path)
+    elif os.path.isfile(path):
+        readable = path
+    else:
         raise InvalidFile(f"No such file: {source}")
-    # The request's own options win; those it left out come from its template (NotFound when there is none).
+    upload = check_upload(
+        session,
+        readable,
+        encoding=encoding,
+        delimiter=delimiter,
+        file_format=file_format,
+        sheet=sheet,
+        mapping=mapping,
+        mapped_fields=mapped_fields,
+        template=template,
+        duplicate_policy=duplicate_policy,
+        max_line_length=max_line_length,
+    )
+    # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
+    if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
+        raise AlreadyStarted(started)
+    total = None
+    if mode is JobMode.DEFAULT:
+        # The bundled sample is small: counting first lets its progress show a percentage from the start.
+        total = count_rows(readable, upload.file.encoding, upload.file.delimiter, upload.file.mapping)
+    key = path if store_in is None or preview_token is not None else store_in.save_file(path)
+    job = ImportJob(
+        mode=mode.value,
+        source=display_name(source),
+        path=key,
+        encoding=upload.file.encoding,
+        delimiter=upload.file.delimiter,
+        columns=upload.file.columns,
+        mapping=upload.file.mapping.to_json(),
+        duplicate_policy=upload.options.duplicate_policy.value,
+        template_id=upload.options.template_id,
+        started_by=started_by,
+        idempotency_key=idempotency_key,
+        total_records=total,
+        **(lease.values() if lease else {}),
+    )
+    session.add(job)
+    try:
+        if preview_token is not None and not _use_preview(session, preview_token):
+            raise Conflict("This preview was started already; preview the file again to import it once more.")
+        session.commit()
+    except BaseException as error:
+        session.rollback()
+        if store_in is not None and preview_token is None:
+            _discard(store_in, key)  # no job reads the stored copy (a preview's copy stays the preview's)
+        started = None
+        if isinstance(error, IntegrityError) and idempotency_key is not None:  # the same key committed first
+            started = job_for_key(session, idempotency_key)
+        if started is None:
+            raise
+        raise AlreadyStarted(started) from None
+    publish_job(broker, session, job.id, JOB_CREATED)
+    if upload.chosen:  # a mapping a person chose: the next file with these columns gets it too
+        _remember(session, upload.file.columns, upload.file.mapping)
+    return job
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckedUpload:
+    """A file checked the way an import will read it, with the options it is read with."""
+
+    file: CheckedFile  # its encoding, delimiter, columns and the mapping it is read with
+    options: templates.ImportOptions  # the upload's options, those it left out filled from its template
+    chosen: bool  # a person chose the mapping (given, or the template's): the next file with these columns gets it
+
+
+def check_upload(
+    session: Session,
+    path: FileSource,
+    *,
+    encoding: str | None,
+    delimiter: str | None,
+    file_format: FileFormat | None,
+    sheet: str | None,
+    mapping: ColumnMapping | None,
+    mapped_fields: dict | None,
+    template: str | None,
+    duplicate_policy: DuplicatePolicy | None,
+    max_line_length: int,
+) -> CheckedUpload:
+    """Check a file the way an import would read it, with the options an upload names; raise InvalidFile naming
+    what is wrong, or MappingRequired when the columns must be mapped. A job and a preview are checked alike.
+
+    The request's own options win; those it left out come from its template (NotFound when there is none). The
+    columns are read with the mapping given (mapping; or mapped_fields, some fields, with the rest matched), else
+    the template's, else the one remembered for a file with these columns, else the one match_columns finds.
+    """
     options = templates.import_options(
         session,
         template=template,
@@ -124,58 +220,18 @@ def create_job(
         mapping=mapping,
         duplicate_policy=duplicate_policy,
     )
-    file_format, encoding, delimiter, sheet = options.file_format, options.encoding, options.delimiter, options.sheet
-    if file_format not in (None, FileFormat.CSV):
-        raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
+    if options.file_format not in (None, FileFormat.CSV):
+        raise InvalidFile(f"{options.file_format.value} files cannot be read yet.")  # #13's formats read them
     checked, chosen = _check_mapped(
         session,
         path,
-        encoding=encoding,
-        delimiter=delimiter,
+        encoding=options.encoding,
+        delimiter=options.delimiter,
         mapping=options.mapping,
         mapped_fields=mapped_fields,
         max_line_length=max_line_length,
     )
-    # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
-    if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
-        raise AlreadyStarted(started)
-    total = None
-    if mode is JobMode.DEFAULT:
-        # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(path, checked.encoding, checked.delimiter, checked.mapping)
-    key = path if store_in is None else store_in.save_file(path)
-    job = ImportJob(
-        mode=mode.value,
-        source=display_name(source),
-        path=key,
-        encoding=checked.encoding,
-        delimiter=checked.delimiter,
-        columns=checked.columns,
-        mapping=checked.mapping.to_json(),
-        duplicate_policy=options.duplicate_policy.value,
-        template_id=options.template_id,
-        started_by=started_by,
-        idempotency_key=idempotency_key,
-        total_records=total,
-        **(lease.values() if lease else {}),
-    )
-    session.add(job)
-    try:
-        session.commit()
-    except BaseException as error:
-        session.rollback()
-        if store_in is not None:
-            _discard(store_in, key)  # no job reads the stored copy
-        started = None
-        if isinstance(error, IntegrityError) and idempotency_key is not None:  # the same key committed first
-            started = job_for_key(session, idempotency_key)
-        if started is None:
-            raise
-        raise AlreadyStarted(started) from None
-    publish_job(broker, session, job.id, JOB_CREATED)
-    if chosen:  # a mapping a person chose: the next file with these columns gets it too
-        _remember(session, checked.columns, checked.mapping)
-    return job
+    return CheckedUpload(checked, options, chosen)
 
 
 def _check_mapped(session, path, *, encoding, delimiter, mapping, mapped_fields, max_line_length):
@@ -223,6 +279,11 @@ def _remember(session, columns, mapping):
     except SQLAlchemyError:
         session.rollback()
         log.exception("the mapping of a new import could not be remembered")
+
+
+def _use_preview(session, token):
+    """Delete the preview a job is started from, in the job's transaction; False if another request took it."""
+    return session.execute(delete(ImportPreview).where(ImportPreview.token == token)).rowcount == 1
 
 
 def _discard(storage, key):

@@ -1,4 +1,5 @@
-"""Start imports (the bundled sample, or an uploaded CSV in batch or stream mode), cancel them, retry them."""
+"""Preview uploads, start imports (the bundled sample, an uploaded file, or a previewed one by its token, in batch
+or stream mode), cancel them, retry them."""
 
 import os
 
@@ -10,7 +11,7 @@ from ..extensions import db
 from ..models import DuplicatePolicy, FileFormat, JobMode, JobStatus
 from ..runtime import get_runtime
 from ..security import current_user
-from ..services import jobs
+from ..services import jobs, previews
 from ..services.mapping import ColumnMapping
 
 # The form fields of an upload besides the file, each read as text and parsed by its function (None: as sent).
@@ -73,10 +74,23 @@ def resume(job_id):
 def _start(mode, sample_only=False):
     config, runtime = current_app.config, get_runtime()
     key = _idempotency_key()
-    upload, options = (None, {}) if sample_only else _upload_form()
+    upload, token, options = (None, None, {}) if sample_only else _upload_form()
     options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"], idempotency_key=key)
     try:
-        if upload is None:
+        if token is not None:
+            # The upload kept by a preview, read the way it was previewed unless the request changes an option.
+            preview = previews.get_preview(db.session, token)
+            job = jobs.create_job(
+                db.session,
+                runtime.broker,
+                mode=mode,
+                path=preview.path,
+                source=preview.source,
+                store_in=runtime.storage,
+                preview_token=token,
+                **(previews.preview_options(preview) | options),
+            )
+        elif upload is None:
             if not sample_imports_allowed(config):
                 raise ApiError(
                     "The bundled sample is demo data and a real downstream (webhook) is configured, so it is not "
@@ -111,6 +125,38 @@ def _start(mode, sample_only=False):
     return {"job": job.to_dict()}, 202
 
 
+@bp.post("/preview")
+def preview():
+    """Preview an uploaded file, or a previewed one again by its token with options changed; write no import."""
+    config, runtime = current_app.config, get_runtime()
+    upload, token, options = _upload_form()
+    settings = previews.PreviewSettings.from_config(config)
+    if token is not None:
+        answer = previews.refresh_preview(
+            db.session, token, changes=options, storage=runtime.storage, settings=settings
+        )
+        return {"preview": answer}
+    if upload is None:
+        raise ApiError(
+            "Send the file to preview in the multipart field 'file', or a preview's token.", code="invalid_upload"
+        )
+    path = jobs.spool_upload(upload.stream, config["UPLOAD_FOLDER"])
+    try:
+        answer = previews.create_preview(
+            db.session,
+            path=path,
+            source=upload.filename,
+            options=options,
+            storage=runtime.storage,
+            settings=settings,
+            created_by=current_user(),
+        )
+    finally:
+        if os.path.exists(path):
+            os.remove(path)  # a refused file, or a copy now in the store, leaves nothing behind
+    return {"preview": answer}
+
+
 def _idempotency_key():
     """The request's Idempotency-Key header: None when absent; 400 unless 1 to 255 printable ASCII characters."""
     key = request.headers.get("Idempotency-Key")
@@ -127,29 +173,35 @@ def _replayed(job):
 
 
 def _upload_form():
-    """Return the uploaded file (None: the sample) and the encoding and delimiter fields; 400 for anything else."""
+    """Return the uploaded file (None: the sample, or the preview's), the preview token and the upload fields
+    sent, parsed; 400 for anything else."""
     sent_body = request.content_length or request.headers.get("Transfer-Encoding")
     if sent_body and not (request.files or request.form):
         raise ApiError(
             "Send the CSV as a multipart/form-data upload in the field 'file' (curl -F file=@contacts.csv).",
             code="invalid_upload",
         )
-    unknown = sorted((set(request.form) | set(request.files)) - {"file", *UPLOAD_FIELDS}, key=str)
+    unknown = sorted((set(request.form) | set(request.files)) - {"file", "preview", *UPLOAD_FIELDS}, key=str)
     if unknown:
         noun = "field" if len(unknown) == 1 else "fields"
         names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
-        accepted = ", ".join(f"'{name}'" for name in ["file", *UPLOAD_FIELDS])
+        accepted = ", ".join(f"'{name}'" for name in ["file", "preview", *UPLOAD_FIELDS])
         raise ApiError(f"Unknown form {noun} {names}; an upload takes the fields {accepted}.", code="invalid_upload")
     upload = request.files.get("file")
     if upload is None and "file" in request.form:
         raise ApiError("Send the CSV as a file in the multipart field 'file'.", code="invalid_upload")
     if upload is not None and not upload.filename:
         raise ApiError("The upload has no file name; choose a CSV file.", code="invalid_upload")
+    token = request.form.get("preview") or None
+    if token is not None and upload is not None:
+        raise ApiError("Send either a file or a preview's token, not both.", code="invalid_upload")
     options = {}
     for name, parse in UPLOAD_FIELDS.items():
+        if name not in request.form:
+            continue  # not sent: the default (create_job's, or the preview's)
         value = request.form.get(name) or None
         options["file_format" if name == "format" else name] = value if value is None or parse is None else parse(value)
-    return upload, options
+    return upload, token, options
 
 
 def _choice(enum, field, value):

@@ -2,6 +2,7 @@
 import { request } from "./api.js";
 import { $, el, fillUrl, setText } from "./dom.js";
 import { count } from "./format.js";
+import { initPreview } from "./preview.js";
 
 const NOTICE_MS = 8000;
 
@@ -34,6 +35,7 @@ export function showLiveStatus(status) {
 export function initHeader({ onCleared }) {
   const picker = initPicker();
   initImportButtons(picker);
+  initPreview($("[data-picker]"));
   initClear(onCleared);
   $("[data-notice-close]").addEventListener("click", () => ($("[data-notice]").hidden = true));
 }
@@ -82,6 +84,8 @@ function initPicker() {
     clear.hidden = !chosen;
     setText(label, chosen ? `${chosen.name} · ${size(chosen.size)} · for Batch and Stream` : emptyText);
     if (!chosen) input.value = "";
+    // The preview (preview.js) opens for each file chosen.
+    $("[data-picker]").dispatchEvent(new CustomEvent("file-chosen", { detail: { file: chosen } }));
   }
 
   input.addEventListener("change", () => choose(input.files[0]));

@@ -105,8 +105,11 @@ def test_a_csv_chosen_in_the_picker_is_imported_in_stream_mode_and_shown_as_text
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(csv)
     expect(page.locator("[data-file-label]")).to_contain_text("contacts-e2e.csv")
+    preview_rows = page.locator("[data-preview-rows]")  # the preview shows the names as text too
+    expect(preview_rows).to_contain_text('<img src=x onerror="window.__pwned=1">')
+    assert preview_rows.locator("img").count() == 0
 
-    page.get_by_role("button", name="Import (Stream)").click()
+    page.get_by_role("button", name="Start import (Stream)").click()
 
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     expect(page.locator("[data-status]")).to_have_text("Completed")
@@ -181,7 +184,7 @@ def test_cancel_retry_and_download_from_a_job_page(page, tmp_path):
     long_file.write_text("name,email\n" + "".join(f"Person {n},person{n}@example.com\n" for n in range(4000)))
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(long_file)
-    page.get_by_role("button", name="Import (Batch)").click()
+    page.get_by_role("button", name="Start import (Batch)").click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     expect(page.locator("[data-status]")).to_have_text("Processing")
     page.get_by_role("button", name="Cancel import").click()
@@ -196,7 +199,7 @@ def test_cancel_retry_and_download_from_a_job_page(page, tmp_path):
     )
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(refused)
-    page.get_by_role("button", name="Import (Stream)").click()
+    page.get_by_role("button", name="Start import (Stream)").click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     expect(page.locator("[data-status]")).to_have_text("Completed")
     expect(page.locator("[data-failed]")).to_have_text("3")

@@ -125,3 +125,26 @@ def test_flask_import_with_local_storage_reads_the_file_in_place(app, runner, wr
 
     assert runner.invoke(args=["import", str(path)]).exit_code == 0
     assert db.session.scalars(select(ImportJob.path)).one() == str(path) and path.exists()
+
+
+def test_a_preview_keeps_its_upload_in_the_store_and_the_import_started_by_its_token_reads_it(
+    app, client, wait_for_job, storage_kind
+):
+    text = "Who|Reach\n" + "".join(f"P{n}|p{n}@example.com\n" for n in range(300))
+    response = client.post(
+        "/api/import/preview",
+        data={"file": (io.BytesIO(text.encode()), "contacts.csv"), "delimiter": "pipe"},
+        content_type="multipart/form-data",
+    )
+    preview = response.get_json()["preview"]
+    assert preview["mapping_required"] is not None
+    assert stored_files(app, storage_kind) == 1
+
+    mapping = '{"name": "Who", "email": "Reach"}'
+    again = client.post("/api/import/preview", data={"preview": preview["token"], "mapping": mapping}).get_json()
+    assert again["preview"]["counts"]["valid"] == 300  # read back from the store
+
+    job = client.post("/api/import/stream", data={"preview": preview["token"]}).get_json()["job"]
+    assert db.session.get(ImportJob, job["id"]).path.startswith(PREFIXES[storage_kind])
+    assert wait_for_job(job["id"])["success_count"] == 300
+    assert stored_files(app, storage_kind) == 0
