@@ -115,6 +115,24 @@ def resume_command(job_id):
     _run_in_foreground(job_id)
 
 
+@click.command("delete")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.option("--yes", is_flag=True, help="Confirm deleting the import with its records, errors and uploaded file.")
+def delete_command(job_id, yes):
+    """Delete one ended import with its records, error rows and uploaded file."""
+    if not yes:
+        raise click.UsageError(f"This deletes import #{job_id} with its records, errors and file; add --yes.")
+    try:
+        runtime = get_runtime()
+        deleted = jobs.delete_job(db.session, job_id, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(
+        f"Deleted import #{job_id}: {deleted['records']} records, {deleted['errors']} errors "
+        f"and {deleted['files']} uploaded files."
+    )
+
+
 def _own_lease():
     """The lease this command's job is created or reopened with: a server cannot claim it before this process
     runs it (the file may be one only this machine can read). The command runs that job and nothing else."""
@@ -170,5 +188,12 @@ def _draw(job, elapsed):
 
 
 def init_app(app):
-    for command in (init_db_command, clear_records_command, purge_command, import_command, resume_command):
+    for command in (
+        init_db_command,
+        clear_records_command,
+        purge_command,
+        import_command,
+        resume_command,
+        delete_command,
+    ):
         app.cli.add_command(command)
