@@ -4,6 +4,7 @@ import { $, el, fillUrl, setText } from "./dom.js";
 import { capitalize, count, duration, moment } from "./format.js";
 import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
+import { statusBadge } from "./status.js";
 
 const section = $("[data-history]");
 const body = $("[data-history-rows]");
@@ -53,7 +54,8 @@ function rowFor(job) {
     el(
       "td",
       { "data-label": "Status" },
-      badge(job.status),
+      statusBadge(job),
+      job.cancelled_count ? el("span", { className: "history__retried muted" }, ` ${count(job.cancelled_count)} not sent`) : "",
       job.retries ? el("span", { className: "history__retried muted" }, ` retried ${job.retries}\u00d7`) : "",
     ),
     el("td", { "data-label": "Rows", className: "num" }, known ? `${count(job.processed_count)} / ${count(job.total_records)}` : count(job.processed_count)),
@@ -68,10 +70,6 @@ function rowFor(job) {
   });
   rows.set(job.id, row);
   return row;
-}
-
-function badge(status) {
-  return el("span", { className: `badge badge--${status}` }, capitalize(status));
 }
 
 function refreshFooter() {
