@@ -21,6 +21,7 @@ const page = $("[data-job]");
 const urls = page.dataset;
 // Rows the file's lines suggest while the true total is unknown (a stream reads its file as it goes).
 const estimatedTotal = page.dataset.estimatedTotal === "" ? null : Number(page.dataset.estimatedTotal);
+const rateLimit = Number(page.dataset.rateLimit); // rows/s the rate limit allows (0: none)
 const categoryButtons = [...document.querySelectorAll("[data-category]")];
 const categoryLabels = Object.fromEntries(
   categoryButtons.map((button) => [button.dataset.category, $("[data-label]", button).textContent]),
@@ -168,7 +169,9 @@ function renderClock() {
   const left = measure ? measure.total - job.processed_count : null;
   const showEta = running && !stale && measured > 0 && left > 0 && job.retries === 0;
   $("[data-eta-stat]").hidden = !showEta;
-  if (showEta) setText($("[data-eta]"), `about ${duration(left / measured)}${measure.estimated ? " (estimate)" : ""}`);
+  // The pace ahead is the recent one, and never faster than the rate limit (a burst at the start is no pace).
+  const pace = rateLimit > 0 ? Math.min(measured, rateLimit) : measured;
+  if (showEta) setText($("[data-eta]"), `about ${duration(left / pace)}${measure.estimated ? " (estimate)" : ""}`);
 }
 
 function measuredRate() {

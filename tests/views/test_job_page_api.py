@@ -234,3 +234,11 @@ def test_an_unfinished_import_of_unknown_total_gets_an_estimate_from_its_files_l
     assert jobs.estimated_total(db.session, ended, storage=storage) is None
     assert jobs.estimated_total(db.session, gone, storage=storage) is None
     assert os.path.exists(path)
+
+
+def test_the_page_of_a_stream_of_unknown_total_carries_the_estimate(client, make_job, write_csv):
+    path = write_csv("name,email\n" + "".join(f"P {n},p{n}@example.com\n" for n in range(7)))
+    waiting = make_job(mode="stream", path=str(path)).id
+    counted = make_job(mode="stream", path=str(path), total_records=7).id
+    assert 'data-estimated-total="7"' in client.get(f"/imports/{waiting}").get_data(as_text=True)
+    assert 'data-estimated-total=""' in client.get(f"/imports/{counted}").get_data(as_text=True)
