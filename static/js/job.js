@@ -154,7 +154,8 @@ function timeElement(iso) {
 /** Elapsed time, rows/s and the time left of the import's own work; ticks every second while it runs. */
 function renderClock() {
   const { job } = state;
-  const running = job.status === "processing";
+  // A retry's run is not the import's own work: its time and sends are on its own line, not in these figures.
+  const running = job.status === "processing" && job.retries === 0;
   let elapsed = job.duration_seconds;
   if (running && elapsed !== null) elapsed += (performance.now() - receivedAt) / 1000;
   setText($("[data-elapsed]"), duration(elapsed));
@@ -162,12 +163,11 @@ function renderClock() {
   // Rates count rows the downstream answered, never rows a cancel stopped or a retry sent again.
   const measured = running ? measuredRate() : null;
   const average = elapsed ? job.delivered_count / elapsed : null;
-  const shownRate = stale ? null : running ? measured ?? average : TERMINAL.has(job.status) ? average : null;
-  setText($("[data-rate]"), rate(shownRate));
+  setText($("[data-rate]"), rate(stale ? null : running ? measured ?? average : average));
 
   const measure = progressTotal(job);
   const left = measure ? measure.total - job.processed_count : null;
-  const showEta = running && !stale && measured > 0 && left > 0 && job.retries === 0;
+  const showEta = running && !stale && measured > 0 && left > 0;
   $("[data-eta-stat]").hidden = !showEta;
   // The pace ahead is the recent one, and never faster than the rate limit (a burst at the start is no pace).
   const pace = rateLimit > 0 ? Math.min(measured, rateLimit) : measured;
@@ -229,14 +229,12 @@ function renderActions() {
   setText(retry, `Retry ${count(state.retryable)} failed ${state.retryable === 1 ? "delivery" : "deliveries"}`);
   const note = $("[data-retry-note]");
   const nothingLeft = job.status === "completed" && state.retryable === 0 && (job.retries > 0 || state.error_counts.other > 0);
+  const { duplicate, missing_value: missing, invalid_format: invalid } = state.error_counts;
+  const fixInFile = duplicate + missing + invalid > 0
+    ? " Rows refused by the checks (duplicates, missing or invalid values) need a corrected file: download the errors."
+    : "";
   note.hidden = !nothingLeft;
-  setText(
-    note,
-    nothingLeft
-      ? "Nothing left to retry: no row is waiting after a refusal by the downstream. Rows refused by the checks " +
-          "(duplicates, missing or invalid values) need a corrected file: download the errors."
-      : "",
-  );
+  setText(note, nothingLeft ? `Nothing left to retry: no row waits after a refusal by the downstream.${fixInFile}` : "");
   // A failed or cancelled import goes on from where it stopped.
   $("[data-resume]").hidden = !(job.status === "failed" || job.status === "cancelled");
   $("[data-delete]").hidden = !finished;

@@ -6,6 +6,10 @@ import re
 from urllib.parse import quote
 
 import pytest
+from conftest import Server
+from conftest import _stop as stop_server
+from scripted_downstream import Reply, ScriptedDownstream
+from servers import server_env
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect
 
@@ -249,3 +253,48 @@ def test_an_import_is_deleted_from_its_page_with_the_keyboard_after_a_confirmati
     page.wait_for_url(re.compile(r"/$"))
     expect(page.locator(f'tr[data-job-id="{job_id}"]')).to_have_count(0)
     assert page.request.get(f"/api/import/{job_id}").status == 404
+
+
+@pytest.fixture
+def refusing_once(browser, tmp_path):
+    """A page on a server of its own whose webhook downstream refuses each @later.example row once, then takes it."""
+    downstream = ScriptedDownstream()
+    seen = set()
+
+    def rule(records):
+        later = [record["key"] for record in records if record["email"].endswith("@later.example")]
+        refuse = {key: "try later" for key in later if key not in seen}
+        seen.update(refuse)
+        return Reply(refuse=refuse)
+
+    downstream.rule = rule
+    folder = tmp_path / "server"
+    env = server_env(folder, f"sqlite:///{folder / 'e2e.db'}", DOWNSTREAM="webhook", WEBHOOK_URL=downstream.url)
+    server = Server(env, folder / "gunicorn.log")
+    context = None
+    try:
+        server.start()
+        context = browser.new_context(viewport=DESKTOP, base_url=server.url)
+        context.set_default_timeout(15_000)
+        yield context.new_page()
+    finally:
+        if context is not None:
+            context.close()
+        stop_server(server)
+        downstream.close()
+
+
+def test_once_every_failure_is_retried_the_button_goes_and_the_page_says_why(refusing_once, tmp_path, screenshot):
+    page = refusing_once
+    rows = ["Now,now@example.com", "Later 1,l1@later.example", "Later 2,l2@later.example"]
+    path = contacts(tmp_path, "later.csv", rows)
+    start_import(page, path)
+    expect(page.locator("[data-status]")).to_have_text("Completed with failures")
+
+    page.get_by_role("button", name="Retry 2 failed deliveries").click()
+
+    expect(page.locator("[data-retry-runs] li")).to_contain_text("re-sent 2 rows; 2 now succeeded, 0 failed again")
+    expect(page.locator("[data-status]")).to_have_text("Completed")
+    expect(page.get_by_role("button", name=re.compile("Retry"))).to_be_hidden()
+    expect(page.locator("[data-retry-note]")).to_contain_text("Nothing left to retry")
+    screenshot(page, "job-nothing-left-to-retry-desktop")
