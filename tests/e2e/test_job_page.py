@@ -100,7 +100,7 @@ def test_a_running_stream_shows_an_estimate_never_a_full_bar_and_fits_a_phone(pa
     expect(page.locator("[data-eta-stat]")).to_be_hidden()
 
 
-def test_figures_are_marked_stale_while_the_stream_is_down_and_live_again_after(page, tmp_path):
+def test_figures_are_marked_stale_while_the_stream_is_down_and_live_again_after(page, tmp_path, screenshot):
     big = contacts(tmp_path, "stale.csv", [f"Person {n},p{n}@example.com" for n in range(3000)])
     job_id = start_import(page, big)
     expect(page.locator("[data-live]")).to_have_text("Live")
@@ -115,6 +115,10 @@ def test_figures_are_marked_stale_while_the_stream_is_down_and_live_again_after(
     expect(page.locator("[data-progress]")).to_have_class(re.compile(r"\bis-stale\b"))
     expect(page.locator("[data-rate]")).to_have_text("–")
     expect(page.locator("[data-eta-stat]")).to_be_hidden()
+    screenshot(page, "job-stale-desktop")
+    page.set_viewport_size(PHONE)
+    assert page_width(page) == PHONE["width"]
+    screenshot(page, "job-stale-375")
 
     page.unroute(events)
     expect(page.locator("[data-live]")).to_have_text("Live", timeout=30_000)
@@ -137,8 +141,11 @@ def test_cancel_asks_first_then_counts_the_rows_it_stopped_and_rates_only_what_w
     expect(dialog).to_be_hidden()
     expect(page.locator("[data-status]")).to_have_text("Processing")
 
+    page.set_viewport_size(PHONE)
     cancel.click()
+    screenshot(page, "job-cancel-dialog-375")
     dialog.get_by_role("button", name="Cancel import").click()
+    page.set_viewport_size(DESKTOP)
 
     expect(page.locator("[data-status]")).to_have_text("Cancelled")
     expect(page.locator("[data-cancelling]")).to_be_hidden()
