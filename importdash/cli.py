@@ -246,6 +246,24 @@ def _cell(value):
     return text if len(text) <= _CELL_WIDTH else text[: _CELL_WIDTH - 1] + "…"
 
 
+@click.command("delete")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.option("--yes", is_flag=True, help="Confirm deleting the import with its records, errors and uploaded file.")
+def delete_command(job_id, yes):
+    """Delete one ended import with its records, error rows and uploaded file."""
+    if not yes:
+        raise click.UsageError(f"This deletes import #{job_id} with its records, errors and file; add --yes.")
+    try:
+        runtime = get_runtime()
+        deleted = jobs.delete_job(db.session, job_id, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(
+        f"Deleted import #{job_id}: {deleted['records']} records, {deleted['errors']} errors "
+        f"and {deleted['files']} uploaded files."
+    )
+
+
 def _own_lease():
     """The lease this command's job is created or reopened with: a server cannot claim it before this process
     runs it (the file may be one only this machine can read). The command runs that job and nothing else."""
@@ -262,7 +280,7 @@ def _run_in_foreground(job_id):
     except KeyboardInterrupt:
         runner.cancel(job_id)
         runner.wait(job_id)
-        job = jobs.get_job(db.session, job_id).to_dict()
+        job = jobs.job_dict(db.session, jobs.get_job(db.session, job_id))
     _report(job)
 
 
@@ -342,13 +360,14 @@ def cancel_command(job_id):
     """Cancel an unfinished import, whichever process runs it."""
     runtime = get_runtime()
     with _refusals():
-        job = jobs.cancel_job(
+        cancelled = jobs.cancel_job(
             db.session,
             job_id,
             runner=runtime.runner,
             broker=runtime.broker,
             lease_seconds=current_app.config["LEASE_SECONDS"],
-        ).to_dict()
+        )
+        job = jobs.job_dict(db.session, cancelled)
     if JobStatus(job["status"]).is_terminal:
         click.echo(_summary(job))
     else:
@@ -371,7 +390,10 @@ def cancel_command(job_id):
 )
 @click.option("--limit", type=click.IntRange(min=1), help="Without --csv: errors to show (default: DEFAULT_PAGE_SIZE).")
 @click.option("--offset", type=click.IntRange(min=0), default=0, help="Without --csv: errors to skip.")
-def errors_command(job_id, category, as_csv, output, limit, offset):
+@click.option(
+    "--search", default="", help="Without --csv: only errors whose message or values contain this, or of this row."
+)
+def errors_command(job_id, category, as_csv, output, limit, offset, search):
     """Show an import's errors with their row numbers, or write every one as CSV (--csv)."""
     if as_csv:
         batch_size = current_app.config["EXPORT_BATCH_SIZE"]
@@ -381,7 +403,9 @@ def errors_command(job_id, category, as_csv, output, limit, offset):
             output.write(chunk.encode("utf-8"))  # the bytes GET /api/import/<id>/errors.csv sends
         return
     with _refusals():
-        errors, total = jobs.error_page(db.session, job_id, category=category, limit=_page_size(limit), offset=offset)
+        errors, total = jobs.error_page(
+            db.session, job_id, category=category, query=search, limit=_page_size(limit), offset=offset
+        )
     for error in errors:
         click.echo(f"row {error['row']:>8}  {error['category']:<14}  {error['message']}")
     if not total:
@@ -464,7 +488,7 @@ def _follow(job_id, running_here=None):
     display = ProgressDisplay(sys.stderr, line_seconds=config["PROGRESS_LINE_SECONDS"])
     while True:
         running = running_here() if running_here else True  # asked first: an ended run committed what is read next
-        job = jobs.get_job(db.session, job_id).to_dict()
+        job = jobs.job_dict(db.session, jobs.get_job(db.session, job_id))
         db.session.rollback()  # end the read: no transaction stays open while waiting
         if JobStatus(job["status"]).is_terminal or not running:
             display.end(job)
@@ -752,5 +776,5 @@ def templates_delete_command(name):
 
 
 def init_app(app):
-    for command in (*COMMANDS, check_downstream_command, templates_group):
+    for command in (*COMMANDS, delete_command, check_downstream_command, templates_group):
         app.cli.add_command(command)

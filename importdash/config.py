@@ -234,4 +234,4 @@ class Config:
     DEFAULT_PAGE_SIZE = 100
     MAX_PAGE_SIZE = 1_000
     JOB_ERROR_PREVIEW = 100  # errors included with GET /api/import/<id>
-    EXPORT_BATCH_SIZE = 1_000  # error rows read per query while streaming errors.csv
+    EXPORT_BATCH_SIZE = 1_000  # rows read per query while streaming errors.csv and results.csv

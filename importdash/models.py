@@ -43,6 +43,23 @@ class JobStatus(str, Enum):
         return self not in JobStatus.unfinished()
 
 
+class JobOutcome(str, Enum):
+    """How a completed import ended, told apart so that an import in which every row failed never reads as a success."""
+
+    COMPLETED = "completed"  # every row succeeded
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # some rows succeeded, some failed
+    NOTHING_SUCCEEDED = "nothing_succeeded"  # no row succeeded
+
+    @classmethod
+    def of(cls, *, status: str, success_count: int, failed_count: int) -> "JobOutcome | None":
+        """The ending of a completed import; None while it is not completed (its status says the rest)."""
+        if status != JobStatus.COMPLETED.value:
+            return None
+        if success_count == 0 and failed_count > 0:
+            return cls.NOTHING_SUCCEEDED
+        return cls.COMPLETED_WITH_FAILURES if failed_count else cls.COMPLETED
+
+
 class JobAction(str, Enum):
     """What may happen to a job; TRANSITIONS says from which statuses, and to which one."""
 
@@ -185,21 +202,31 @@ class ImportJob(db.Model):
 
     @property
     def duration_seconds(self):
+        """From the first start to the last end; with retries, to_dict(runs=...) tells the import's own time."""
         if self.started_at is None:
             return None
         end = self.completed_at or utcnow()
         return round((end - self.started_at).total_seconds(), 3)
 
     @property
+    def outcome(self):
+        return JobOutcome.of(status=self.status, success_count=self.success_count, failed_count=self.failed_count)
+
+    @property
     def error_counts(self):
         """The job's error rows per category, with every category present."""
         return {category: getattr(self, column.key) for category, column in ERROR_COUNTERS.items()}
 
-    def to_dict(self):
+    def to_dict(self, runs):
+        """The job as the API shows it; with its runs (JobRun rows) its duration and the records it sent are its
+        import's own (first and resumed runs), without the time and sends of its retries."""
+        seconds, delivered = own_work(self, runs)
+        outcome = self.outcome
         return {
             "id": self.id,
             "mode": self.mode,
             "status": self.status,
+            "outcome": outcome.value if outcome else None,
             "source": self.source,
             "started_by": self.started_by,
             "idempotency_key": self.idempotency_key,
@@ -218,13 +245,28 @@ class ImportJob(db.Model):
             "created_at": isoformat(self.created_at),
             "started_at": isoformat(self.started_at),
             "completed_at": isoformat(self.completed_at),
-            "duration_seconds": self.duration_seconds,
+            "duration_seconds": seconds,
+            "delivered_count": delivered,
             "error": self.error,
             "notice": self.notice,
             "cancel_requested": self.cancel_requested,
             "retries": self.retries,
             "last_retried_at": isoformat(self.last_retried_at),
         }
+
+
+def own_work(job, runs):
+    """Return (seconds, records sent) of the job's own runs, the first and resumed ones, leaving its retries out.
+
+    A job whose runs were not recorded (made before runs were) counts from its start to its end, and what it sent
+    from its verdicts: the successes plus the downstream's refusals.
+    """
+    own = [run for run in runs if run.kind != RunKind.RETRY.value]
+    if not own:
+        return job.duration_seconds, job.success_count + job.other_count
+    now = utcnow()
+    seconds = sum(((run.ended_at or now) - run.started_at).total_seconds() for run in own)
+    return round(seconds, 3), sum(run.sent for run in own)
 
 
 # The job's counter of error rows in each category.
@@ -368,6 +410,12 @@ class RunOutcome(str, Enum):
     INTERRUPTED = "interrupted"  # it stopped without a word (its process died, or the database stayed away)
 
 
+class RunKind(str, Enum):
+    IMPORT = "import"  # the first run, or a run that took over a stopped one
+    RETRY = "retry"  # the failed deliveries of a completed import, sent again
+    RESUME = "resume"  # a failed or cancelled import going on from where it stopped
+
+
 class JobRun(db.Model):
     """One run of a job: when it ran, how it ended and why, and what it delivered."""
 
@@ -388,6 +436,7 @@ class JobRun(db.Model):
 
     def to_dict(self):
         return {
+            "id": self.id,
             "kind": self.kind,
             "started_at": isoformat(self.started_at),
             "ended_at": isoformat(self.ended_at),

@@ -7,8 +7,10 @@ from .models import (
     ErrorCategory,
     FileFormat,
     JobMode,
+    JobOutcome,
     JobStatus,
     RecordStatus,
+    RunKind,
     RunOutcome,
 )
 from .services.previews import CATEGORIES as PREVIEW_CATEGORIES
@@ -97,15 +99,45 @@ def document(config, *, auth_required):
                 [job_id],
                 {"200": _json("JobDetail", "The import."), "404": _error("No such import.")},
             ),
+            "delete": _operation(
+                "deleteImport",
+                "Delete one ended import with its records, error rows and uploaded file.",
+                [job_id],
+                {
+                    "200": {
+                        "description": "What was deleted.",
+                        "content": {
+                            "application/json": {
+                                "schema": _object(
+                                    deleted=_object(records=_INTEGER, errors=_INTEGER, jobs=_INTEGER, files=_INTEGER)
+                                )
+                            }
+                        },
+                    },
+                    "404": _error("No such import."),
+                    "409": _error("The import is pending or running."),
+                    **writes,
+                },
+            ),
         },
         "/api/import/{job_id}/errors": {
             "get": _operation(
                 "listImportErrors",
                 "Page through an import's errors, in row order.",
-                [job_id, category, limit, offset],
+                [
+                    job_id,
+                    category,
+                    _query(
+                        "q",
+                        {"type": "string", "pattern": "^[^\\u0000]*$"},
+                        "Text to find (ignoring case) in the message or the row's values, or a row number.",
+                    ),
+                    limit,
+                    offset,
+                ],
                 {
                     "200": _json("ErrorList", "A page of errors."),
-                    "400": _error("A bad paging parameter or category."),
+                    "400": _error("A bad paging parameter, category or search."),
                     "404": _error("No such import."),
                 },
             ),
@@ -136,6 +168,24 @@ def document(config, *, auth_required):
                         "content": {"text/csv": {"schema": {"type": "string"}}},
                     },
                     "400": _error("A bad category."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
+        "/api/import/{job_id}/results.csv": {
+            "get": _operation(
+                "exportImportResults",
+                "Download an import's delivered records as CSV: row, name, email, company, status (succeeded or "
+                "failed), attempts and the downstream's answer as JSON.",
+                [job_id],
+                {
+                    "200": {
+                        "description": (
+                            "The records, streamed; cells a spreadsheet would run as formulas are neutralised."
+                        ),
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
                     "404": _error("No such import."),
                 },
             ),
@@ -597,7 +647,7 @@ def _error(description):
 def _event_stream():
     return {
         "description": "A text/event-stream of named events (job.progress, job.finished) with JSON data: "
-        '{"job": Job, "error_counts": ErrorCounts}.',
+        "JobState (one import's stream) or the newest imports (the all-imports stream).",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     }
 
@@ -643,6 +693,12 @@ _SCHEMAS = {
         id=_INTEGER,
         mode=_enum(JobMode),
         status=_enum(JobStatus),
+        outcome={
+            "type": ["string", "null"],
+            "enum": [*(outcome.value for outcome in JobOutcome), None],
+            "description": "How a completed import ended: every row succeeded, some failed, or none succeeded; "
+            "null until it completes.",
+        },
         source=_STRING,
         started_by={"type": "string", "description": "Who started the import: the signed-in user, or anonymous."},
         idempotency_key={
@@ -671,7 +727,19 @@ _SCHEMAS = {
         created_at=_TIMESTAMP,
         started_at=_nullable(_TIMESTAMP),
         completed_at=_nullable(_TIMESTAMP),
-        duration_seconds=_nullable({"type": "number", "minimum": 0}),
+        duration_seconds=_nullable(
+            {
+                "type": "number",
+                "minimum": 0,
+                "description": "How long the import itself has run: its first and resumed runs, not its retries.",
+            }
+        ),
+        delivered_count={
+            "type": "integer",
+            "minimum": 0,
+            "description": "Records the import itself sent and got an answer for (its retries not counted): its "
+            "rate is this over duration_seconds.",
+        },
         error=_nullable(_STRING),
         notice=_nullable({"type": "string", "description": "What delivery waits for, e.g. downstream unavailable."}),
         cancel_requested={"type": "boolean"},
@@ -679,7 +747,8 @@ _SCHEMAS = {
         last_retried_at=_nullable(_TIMESTAMP),
     ),
     "JobRun": _object(
-        kind={"type": "string", "enum": ["import", "retry", "resume"]},
+        id=_INTEGER,
+        kind=_enum(RunKind),
         started_at=_TIMESTAMP,
         ended_at=_nullable(_TIMESTAMP),
         outcome={"type": ["string", "null"], "enum": [*(outcome.value for outcome in RunOutcome), None]},
@@ -822,6 +891,12 @@ _SCHEMAS = {
         error_counts=_ref("ErrorCounts"),
         errors={"type": "array", "items": _ref("RowError"), "description": "The first errors, in row order."},
         runs={"type": "array", "items": _ref("JobRun"), "description": "Every run of the import, oldest first."},
+    ),
+    "JobState": _object(
+        job=_ref("Job"),
+        error_counts=_ref("ErrorCounts"),
+        runs={"type": "array", "items": _ref("JobRun"), "description": "Every run of the import, oldest first."},
+        retryable={"type": "integer", "minimum": 0, "description": "Failed deliveries a retry would send again."},
     ),
     "JobList": _object(jobs={"type": "array", "items": _ref("Job")}, total=_COUNT),
     "ErrorList": _object(errors={"type": "array", "items": _ref("RowError")}, total=_COUNT),

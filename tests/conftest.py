@@ -13,6 +13,7 @@ from importdash import create_app
 from importdash.extensions import db
 from importdash.models import ImportJob
 from importdash.runtime import get_runtime, stop_background
+from importdash.services import jobs
 
 TEST_DATABASE_URL = os.environ.get("IMPORTDASH_TEST_DATABASE_URL")
 
@@ -93,7 +94,7 @@ def wait_for_job(app):
     def wait(job_id, timeout=30):
         get_runtime(app).runner.wait(job_id, timeout=timeout)
         db.session.expire_all()
-        return db.session.get(ImportJob, job_id).to_dict()
+        return jobs.job_dict(db.session, db.session.get(ImportJob, job_id))
 
     return wait
 

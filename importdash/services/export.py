@@ -1,18 +1,22 @@
-"""Export a job's errors as CSV: safe to open in a spreadsheet, and ready to fix and import again."""
+"""Export a job's errors as CSV, ready to fix and import again, and its delivered records with the downstream's
+answers: both safe to open in a spreadsheet, and streamed a batch at a time so memory stays flat."""
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidFile
-from ..models import RowError
+from ..models import Record, RecordStatus, RowError
 from .mapping import FIELDS
 from .reader import EXTRA_KEY, read_header
 
 ERROR_COLUMNS = ("row", "category", "message")
+RESULT_COLUMNS = ("row", "name", "email", "company", "status", "attempts", "response")
+DELIVERED = (RecordStatus.SUCCEEDED.value, RecordStatus.FAILED.value)  # records the downstream answered
 # A cell starting with one of these runs as a formula in a spreadsheet (OWASP "CSV injection").
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -72,3 +76,35 @@ def _cells(data, keys):
     cells = [data.get(key, data.get(key.lower()) if key.lower() in FIELDS else None) for key in keys]
     extra = data.get(EXTRA_KEY) or []
     return cells + list(extra)
+
+
+def results_csv(session: Session, job_id: int, *, batch_size: int) -> Iterator[str]:
+    """Yield the job's delivered records as CSV text, one batch per chunk, in row order.
+
+    Each line is the record as stored, whether the downstream took it (succeeded) or refused it (failed), how many
+    calls it took, and the downstream's last answer as JSON. Every cell is neutralised.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    buffer.write("\ufeff")  # a byte order mark, so spreadsheets read the file as UTF-8
+    writer.writerow(RESULT_COLUMNS)
+    columns = (Record.row, Record.name, Record.email, Record.company, Record.status, Record.attempts, Record.response)
+    after = 0  # the row of the last record written: each batch is a fresh, short query on (job_id, row)
+    while True:
+        records = session.execute(
+            select(*columns)
+            .where(Record.job_id == job_id, Record.row > after, Record.status.in_(DELIVERED))
+            .order_by(Record.row)
+            .limit(batch_size)
+        ).all()
+        session.rollback()  # end the read, so a slow download holds no transaction open
+        for record in records:
+            answer = json.dumps(record.response, ensure_ascii=False) if record.response is not None else ""
+            cells = (*record[:6], answer)
+            writer.writerow([neutralise(cell) for cell in cells])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(records) < batch_size:
+            return
+        after = records[-1].row

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import delete, func, literal, or_, select, update
+from sqlalchemy import Text, cast, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -39,11 +39,11 @@ from ..models import (
 from . import memory, templates
 from .broker import Event, EventBroker
 from .dialects import statements_for
-from .export import errors_csv, source_keys
+from .export import errors_csv, results_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
 from .reader import FileFormat as CheckedFile
-from .reader import FileSource, check_file, count_rows
+from .reader import FileSource, check_file, count_rows, estimate_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -350,7 +350,8 @@ def list_jobs(
             .limit(limit - len(page))
             .offset(max(offset - unfinished_total, 0))
         )
-    return [job.to_dict() for job in page], total
+    runs = _runs_of(session, [job.id for job in page])
+    return [job.to_dict(runs.get(job.id, [])) for job in page], total
 
 
 def _job_filters(*, status, mode, query):
@@ -368,12 +369,65 @@ def _job_filters(*, status, mode, query):
     return conditions
 
 
+def _runs_of(session, job_ids):
+    """The runs of the jobs, {job id: [JobRun, ...]} in the order they started."""
+    runs = {}
+    if job_ids:
+        for run in session.scalars(select(JobRun).where(JobRun.job_id.in_(job_ids)).order_by(JobRun.id)):
+            runs.setdefault(run.job_id, []).append(run)
+    return runs
+
+
+def job_dict(session: Session, job: ImportJob) -> dict:
+    """Return the job as the API shows it, with its import's own duration and sends (its runs are read for them)."""
+    return job.to_dict(_runs_of(session, [job.id]).get(job.id, []))
+
+
 def job_state(session: Session, job_id: int) -> dict | None:
-    """Return the job as the API shows it plus its error counts, or None when there is no such job."""
+    """Return what a job's page and stream show, or None when there is no such job: the job with its import's own
+    timings, its error counts, its runs (each retry among them), and how many failed deliveries a retry would send.
+    """
     job = session.get(ImportJob, job_id) if job_id <= MAX_ID else None
     if job is None:
         return None
-    return {"job": job.to_dict(), "error_counts": job.error_counts}
+    runs = _runs_of(session, [job_id]).get(job_id, [])
+    return {
+        "job": job.to_dict(runs),
+        "error_counts": job.error_counts,
+        "runs": [run.to_dict() for run in runs],
+        "retryable": retryable_count(session, job),
+    }
+
+
+def retryable_count(session: Session, job: ImportJob) -> int:
+    """How many of a completed job's records the downstream refused, which a retry sends again; 0 for any other job.
+
+    The count reads the small index of failed records only.
+    """
+    if job.status != JobStatus.COMPLETED.value or not job.other_count:
+        return 0
+    return session.scalar(
+        select(func.count())
+        .select_from(Record)
+        .where(Record.job_id == job.id, Record.status == literal(RecordStatus.FAILED.value, literal_execute=True))
+    )
+
+
+def estimated_total(session: Session, job_id: int, *, storage: UploadStorage) -> int | None:
+    """Estimate an unfinished job's rows from its file's lines while its true total is unknown; None otherwise.
+
+    The file is read once, a block at a time (memory stays flat); a quoted cell that spans lines makes it an
+    overestimate, which is why it is only ever shown as an estimate.
+    """
+    job = get_job(session, job_id)
+    if job.total_records is not None or JobStatus(job.status).is_terminal or job.upload_removed_at is not None:
+        return None
+    try:
+        with storage.open(job.path) as file:
+            return estimate_rows(file)
+    except (OSError, StoreUnavailable) as error:
+        log.warning("import #%s: no estimate of its rows, its file could not be read: %s", job_id, error)
+        return None
 
 
 def job_detail(session: Session, job_id: int, *, error_preview: int) -> dict:
@@ -382,9 +436,9 @@ def job_detail(session: Session, job_id: int, *, error_preview: int) -> dict:
     errors = session.scalars(
         select(RowError).where(RowError.job_id == job_id).order_by(RowError.row, RowError.id).limit(error_preview)
     )
-    runs = session.scalars(select(JobRun).where(JobRun.job_id == job_id).order_by(JobRun.id))
+    runs = _runs_of(session, [job_id]).get(job_id, [])
     return {
-        "job": job.to_dict(),
+        "job": job.to_dict(runs),
         "error_counts": job.error_counts,
         "errors": [error.to_dict() for error in errors],
         "runs": [run.to_dict() for run in runs],
@@ -392,20 +446,49 @@ def job_detail(session: Session, job_id: int, *, error_preview: int) -> dict:
 
 
 def error_page(
-    session: Session, job_id: int, *, category: str | None, limit: int, offset: int
+    session: Session, job_id: int, *, category: str | None, query: str, limit: int, offset: int
 ) -> tuple[list[dict], int]:
-    """Return a page of the job's errors, optionally of one category, in row order, and how many there are."""
+    """Return a page of the job's errors, optionally of one category and matching a search, in row order, and how
+    many there are.
+
+    The search looks for the text, ignoring case, in each error's message and in the row's values as read, and
+    matches a row number exactly.
+    """
     job = get_job(session, job_id)
     conditions = [RowError.job_id == job_id]
     if category:
         conditions.append(RowError.category == category)
+    if query:
+        conditions.append(_error_matches(query))
     errors = session.scalars(
         select(RowError).where(*conditions).order_by(RowError.row, RowError.id).limit(limit).offset(offset)
     )
-    # The job's counters give the total without counting what may be a million error rows.
-    counts = job.error_counts
-    total = counts[category] if category else sum(counts.values())
+    if query:
+        total = session.scalar(select(func.count()).select_from(RowError).where(*conditions))
+    else:
+        # The job's counters give the total without counting what may be a million error rows.
+        counts = job.error_counts
+        total = counts[category] if category else sum(counts.values())
     return [error.to_dict() for error in errors], total
+
+
+def _error_matches(query):
+    """A WHERE clause for the errors whose message or values hold the text, or whose row number it is."""
+    if "\x00" in query:
+        raise ApiError("q must not contain NUL characters", code="invalid_parameter")
+    pattern = f"%{_escape_like(query.lower())}%"
+    matches = [
+        func.lower(RowError.message).like(pattern, escape="\\"),
+        func.lower(cast(RowError.data, Text)).like(pattern, escape="\\"),
+    ]
+    if query.isascii() and query.isdigit() and int(query) <= MAX_ID:
+        matches.append(RowError.row == int(query))
+    return or_(*matches)
+
+
+def _escape_like(text):
+    """The text with LIKE's wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def reimported_page(session: Session, job_id: int, *, limit: int, offset: int) -> tuple[list[dict], int]:
@@ -442,6 +525,13 @@ def export_errors(session: Session, job_id: int, *, category: str | None, batch_
     keys = job.columns or source_keys(job.path, job.encoding, job.delimiter)  # jobs made before columns were kept
     chunks = errors_csv(session, job_id, keys=keys, category=category, batch_size=batch_size)
     return f"import-{job_id}-{category or 'all'}-errors.csv", chunks
+
+
+def export_results(session: Session, job_id: int, *, batch_size: int) -> tuple[str, Iterator[str]]:
+    """Return a file name and the job's delivered records, each with the downstream's answer, as CSV text in chunks
+    read as they are written."""
+    get_job(session, job_id)
+    return f"import-{job_id}-results.csv", results_csv(session, job_id, batch_size=batch_size)
 
 
 def record_page(
@@ -578,6 +668,33 @@ def _move(session, job_id, action, **values):
         .values(status=TRANSITIONS[action].target.value, **values)
     )
     return moved.rowcount == 1
+
+
+def delete_job(session: Session, job_id: int, *, running: list[int], storage: UploadStorage) -> dict[str, int]:
+    """Delete one import with its records, error rows, runs and uploaded file; refuse while it is unfinished.
+
+    Its records go with it, so their emails no longer count as duplicates for later imports.
+    """
+    job = get_job(session, job_id)
+    if not JobStatus(job.status).is_terminal or job_id in running:
+        raise Conflict(f"Import #{job_id} is {job.status}; cancel it or wait for it to end before deleting it.")
+    upload = _kept_uploads(session, storage, [job_id])
+    session.execute(delete(JobRun).where(JobRun.job_id == job_id))
+    deleted = {
+        "records": session.execute(delete(Record).where(Record.job_id == job_id)).rowcount,
+        "errors": session.execute(delete(RowError).where(RowError.job_id == job_id)).rowcount,
+    }
+    # The status is checked again by the DELETE itself, in the same transaction: an import resumed meanwhile keeps
+    # everything.
+    deleted["jobs"] = session.execute(
+        delete(ImportJob).where(ImportJob.id == job_id, ImportJob.status.notin_(stored(JobStatus.unfinished())))
+    ).rowcount
+    if not deleted["jobs"]:
+        session.rollback()
+        raise Conflict(f"Import #{job_id} started again; cancel it or wait for it to end before deleting it.")
+    session.commit()
+    deleted["files"] = sum(bool(_delete_upload(storage, path)) for _job_id, path in upload)
+    return deleted
 
 
 def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -> dict[str, int]:

@@ -24,6 +24,7 @@ from ..models import (
     Record,
     RecordStatus,
     RowError,
+    RunKind,
     RunOutcome,
     statuses_allowing,
     stored,
@@ -314,11 +315,11 @@ class JobLedger:
             )
             retries = self.session.scalar(select(ImportJob.retries).where(ImportJob.id == self.job_id))
             if last in (RunOutcome.FAILED.value, RunOutcome.CANCELLED.value):
-                kind = "resume"
+                kind = RunKind.RESUME.value
             elif last == RunOutcome.COMPLETED.value and retries:
-                kind = "retry"
+                kind = RunKind.RETRY.value
             else:
-                kind = "import"
+                kind = RunKind.IMPORT.value
             run = JobRun(job_id=self.job_id, kind=kind, owner=self.owner)
             self.session.add(run)
             self.session.flush()

@@ -489,3 +489,18 @@ def _listed(columns):
 def _label(encoding):
     name = codecs.lookup(encoding).name
     return "UTF-8" if name in ("utf-8", "utf-8-sig") else name
+
+
+def estimate_rows(file: BinaryIO) -> int:
+    """Estimate a file's data rows from its line breaks, reading it in blocks without decoding it.
+
+    A quoted cell spanning lines or a blank line counts as a row of its own, so this is an estimate, never a total.
+    """
+    newlines = returns = 0
+    last = b""
+    while block := file.read(_SCAN_CHUNK_BYTES):
+        newlines += block.count(b"\n")
+        returns += block.count(b"\r")
+        last = block
+    lines = max(newlines, returns) + (1 if last and last[-1:] not in (b"\n", b"\r") else 0)
+    return max(lines - 1, 0)  # the header is no data row

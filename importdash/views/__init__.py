@@ -10,10 +10,12 @@ from ..models import MAX_ID, MAX_SEARCH_LENGTH
 
 
 class IdConverter(IntegerConverter):
-    """A row id in a URL: a number the id column can hold, so a larger one is a 404 like any unknown id."""
+    """A row id in a URL: any whole number; the services answer 404 for one the id column cannot hold (over MAX_ID),
+    like any unknown id.
 
-    def __init__(self, url_map):
-        super().__init__(url_map, min=1, max=MAX_ID)
+    The routing does not check the range itself: werkzeug counts a rule of another method at the same path before
+    it checks the value, so GET /api/import/<too large> would answer 405 because DELETE /api/import/<id> exists.
+    """
 
 
 def register_blueprints(app):

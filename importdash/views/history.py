@@ -33,10 +33,11 @@ def show_job(job_id):
 
 @bp.get("/<id:job_id>/errors")
 def list_errors(job_id):
-    """Page through an import's errors, optionally of one category."""
+    """Page through an import's errors, optionally of one category and matching a search (?q=)."""
     limit, offset = page_args(request.args)
     category = choice_arg(request.args, "category", ErrorCategory)
-    errors, total = jobs.error_page(db.session, job_id, category=category, limit=limit, offset=offset)
+    query = request.args.get("q", "").strip()
+    errors, total = jobs.error_page(db.session, job_id, category=category, query=query, limit=limit, offset=offset)
     return {"errors": errors, "total": total}
 
 
@@ -55,6 +56,17 @@ def export_errors(job_id):
     name, chunks = jobs.export_errors(
         db.session, job_id, category=category, batch_size=current_app.config["EXPORT_BATCH_SIZE"]
     )
+    return current_app.response_class(
+        stream_with_context(chunks),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.get("/<id:job_id>/results.csv")
+def export_results(job_id):
+    """Download an import's delivered records, each with the downstream's answer, as CSV, streamed as it is read."""
+    name, chunks = jobs.export_results(db.session, job_id, batch_size=current_app.config["EXPORT_BATCH_SIZE"])
     return current_app.response_class(
         stream_with_context(chunks),
         mimetype="text/csv",

@@ -1,5 +1,5 @@
 """Preview uploads, start imports (the bundled sample, an uploaded file, or a previewed one by its token, in batch
-or stream mode), cancel them, retry them."""
+or stream mode), cancel, retry, resume or delete them."""
 
 import os
 
@@ -51,7 +51,7 @@ def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
     runtime, lease_seconds = get_runtime(), current_app.config["LEASE_SECONDS"]
     job = jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=lease_seconds)
-    return {"job": job.to_dict()}, 200 if JobStatus(job.status).is_terminal else 202
+    return {"job": jobs.job_dict(db.session, job)}, 200 if JobStatus(job.status).is_terminal else 202
 
 
 @bp.post("/<id:job_id>/retry")
@@ -61,14 +61,22 @@ def retry(job_id):
     if not isinstance(body, dict):
         raise ApiError('Send JSON like {"category": "other"}, or no body.', code="invalid_body")
     job = jobs.retry_job(db.session, job_id, category=body.get("category"), runner=get_runtime().runner)
-    return {"job": job.to_dict()}, 202
+    return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.post("/<id:job_id>/resume")
 def resume(job_id):
     """Go on with a failed or cancelled import from where it stopped."""
     job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
-    return {"job": job.to_dict()}, 202
+    return {"job": jobs.job_dict(db.session, job)}, 202
+
+
+@bp.delete("/<id:job_id>")
+def delete(job_id):
+    """Delete an ended import with its records, error rows and uploaded file; 409 while it is unfinished."""
+    runtime = get_runtime()
+    deleted = jobs.delete_job(db.session, job_id, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    return {"deleted": deleted}
 
 
 def _start(mode, sample_only=False):
@@ -122,7 +130,7 @@ def _start(mode, sample_only=False):
     except jobs.AlreadyStarted as already:
         return _replayed(already.job)
     runtime.runner.submit(job.id)
-    return {"job": job.to_dict()}, 202
+    return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.post("/preview")
@@ -169,7 +177,7 @@ def _idempotency_key():
 
 def _replayed(job):
     """The answer to a request whose Idempotency-Key started a job already: that job, as it is now."""
-    return {"job": job.to_dict()}, 200, {"Idempotent-Replayed": "true"}
+    return {"job": jobs.job_dict(db.session, job)}, 200, {"Idempotent-Replayed": "true"}
 
 
 def _upload_form():

@@ -6,6 +6,7 @@ import { initDownstream } from "./downstream.js";
 import { TERMINAL, capitalize, count, dateTime, duration, fullDateTime } from "./format.js";
 import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
+import { statusBadge } from "./status.js";
 
 const RELOAD_DELAY_MS = 300; // events that change the page's order are gathered this long before one reload
 const SEARCH_DELAY_MS = 300; // typing pauses this long before the search goes out
@@ -138,7 +139,8 @@ function rowFor(job) {
     el(
       "td",
       { "data-label": "Status" },
-      badge(job.status),
+      statusBadge(job),
+      job.cancelled_count ? el("span", { className: "history__retried muted" }, ` ${count(job.cancelled_count)} not sent`) : "",
       job.retries ? el("span", { className: "history__retried muted" }, ` retried ${job.retries}\u00d7`) : "",
     ),
     el("td", { "data-label": "Rows", className: "num" }, known ? `${count(job.processed_count)} / ${count(job.total_records)}` : count(job.processed_count)),
@@ -153,10 +155,6 @@ function rowFor(job) {
   });
   rows.set(job.id, row);
   return row;
-}
-
-function badge(status) {
-  return el("span", { className: `badge badge--${status}` }, capitalize(status));
 }
 
 function refreshFooter() {

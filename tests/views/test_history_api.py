@@ -82,6 +82,7 @@ def test_job_shape(client, make_job):
         "id",
         "mode",
         "status",
+        "outcome",
         "source",
         "started_by",
         "idempotency_key",
@@ -106,6 +107,7 @@ def test_job_shape(client, make_job):
         "cancel_requested",
         "retries",
         "last_retried_at",
+        "delivered_count",
     }
     assert job["status"] == "pending" and job["created_at"].endswith("Z")
     assert (job["started_by"], job["encoding"], job["delimiter"]) == ("anonymous", "utf-8-sig", ",")
