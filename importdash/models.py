@@ -171,6 +171,9 @@ class ImportJob(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(255))  # the signed-in user, or "anonymous"
     status: Mapped[str] = mapped_column(String(16), default=JobStatus.PENDING.value, index=True)
     total_records: Mapped[int | None]
+    # The data rows the upload check counted from the file's line breaks, shown (as an estimate) while the total
+    # is unknown: a quoted cell over several lines, or a blank line, makes it a little high.
+    estimated_total: Mapped[int | None]
     processed_count: Mapped[int] = mapped_column(default=0)
     success_count: Mapped[int] = mapped_column(default=0)
     failed_count: Mapped[int] = mapped_column(default=0)
@@ -238,6 +241,7 @@ class ImportJob(db.Model):
             "duplicate_policy": self.duplicate_policy,
             "template_id": self.template_id,
             "total_records": self.total_records,
+            "estimated_total": self.estimated_total,
             "processed_count": self.processed_count,
             "success_count": self.success_count,
             "failed_count": self.failed_count,

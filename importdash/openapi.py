@@ -716,6 +716,13 @@ _SCHEMAS = {
         duplicate_policy=_enum(DuplicatePolicy),
         template_id=_nullable({"type": "integer", "description": "The template the import was started with."}),
         total_records=_nullable(_COUNT),
+        estimated_total=_nullable(
+            {
+                **_COUNT,
+                "description": "The data rows counted from the file's lines at upload: an estimate, shown while "
+                "total_records is unknown (a stream's, until its file ends).",
+            }
+        ),
         processed_count=_COUNT,
         success_count=_COUNT,
         failed_count=_COUNT,

@@ -43,7 +43,7 @@ from .export import errors_csv, results_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
 from .reader import FileFormat as CheckedFile
-from .reader import FileSource, check_file, count_rows, estimate_rows
+from .reader import FileSource, check_file, count_rows, estimate_rows, open_binary
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -139,10 +139,13 @@ def create_job(
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
-    total = None
+    total = estimate = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
         total = count_rows(readable, upload.file.encoding, upload.file.delimiter, upload.file.mapping)
+    else:  # the file's line breaks, one more pass in blocks: the page shows progress against it until the end
+        with open_binary(readable) as file:
+            estimate = estimate_rows(file)
     key = path if store_in is None or preview_token is not None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
@@ -157,6 +160,7 @@ def create_job(
         started_by=started_by,
         idempotency_key=idempotency_key,
         total_records=total,
+        estimated_total=estimate,
         **(lease.values() if lease else {}),
     )
     session.add(job)
@@ -411,23 +415,6 @@ def retryable_count(session: Session, job: ImportJob) -> int:
         .select_from(Record)
         .where(Record.job_id == job.id, Record.status == literal(RecordStatus.FAILED.value, literal_execute=True))
     )
-
-
-def estimated_total(session: Session, job_id: int, *, storage: UploadStorage) -> int | None:
-    """Estimate an unfinished job's rows from its file's lines while its true total is unknown; None otherwise.
-
-    The file is read once, a block at a time (memory stays flat); a quoted cell that spans lines makes it an
-    overestimate, which is why it is only ever shown as an estimate.
-    """
-    job = get_job(session, job_id)
-    if job.total_records is not None or JobStatus(job.status).is_terminal or job.upload_removed_at is not None:
-        return None
-    try:
-        with storage.open(job.path) as file:
-            return estimate_rows(file)
-    except (OSError, StoreUnavailable) as error:
-        log.warning("import #%s: no estimate of its rows, its file could not be read: %s", job_id, error)
-        return None
 
 
 def job_detail(session: Session, job_id: int, *, error_preview: int) -> dict:

@@ -7,7 +7,6 @@ from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
 from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus
-from ..runtime import get_runtime
 from ..services import jobs
 
 bp = Blueprint("pages", __name__)
@@ -43,8 +42,6 @@ def job(job_id):
     state = jobs.job_state(db.session, job_id)
     if state is None:
         raise NotFound(f"No import #{job_id}.")
-    # While the total is unknown (a stream reads its file as it goes), the file's lines give an estimate.
-    estimate = jobs.estimated_total(db.session, job_id, storage=get_runtime().storage)
     config = current_app.config
     # The records per second the rate limit allows (0: none), so the page can tell when the limit is what it waits for.
     rate_limit = config["RATE_PER_SECOND"] * config["RECORDS_PER_CALL"]
@@ -52,7 +49,6 @@ def job(job_id):
         "pages/job.html",
         job=state["job"],
         state=state,
-        estimate=estimate,
         categories=CATEGORY_LABELS,
         rate_limit=rate_limit,
     )

@@ -1,5 +1,6 @@
 """Files as people have them (#13): how each job's file is read (format, sheet, column mapping), its duplicate
-policy and template; every record's extra columns and version; saved templates, mapping memory and previews.
+policy, template and estimated rows; every record's extra columns and version; saved templates, mapping memory
+and previews.
 
 Existing jobs read CSV with the columns name, email and company (mapping NULL means exactly that) and skipped
 duplicates; existing records have no extra fields and are at version 1.
@@ -64,6 +65,7 @@ def upgrade():
         batch_op.add_column(sa.Column("mapping", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("duplicate_policy", sa.String(length=16), server_default="skip", nullable=False))
         batch_op.add_column(sa.Column("template_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("estimated_total", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
             "fk_import_jobs_template_id_import_templates",
             "import_templates",
@@ -81,6 +83,7 @@ def downgrade():
     op.drop_column("records", "extra")
     with op.batch_alter_table("import_jobs", schema=None) as batch_op:
         batch_op.drop_constraint("fk_import_jobs_template_id_import_templates", type_="foreignkey")
+        batch_op.drop_column("estimated_total")
         batch_op.drop_column("template_id")
         batch_op.drop_column("duplicate_policy")
         batch_op.drop_column("mapping")

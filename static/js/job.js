@@ -20,7 +20,6 @@ const BEFORE_THE_END = 99; // the most a bar or percentage shows before the impo
 const page = $("[data-job]");
 const urls = page.dataset;
 // Rows the file's lines suggest while the true total is unknown (a stream reads its file as it goes).
-const estimatedTotal = page.dataset.estimatedTotal === "" ? null : Number(page.dataset.estimatedTotal);
 const rateLimit = Number(page.dataset.rateLimit); // rows/s the rate limit allows (0: none)
 const categoryButtons = [...document.querySelectorAll("[data-category]")];
 const categoryLabels = Object.fromEntries(
@@ -52,9 +51,9 @@ function show(next) {
 /** The total to measure progress against, and whether it is only an estimate; null while nothing is known. */
 function progressTotal(job) {
   if (job.total_records !== null) return { total: job.total_records, estimated: false };
-  if (estimatedTotal !== null && !TERMINAL.has(job.status)) {
+  if (job.estimated_total !== null && !TERMINAL.has(job.status)) {
     // The file may hold more rows than its lines suggested so far: never promise fewer than are read.
-    return { total: Math.max(estimatedTotal, job.processed_count), estimated: true };
+    return { total: Math.max(job.estimated_total, job.processed_count), estimated: true };
   }
   return null;
 }

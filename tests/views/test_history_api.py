@@ -94,6 +94,7 @@ def test_job_shape(client, make_job):
         "duplicate_policy",
         "template_id",
         "total_records",
+        "estimated_total",
         "processed_count",
         "success_count",
         "failed_count",

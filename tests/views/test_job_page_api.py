@@ -3,7 +3,6 @@ retries, searching its errors, exporting its results, and deleting it."""
 
 import csv
 import io
-import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -221,24 +220,14 @@ def test_the_delete_command_asks_for_confirmation_and_deletes_one_import(runner,
 # The estimated total of a stream
 
 
-def test_an_unfinished_import_of_unknown_total_gets_an_estimate_from_its_files_lines(app, make_job, write_csv):
-    path = write_csv("name,email\n" + "".join(f"P {n},p{n}@example.com\n" for n in range(7)))
-    storage = get_runtime(app).storage
-    waiting = make_job(mode="stream", path=str(path)).id
-    counted = make_job(mode="stream", path=str(path), total_records=7).id
-    ended = make_job(mode="stream", path=str(path), status="cancelled").id
-    gone = make_job(mode="stream", path=str(path) + ".missing").id
-
-    assert jobs.estimated_total(db.session, waiting, storage=storage) == 7
-    assert jobs.estimated_total(db.session, counted, storage=storage) is None  # the total is known
-    assert jobs.estimated_total(db.session, ended, storage=storage) is None
-    assert jobs.estimated_total(db.session, gone, storage=storage) is None
-    assert os.path.exists(path)
+def test_an_upload_gets_an_estimate_of_its_rows_from_its_files_lines(client, wait_for_job):
+    content = ("name,email\n" + "".join(f"P {n},p{n}@example.com\n" for n in range(7))).encode()
+    response = client.post("/api/import/stream", data={"file": (io.BytesIO(content), "s.csv")})
+    job = response.get_json()["job"]
+    assert job["estimated_total"] == 7 and job["total_records"] is None
+    assert wait_for_job(job["id"])["total_records"] == 7
 
 
-def test_the_page_of_a_stream_of_unknown_total_carries_the_estimate(client, make_job, write_csv):
-    path = write_csv("name,email\n" + "".join(f"P {n},p{n}@example.com\n" for n in range(7)))
-    waiting = make_job(mode="stream", path=str(path)).id
-    counted = make_job(mode="stream", path=str(path), total_records=7).id
-    assert 'data-estimated-total="7"' in client.get(f"/imports/{waiting}").get_data(as_text=True)
-    assert 'data-estimated-total=""' in client.get(f"/imports/{counted}").get_data(as_text=True)
+def test_the_bundled_sample_is_counted_not_estimated(client):
+    job = client.post("/api/import").get_json()["job"]
+    assert job["total_records"] == 1000 and job["estimated_total"] is None
