@@ -29,7 +29,7 @@ def job_id_of(page):
 def test_the_default_import_shows_live_progress_up_to_100_percent(page, server, screenshot):
     page.add_init_script(RECORD_PROGRESS)
     page.goto("/")
-    page.get_by_role("button", name="Import (Default)").click()
+    page.get_by_role("button", name="Import (Default)", exact=True).click()
 
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     page.evaluate("window.__samePage = true")

@@ -289,10 +289,10 @@ def test_with_a_webhook_the_demo_button_is_gone_and_a_failing_downstream_shows_b
     page = context.new_page()
     try:
         page.goto("/")
-        expect(page.get_by_role("button", name="Import (Batch)")).to_be_visible()
-        expect(page.get_by_role("button", name="Import (Default)")).to_have_count(0)
+        expect(page.get_by_role("button", name="Import (Batch)", exact=True)).to_be_visible()
+        expect(page.get_by_role("button", name="Import (Default)", exact=True)).to_have_count(0)
         # Batch without a file would send the bundled sample: refused, saying why.
-        page.get_by_role("button", name="Import (Batch)").click()
+        page.get_by_role("button", name="Import (Batch)", exact=True).click()
         expect(page.locator("[data-notice-text]")).to_contain_text("IMPORTDASH_DEMO=1")
 
         panel = page.get_by_role("region", name=re.compile("^Downstream"))

@@ -18,10 +18,10 @@ DESKTOP = {"width": 1280, "height": 800}
 
 
 def start_import(page, path, mode="Stream"):
-    """Import a file through the page's picker, as a person would, and return the new import's id."""
+    """Import a file through the page's picker and its preview, as a person would, and return the new import's id."""
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(path)
-    page.get_by_role("button", name=f"Import ({mode})").click()
+    page.get_by_role("button", name=f"Start import ({mode})").click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     return int(re.search(r"/imports/(\d+)", page.url).group(1))
 

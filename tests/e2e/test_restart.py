@@ -39,7 +39,7 @@ def test_a_job_page_open_during_a_restart_does_not_hold_it_and_goes_live_again(b
     page.goto(f"/imports/{job_id}")
     page.evaluate("window.__samePage = true")
     expect(page.locator("[data-live]")).to_have_text("Live")
-    page.wait_for_function("Number(document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0")
+    wait_until(page, "Number(document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > 0")
 
     started = time.monotonic()
     os.kill(restartable.process.pid, signal.SIGTERM)  # to the master, as `kill <master pid>` does
@@ -53,12 +53,18 @@ def test_a_job_page_open_during_a_restart_does_not_hold_it_and_goes_live_again(b
     restartable.start()  # the same port; the import, released at the stop, is taken up again at start
 
     expect(page.locator("[data-live]")).to_have_text("Live", timeout=20_000)
-    page.wait_for_function(
-        f"Number(document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > {before}",
-        timeout=20_000,
-    )
+    wait_until(page, f"Number(document.querySelector('[role=progressbar]').getAttribute('aria-valuenow')) > {before}")
     assert page.evaluate("window.__samePage") is True  # the stream came back by itself: no reload
     screenshot(page, "job-after-restart-desktop")
     page.set_viewport_size({"width": 375, "height": 812})
     screenshot(page, "job-after-restart-375")
     context.close()
+
+
+def wait_until(page, expression, timeout=20):
+    """Wait until the expression is true in the page. Not wait_for_function: that polls with eval, which the
+    page's content security policy forbids; page.evaluate runs outside it."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {expression}"
+        page.wait_for_timeout(100)

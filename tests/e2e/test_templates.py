@@ -24,14 +24,15 @@ def test_a_template_is_created_edited_and_deleted_on_its_page(page, server, scre
     page.get_by_role("link", name="Templates").click()
     expect(page.get_by_role("heading", name="Import templates")).to_be_visible()
     expect(page.get_by_text("No templates yet")).to_be_visible()
+    form = page.locator("[data-template-form]")  # the header's preview dialog has fields of the same names
 
-    page.get_by_label("Name", exact=True).fill("CRM export")
-    page.get_by_label("Delimiter").select_option(label="Semicolon ;")
-    page.get_by_label("Encoding").fill("cp1252")
-    page.get_by_label("Name column", exact=True).fill("Vorname")
-    page.get_by_label("Last name column").fill("Nachname")
-    page.get_by_label("Email column").fill("E-Mail-Adresse")
-    page.get_by_label("Extra columns kept").fill("Telefon\nPosition")
+    form.get_by_label("Name", exact=True).fill("CRM export")
+    form.get_by_label("Delimiter").select_option(label="Semicolon ;")
+    form.get_by_label("Encoding").fill("cp1252")
+    form.get_by_label("Name column", exact=True).fill("Vorname")
+    form.get_by_label("Last name column").fill("Nachname")
+    form.get_by_label("Email column").fill("E-Mail-Adresse")
+    form.get_by_label("Extra columns kept").fill("Telefon\nPosition")
     page.get_by_role("button", name="Save template").click()
 
     row = page.locator("tr[data-template-id]")
@@ -51,14 +52,14 @@ def test_a_template_is_created_edited_and_deleted_on_its_page(page, server, scre
     assert (saved["delimiter"], saved["encoding"]) == (";", "cp1252")
 
     # A second template with the same name is refused with the server's own message.
-    page.get_by_label("Name", exact=True).fill("crm export")
+    form.get_by_label("Name", exact=True).fill("crm export")
     page.get_by_role("button", name="Save template").click()
     expect(page.locator("[data-form-error]")).to_contain_text("exists already")
-    page.get_by_label("Name", exact=True).fill("Data <b>&amp; co</b>")
-    page.get_by_label("Email column").fill("Mail")
+    form.get_by_label("Name", exact=True).fill("Data <b>&amp; co</b>")
+    form.get_by_label("Email column").fill("Mail")
     page.get_by_role("button", name="Save template").click()
     expect(page.locator("[data-form-error]")).to_have_text("A mapping needs the name column and the email column.")
-    page.get_by_label("Name column", exact=True).fill("Kontakt")
+    form.get_by_label("Name column", exact=True).fill("Kontakt")
     page.get_by_role("button", name="Save template").click()
     expect(page.locator("tr[data-template-id]")).to_have_count(2)
     expect(page.get_by_text("Data <b>&amp; co</b>", exact=True)).to_be_visible()  # shown as text, never as HTML
@@ -70,9 +71,9 @@ def test_a_template_is_created_edited_and_deleted_on_its_page(page, server, scre
 
     page.get_by_role("button", name="Edit CRM export").click()
     expect(page.get_by_role("heading", name="Edit “CRM export”")).to_be_visible()
-    expect(page.get_by_label("Last name column")).to_have_value("Nachname")
-    page.get_by_label("Duplicates").select_option("update")
-    page.get_by_label("Extra columns kept").fill("")
+    expect(form.get_by_label("Last name column")).to_have_value("Nachname")
+    form.get_by_label("Duplicates").select_option("update")
+    form.get_by_label("Extra columns kept").fill("")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name="New template")).to_be_visible()
     edited = server.call("GET", "/api/templates/CRM%20export")["template"]
