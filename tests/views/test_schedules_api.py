@@ -322,3 +322,13 @@ def test_an_s3_object_is_fetched_with_the_configured_settings(app, client, templ
     )
     missing = client.post("/api/schedules/Nightly/run").get_json()["run"]
     assert missing["outcome"] == "failed" and missing["error"].startswith("No S3 object s3://")
+
+
+def test_clearing_the_records_keeps_the_schedule_and_its_runs_without_their_imports(client, template, wait_for_job):
+    create(client)
+    run = client.post("/api/schedules/Nightly/run").get_json()["run"]
+    wait_for_job(run["job"]["id"])
+    assert client.delete("/api/records?confirm=true").status_code == 200
+    assert client.get("/api/schedules/Nightly").get_json()["schedule"]["last_job_id"] is None
+    history = client.get("/api/schedules/Nightly/runs").get_json()
+    assert history["total"] == 1 and history["runs"][0]["job"] is None and history["runs"][0]["outcome"] == "started"
