@@ -234,6 +234,9 @@ class Config:
     SCHEDULE_ALLOW_PRIVATE_URLS = False
     SCHEDULE_FETCH_TIMEOUT_SECONDS = 30.0  # a URL source that sends nothing for this long fails its run
     SCHEDULE_MAX_REDIRECTS = 5  # redirects a URL source may follow, each checked like the first URL
+    # A run still fetching this long after its claim is taken for abandoned (its process died) and ended as failed;
+    # well above any fetch, which its timeout ends much sooner unless the file keeps arriving.
+    SCHEDULE_ABANDONED_RUN_SECONDS = 3600
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100

@@ -199,6 +199,7 @@ def init_app(app):
         storage=storage,
         fetch=fetch,
         poll_seconds=config["SCHEDULE_POLL_SECONDS"],
+        abandoned_run_seconds=config["SCHEDULE_ABANDONED_RUN_SECONDS"],
         max_line_length=config["MAX_LINE_LENGTH"],
     )
     app.extensions["importdash"] = Runtime(

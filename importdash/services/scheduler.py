@@ -7,6 +7,7 @@ do, so machines whose clocks disagree agree on what is due.
 
 import logging
 import threading
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ..extensions import db
@@ -35,6 +36,7 @@ class Scheduler:
         storage: UploadStorage,
         fetch: SourceFetcher,
         poll_seconds: float,
+        abandoned_run_seconds: float,
         max_line_length: int,
     ):
         self.app = app
@@ -43,6 +45,7 @@ class Scheduler:
         self.storage = storage
         self.fetch = fetch
         self.poll_seconds = poll_seconds
+        self.abandoned_run_seconds = abandoned_run_seconds
         self.max_line_length = max_line_length
         self._stopping = threading.Event()
         self._thread = None
@@ -53,6 +56,11 @@ class Scheduler:
         with self.app.app_context():
             try:
                 now = schedules.database_time(db.session)
+                abandoned = schedules.end_abandoned_runs(
+                    db.session, claimed_before=now - timedelta(seconds=self.abandoned_run_seconds)
+                )
+                if abandoned:
+                    log.warning("ended %s schedule runs whose server stopped while fetching", abandoned)
                 runs = schedules.run_due(
                     db.session,
                     now=now,

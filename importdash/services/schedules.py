@@ -42,6 +42,7 @@ MAX_NAME_LENGTH = 100  # the column's size
 MAX_CRON_LENGTH = 255
 SCHEDULE_MODES = (JobMode.BATCH, JobMode.STREAM)
 RUN_NOW_OWNER = "run-now"
+ABANDONED_RUN_ERROR = "The run was interrupted: its server stopped before the file was fetched and checked."
 # What a run shows of the import it started.
 RUN_JOB_FIELDS = ("id", "status", "source", "total_records", "processed_count", "success_count", "failed_count")
 
@@ -337,7 +338,7 @@ def run_history(session: Session, reference: str | int, *, limit: int, offset: i
 def claim_run(session: Session, schedule: Schedule, *, due_at: datetime, now: datetime, owner: str) -> int | None:
     """Claim one due time of a schedule for owner: insert its run and move the schedule on to its next due time,
     in one transaction. The unique (schedule_id, due_at) lets exactly one claimer commit; the others get None."""
-    run = ScheduleRun(schedule_id=schedule.id, due_at=due_at, claimed_by=owner)
+    run = ScheduleRun(schedule_id=schedule.id, due_at=due_at, claimed_by=owner, claimed_at=now)
     session.add(run)
     schedule.last_run_at = due_at
     if schedule.next_run_at is not None and schedule.next_run_at <= due_at:
@@ -348,6 +349,19 @@ def claim_run(session: Session, schedule: Schedule, *, due_at: datetime, now: da
         session.rollback()
         return None
     return run.id
+
+
+def end_abandoned_runs(session: Session, *, claimed_before: datetime) -> int:
+    """End the runs claimed before a moment that never got an outcome (their process died while fetching), so
+    that none shows as running forever; return how many. Their due times are not run again."""
+    abandoned = session.scalars(
+        select(ScheduleRun).where(ScheduleRun.outcome.is_(None), ScheduleRun.claimed_at < claimed_before)
+    ).all()
+    for run in abandoned:
+        run.outcome = ScheduleOutcome.FAILED.value
+        run.error = ABANDONED_RUN_ERROR
+    session.commit()
+    return len(abandoned)
 
 
 def due_schedule_ids(session: Session, *, now: datetime) -> list[int]:

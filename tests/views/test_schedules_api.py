@@ -332,3 +332,31 @@ def test_clearing_the_records_keeps_the_schedule_and_its_runs_without_their_impo
     assert client.get("/api/schedules/Nightly").get_json()["schedule"]["last_job_id"] is None
     history = client.get("/api/schedules/Nightly/runs").get_json()
     assert history["total"] == 1 and history["runs"][0]["job"] is None and history["runs"][0]["outcome"] == "started"
+
+
+def test_a_run_whose_server_died_while_fetching_is_ended_after_the_abandoned_time(app, client, template):
+    create(client)
+    schedule = db.session.scalar(select(Schedule))
+    now = schedules.database_time(db.session)
+    age = app.config["SCHEDULE_ABANDONED_RUN_SECONDS"]
+    # Claimed by a process that died before it fetched: no outcome, no import.
+    old = ScheduleRun(
+        schedule_id=schedule.id,
+        due_at=now - timedelta(seconds=age + 60),
+        claimed_by="gone",
+        claimed_at=now - timedelta(seconds=age + 1),
+    )
+    recent = ScheduleRun(
+        schedule_id=schedule.id,
+        due_at=now - timedelta(seconds=30),
+        claimed_by="busy",
+        claimed_at=now - timedelta(seconds=30),
+    )
+    db.session.add_all([old, recent])
+    db.session.commit()
+
+    get_runtime(app).scheduler.tick()
+
+    runs = {run["claimed_by"]: run for run in client.get("/api/schedules/Nightly/runs").get_json()["runs"]}
+    assert runs["gone"]["outcome"] == "failed" and runs["gone"]["error"] == schedules.ABANDONED_RUN_ERROR
+    assert runs["busy"]["outcome"] is None and runs["busy"]["error"] is None
