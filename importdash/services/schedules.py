@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, Conflict, NotFound
@@ -408,7 +408,7 @@ def perform_run(
     except ApiError as refused:  # a source refused, a file that is not one to import, a template gone
         session.rollback()
         error = refused.message
-    except (OSError, SQLAlchemyError) as failure:
+    except Exception as failure:  # a run always ends with a reason; the details go to the log, not to the page
         session.rollback()
         log.exception("schedule %r: run #%s failed", name, run_id)
         error = f"The run failed: {type(failure).__name__}. The server's log has the details."

@@ -49,8 +49,11 @@ def check_source(kind: SourceKind, source: str, *, import_root: str | None) -> s
         _inside(root, _pattern(root, source))
         return source
     if kind is SourceKind.URL:
-        parts = urlsplit(source)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        try:
+            url = httpx.URL(source)
+        except (httpx.InvalidURL, UnicodeError):
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
             raise SourceError("A URL source is an http:// or https:// URL with a host name.", code="invalid_parameter")
         return source
     bucket, key = split_s3_url(source)
@@ -179,7 +182,7 @@ def fetch_url(
                         raise SourceError(f"The URL answered HTTP {response.status_code}; expected 200 and a file.")
                     _stream_to(response, target, max_bytes)
                     return FetchedFile(target, _url_file_name(str(response.url)))
-            except httpx.HTTPError as error:
+            except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as error:
                 _remove(target)
                 raise SourceError(f"The URL could not be fetched: {type(error).__name__}.") from None
             except BaseException:

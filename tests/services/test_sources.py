@@ -207,7 +207,7 @@ def test_an_s3_source_is_s3_bucket_key(source):
         check_source(SourceKind.S3, source, import_root=None)
 
 
-@pytest.mark.parametrize("source", ["ftp://feed.example/x", "http://", "file:///etc/passwd"])
+@pytest.mark.parametrize("source", ["ftp://feed.example/x", "http://", "file:///etc/passwd", "https://[::1/x"])
 def test_a_url_source_is_http_or_https_with_a_host(source):
     with pytest.raises(ApiError, match="http:// or https://"):
         check_source(SourceKind.URL, source, import_root=None)
