@@ -137,19 +137,20 @@ def is_public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def check_host(host: str, port: int, *, resolve: Callable = socket.getaddrinfo) -> None:
-    """Refuse a host any of whose addresses is not public (SourceError); every address it resolves to is checked,
-    since a client may connect to any of them."""
+def check_host(host: str, port: int, *, resolve: Callable = socket.getaddrinfo) -> str:
+    """Refuse a host any of whose addresses is not public (SourceError), and return the address to connect to:
+    every address it resolves to is checked, since a client may connect to any of them."""
     try:
-        addresses = {info[4][0] for info in resolve(host, port, proto=socket.IPPROTO_TCP)}
+        addresses = list(dict.fromkeys(info[4][0] for info in resolve(host, port, proto=socket.IPPROTO_TCP)))
     except (OSError, UnicodeError):
         raise SourceError(f"The host {host!r} could not be resolved.") from None
-    private = sorted(address for address in addresses if not is_public_address(address))
+    private = [address for address in addresses if not is_public_address(address)]
     if private or not addresses:
         raise SourceError(
             f"The URL's host {host!r} has a private, loopback, link-local or reserved address; it is refused "
             "(set IMPORTDASH_SCHEDULE_ALLOW_PRIVATE_URLS to allow such addresses)."
         )
+    return addresses[0]
 
 
 def fetch_url(
@@ -164,24 +165,27 @@ def fetch_url(
     resolve: Callable = socket.getaddrinfo,
 ) -> FetchedFile:
     """Stream an HTTP(S) URL to the upload folder, following up to max_redirects redirects, each one's host
-    checked like the first's; refuse a body over max_bytes, and any answer but 200."""
+    checked like the first's; refuse a body over max_bytes, and any answer but 200.
+
+    The connection goes to the very address that was checked (the host name stays in the Host header, TLS's SNI
+    and the certificate check), so a name that resolves elsewhere a moment later (DNS rebinding) gains nothing.
+    """
     target = _spool_path(upload_folder)
-    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
+    with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport, trust_env=False) as client:
         for _ in range(max_redirects + 1):
-            parts = urlsplit(url)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise SourceError("The source redirected to something that is not an http(s) URL.")
-            if not allow_private:
-                check_host(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), resolve=resolve)
             try:
-                with client.stream("GET", url) as response:
+                request = _pinned_request(client, httpx.URL(url), allow_private=allow_private, resolve=resolve)
+                response = client.send(request, stream=True)
+                try:
                     if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
-                        url = str(response.url.join(response.headers["location"]))
+                        url = str(httpx.URL(url).join(response.headers["location"]))
                         continue
                     if response.status_code != 200:
                         raise SourceError(f"The URL answered HTTP {response.status_code}; expected 200 and a file.")
                     _stream_to(response, target, max_bytes)
-                    return FetchedFile(target, _url_file_name(str(response.url)))
+                    return FetchedFile(target, _url_file_name(url))
+                finally:
+                    response.close()
             except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as error:
                 _remove(target)
                 raise SourceError(f"The URL could not be fetched: {type(error).__name__}.") from None
@@ -189,6 +193,19 @@ def fetch_url(
                 _remove(target)
                 raise
     raise SourceError(f"The URL redirected more than {max_redirects} times.")
+
+
+def _pinned_request(client, url, *, allow_private, resolve):
+    """The GET request for url: to the checked address of its host unless private addresses are allowed."""
+    if url.scheme not in ("http", "https") or not url.host:
+        raise SourceError("The source is not an http(s) URL, or redirected to one that is not.")
+    if allow_private:
+        return client.build_request("GET", url)
+    address = check_host(url.host, url.port or (443 if url.scheme == "https" else 80), resolve=resolve)
+    host = url.netloc.decode("ascii").rpartition("@")[2]  # the host and any port, as the Host header gives them
+    return client.build_request(
+        "GET", url.copy_with(host=address), headers={"Host": host}, extensions={"sni_hostname": url.host}
+    )
 
 
 def _stream_to(response, target, max_bytes):

@@ -94,13 +94,30 @@ def test_a_redirect_to_a_private_address_is_refused(tmp_path):
     asked = []
 
     def handler(request):
-        asked.append(request.url.host)
+        asked.append((request.url.host, request.headers["host"], request.extensions.get("sni_hostname")))
         return httpx.Response(302, headers={"Location": "http://metadata.example/latest/meta-data"})
 
     table = {"feed.example": [PUBLIC], "metadata.example": ["169.254.169.254"]}
     with pytest.raises(SourceError, match="'metadata.example'"):
         fetch("https://feed.example/contacts.csv", handler, table, tmp_path)
-    assert asked == ["feed.example"] and os.listdir(tmp_path) == []
+    assert asked == [(PUBLIC, "feed.example", "feed.example")] and os.listdir(tmp_path) == []
+
+
+def test_the_connection_goes_to_the_checked_address_not_to_a_second_lookup(tmp_path):
+    """A name that resolves to a public address when checked and a private one when connecting (DNS rebinding)
+    gets nowhere: the request is sent to the address checked, with the name in Host and in TLS's SNI."""
+    seen = []
+
+    def handler(request):
+        seen.append((str(request.url), request.headers["host"], request.extensions.get("sni_hostname")))
+        return httpx.Response(200, content=b"a")
+
+    fetch("https://feed.example:8443/x.csv?k=1", handler, {"feed.example": [PUBLIC]}, tmp_path)
+    fetch("http://v6.example/y.csv", handler, {"v6.example": ["2606:4700:4700::1111"]}, tmp_path)
+    assert seen == [
+        (f"https://{PUBLIC}:8443/x.csv?k=1", "feed.example:8443", "feed.example"),
+        ("http://[2606:4700:4700::1111]/y.csv", "v6.example", "v6.example"),
+    ]
 
 
 def test_a_public_url_is_fetched_through_its_redirects(tmp_path):
