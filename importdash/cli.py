@@ -19,9 +19,9 @@ from flask.cli import FlaskGroup
 from . import create_app, schema
 from .errors import ApiError, MappingRequired
 from .extensions import db
-from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, utcnow
+from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, isoformat, utcnow
 from .runtime import get_runtime
-from .services import checks, jobs, previews, templates
+from .services import checks, jobs, previews, schedules, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
 
@@ -775,6 +775,113 @@ def templates_delete_command(name):
     click.echo(f"Template {name!r} deleted.")
 
 
+@click.group("schedules")
+def schedules_group():
+    """List, show, create, delete, pause, resume and run schedules."""
+
+
+@schedules_group.command("list")
+def schedules_list_command():
+    """List the schedules: name, cron and zone, source, template, last and next run."""
+    saved = schedules.list_schedules(db.session)
+    if not saved:
+        click.echo("No schedules yet: flask schedules create NAME --template T --source S --cron '0 2 * * *'")
+    for schedule in saved:
+        state = "paused" if schedule.paused else f"next {_minute(schedule.next_run_at)}"
+        last = f"last {_minute(schedule.last_run_at)}" if schedule.last_run_at else "never run"
+        failed = "  FAILED: " + schedule.last_error if schedule.last_error else ""
+        click.echo(
+            f"{schedule.id:>4}  {schedule.name}  ({schedule.cron} {schedule.timezone}; {schedule.source_kind} "
+            f"{schedule.source}; template {schedule.template.name}; {schedule.mode})  {state}, {last}{failed}"
+        )
+
+
+def _minute(moment):
+    """A stored UTC time in this machine's zone, to the minute."""
+    return _local_time(isoformat(moment), seconds=False)
+
+
+@schedules_group.command("show")
+@click.argument("name")
+@click.option("--runs", type=click.IntRange(min=0), default=10, show_default=True, help="How many latest runs.")
+def schedules_show_command(name, runs):
+    """Show one schedule (by name or id) and its latest runs as JSON."""
+    with _refusals():
+        schedule = schedules.get_schedule(db.session, name)
+        history, total = schedules.run_history(db.session, schedule.id, limit=max(runs, 1), offset=0)
+    _echo_json({"schedule": schedules.schedule_json(schedule), "runs": history[:runs], "total_runs": total})
+
+
+@schedules_group.command("create")
+@click.argument("name")
+@click.option("--template", required=True, help="The saved template its imports read files with.")
+@click.option("--source", required=True, help="A path or glob under IMPORT_ROOT, an http(s) URL, or s3://bucket/key.")
+@click.option("--cron", required=True, help="Five fields (minute hour day month weekday), e.g. '0 2 * * *'.")
+@click.option("--timezone", default="UTC", show_default=True, help="The IANA zone the cron is read in.")
+@click.option("--mode", type=click.Choice(["batch", "stream"]), default="batch", show_default=True)
+@click.option("--paused", is_flag=True, help="Create it paused.")
+def schedules_create_command(name, template, source, cron, timezone, mode, paused):
+    """Save a schedule; it runs on the servers from its next due time."""
+    data = {"name": name, "template": template, "source": source, "cron": cron, "timezone": timezone}
+    with _refusals():
+        schedule = schedules.create_schedule(
+            db.session,
+            data | {"mode": mode, "paused": paused},
+            now=schedules.database_time(db.session),
+            import_root=current_app.config["IMPORT_ROOT"],
+        )
+    when = "paused" if schedule.paused else f"next run {_minute(schedule.next_run_at)}"
+    click.echo(f"Schedule #{schedule.id} {schedule.name!r} saved; {when}.")
+
+
+@schedules_group.command("delete")
+@click.argument("name")
+def schedules_delete_command(name):
+    """Delete a schedule (by name or id) and its runs; the imports it started stay."""
+    with _refusals():
+        schedules.delete_schedule(db.session, name)
+    click.echo(f"Schedule {name!r} deleted.")
+
+
+@schedules_group.command("pause")
+@click.argument("name")
+def schedules_pause_command(name):
+    """Pause a schedule: no run starts until it is resumed."""
+    with _refusals():
+        schedule = schedules.pause_schedule(db.session, name)
+    click.echo(f"Schedule {schedule.name!r} paused.")
+
+
+@schedules_group.command("resume")
+@click.argument("name")
+def schedules_resume_command(name):
+    """Resume a paused schedule from its next due time."""
+    with _refusals():
+        schedule = schedules.resume_schedule(db.session, name, now=schedules.database_time(db.session))
+    click.echo(f"Schedule {schedule.name!r} resumed; next run {_minute(schedule.next_run_at)}.")
+
+
+@schedules_group.command("run-now")
+@click.argument("name")
+def schedules_run_now_command(name):
+    """Fetch a schedule's file now and start its import, which a server runs (exit 1 if the run failed)."""
+    runtime = get_runtime()
+    with _refusals():
+        run = schedules.run_now(
+            db.session,
+            name,
+            now=schedules.database_time(db.session),
+            owner="cli",
+            fetch=runtime.fetch,
+            broker=runtime.broker,
+            storage=runtime.storage,
+            max_line_length=current_app.config["MAX_LINE_LENGTH"],
+        )
+    if run.job_id is None:
+        raise click.ClickException(f"The run failed: {run.error}")
+    click.echo(f"Import #{run.job_id} created; a server runs it (flask watch {run.job_id}).")
+
+
 def init_app(app):
-    for command in (*COMMANDS, delete_command, check_downstream_command, templates_group):
+    for command in (*COMMANDS, delete_command, check_downstream_command, templates_group, schedules_group):
         app.cli.add_command(command)

@@ -35,8 +35,9 @@ def postgresql_timeouts(config, url_options=None):
 
 
 # Database connections a process may hold besides one per runner slot and those of its requests, one each: the
-# health probe's thread, the claimer's loop, the event relay's listener and the shared rate limit's store.
-BACKGROUND_CONNECTIONS = 4
+# health probe's thread, the claimer's loop, the scheduler's loop, the event relay's listener and the shared rate
+# limit's store.
+BACKGROUND_CONNECTIONS = 5
 
 
 def database_pool(config):
@@ -66,8 +67,8 @@ class Config:
     DATABASE_TCP_TIMEOUT_SECONDS = 10  # a connection whose server stopped answering is dropped after this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
     # Connections this process's request threads may hold at once (of gunicorn's THREADS; a request holds one only
-    # while it runs, a progress stream none). With MAX_JOBS and the 4 background users this makes the pool: 14 by
-    # default, so six processes hold at most 84 of PostgreSQL's default 100 (README, Deploy).
+    # while it runs, a progress stream none). With MAX_JOBS and the 5 background users this makes the pool: 15 by
+    # default, so six processes hold at most 90 of PostgreSQL's default 100 (README, Deploy).
     DATABASE_REQUEST_CONNECTIONS = 6
     DATABASE_POOL_TIMEOUT_SECONDS = 3  # a request waits this long (whole seconds) for a connection, then gets a 503
     # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
@@ -229,6 +230,19 @@ class Config:
     # After an outage the listener reconnects with full-jitter backoff: up to the base at first, doubling to the cap.
     EVENT_RELAY_RETRY_BASE_SECONDS = 0.5
     EVENT_RELAY_RETRY_CAP_SECONDS = 15.0
+
+    # Schedules (imports that start themselves; README, "Schedules").
+    SCHEDULE_POLL_SECONDS = 15  # a serving process looks for due schedule runs this often; 0: never (no scheduler)
+    # The folder path sources (and their globs) must be under, symlinks resolved; None: path sources are refused.
+    IMPORT_ROOT = None
+    # URL sources on private, loopback, link-local or reserved addresses are refused (against SSRF), redirects too;
+    # True allows them (a feed on the same network).
+    SCHEDULE_ALLOW_PRIVATE_URLS = False
+    SCHEDULE_FETCH_TIMEOUT_SECONDS = 30.0  # a URL source that sends nothing for this long fails its run
+    SCHEDULE_MAX_REDIRECTS = 5  # redirects a URL source may follow, each checked like the first URL
+    # A run still fetching this long after its claim is taken for abandoned (its process died) and ended as failed;
+    # well above any fetch, which its timeout ends much sooner unless the file keeps arriving.
+    SCHEDULE_ABANDONED_RUN_SECONDS = 3600
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
 
@@ -488,3 +488,60 @@ class RateLimit(db.Model):
     paused_until: Mapped[float] = mapped_column(Double, default=0.0)  # a 429's Retry-After, for everyone
     failures: Mapped[int] = mapped_column(default=0)  # failed calls in a row, from any process
     probe_at: Mapped[float | None] = mapped_column(Double)  # the breaker is open: the next probe call's time
+
+
+class SourceKind(str, Enum):
+    """Where a schedule fetches its file from (services/sources.py)."""
+
+    PATH = "path"  # a file, or the newest file a glob matches, under IMPORT_ROOT
+    URL = "url"  # an HTTP(S) URL on a public address (unless SCHEDULE_ALLOW_PRIVATE_URLS)
+    S3 = "s3"  # an object, s3://bucket/key, read with the configured S3 settings
+
+
+class ScheduleOutcome(str, Enum):
+    STARTED = "started"  # its file was fetched and checked, and its import was created
+    FAILED = "failed"  # its source or file was refused: the run's error says why, and no import was created
+
+
+class Schedule(db.Model):
+    """An import that starts itself: a template, a source to fetch the file from, a cron expression in a zone."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    template_id: Mapped[int] = mapped_column(ForeignKey("import_templates.id", ondelete="RESTRICT"))
+    source_kind: Mapped[str] = mapped_column(String(8))  # a SourceKind value
+    source: Mapped[str] = mapped_column(Text)  # the path or glob, the URL, or s3://bucket/key
+    mode: Mapped[str] = mapped_column(String(16))  # JobMode.BATCH or JobMode.STREAM
+    cron: Mapped[str] = mapped_column(String(255))
+    timezone: Mapped[str] = mapped_column(String(64))  # an IANA zone; the cron expression is read in it
+    paused: Mapped[bool] = mapped_column(default=False)
+    created_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_run_at: Mapped[datetime | None]  # UTC: the due time of the latest run
+    next_run_at: Mapped[datetime | None]  # UTC: the next due time (None while paused)
+    last_job_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the latest run failed; None after one that started
+
+    template: Mapped[ImportTemplate] = relationship(lazy="joined")
+
+
+class ScheduleRun(db.Model):
+    """One due time of a schedule, claimed by the instance that inserted it: the unique (schedule_id, due_at) makes
+    exactly one instance run each due time, however many poll at once."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "due_at", name="uq_schedule_runs_schedule_id_due_at"),
+        Index("ix_schedule_runs_schedule_id_id", "schedule_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    due_at: Mapped[datetime]  # UTC; "run now" uses the moment it was asked
+    claimed_by: Mapped[str] = mapped_column(String(64))  # the process (or "cli", "api") that ran it
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
+    outcome: Mapped[str | None] = mapped_column(String(16))  # a ScheduleOutcome value, once it ended
+    error: Mapped[str | None] = mapped_column(Text)  # why it failed, written for people

@@ -12,6 +12,8 @@ from .models import (
     RecordStatus,
     RunKind,
     RunOutcome,
+    ScheduleOutcome,
+    SourceKind,
 )
 from .services.previews import CATEGORIES as PREVIEW_CATEGORIES
 from .services.reader import DELIMITERS
@@ -305,6 +307,109 @@ def document(config, *, auth_required):
                 {"204": {"description": "The template was deleted."}, "404": _error("No such template."), **writes},
             ),
         },
+        "/api/schedules": {
+            "get": _operation(
+                "listSchedules",
+                "List the schedules, by name, each with its last and next run.",
+                [],
+                {"200": _json("ScheduleList", "Every schedule.")},
+            ),
+            "post": {
+                **_operation(
+                    "createSchedule",
+                    "Save a schedule: a template, a source, a cron expression and its time zone (admins only).",
+                    [],
+                    {
+                        "201": _json("ScheduleEnvelope", "The schedule was saved; next_run_at is its first due time."),
+                        "400": _error("A field is missing or cannot be used (a bad cron, zone, source or template)."),
+                        "409": _error("A schedule has this name already (names are compared ignoring case)."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _SCHEDULE_BODY,
+            },
+        },
+        "/api/schedules/{reference}": {
+            "get": _operation(
+                "showSchedule",
+                "Show one schedule.",
+                [_SCHEDULE_REFERENCE],
+                {"200": _json("ScheduleEnvelope", "The schedule."), "404": _error("No such schedule.")},
+            ),
+            "put": {
+                **_operation(
+                    "replaceSchedule",
+                    "Replace a schedule's fields; its next run follows the new cron expression (admins only).",
+                    [_SCHEDULE_REFERENCE],
+                    {
+                        "200": _json("ScheduleEnvelope", "The schedule as saved."),
+                        "400": _error("A field is missing or cannot be used."),
+                        "404": _error("No such schedule."),
+                        "409": _error("Another schedule has this name."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _SCHEDULE_BODY,
+            },
+            "delete": _operation(
+                "deleteSchedule",
+                "Delete a schedule and its runs; the imports it started stay (admins only).",
+                [_SCHEDULE_REFERENCE],
+                {"204": {"description": "The schedule was deleted."}, "404": _error("No such schedule."), **writes},
+            ),
+        },
+        "/api/schedules/{reference}/pause": {
+            "post": _operation(
+                "pauseSchedule",
+                "Pause a schedule: no run starts until it is resumed (admins only).",
+                [_SCHEDULE_REFERENCE],
+                {
+                    "200": _json("ScheduleEnvelope", "The paused schedule."),
+                    "404": _error("No such schedule."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/schedules/{reference}/resume": {
+            "post": _operation(
+                "resumeSchedule",
+                "Resume a schedule from its next due time; those missed while paused are skipped (admins only).",
+                [_SCHEDULE_REFERENCE],
+                {
+                    "200": _json("ScheduleEnvelope", "The schedule, running."),
+                    "404": _error("No such schedule."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/schedules/{reference}/run": {
+            "post": _operation(
+                "runScheduleNow",
+                "Run a schedule once now: fetch its file and start its import (admins only).",
+                [_SCHEDULE_REFERENCE],
+                {
+                    "201": _json("ScheduleRunEnvelope", "The file was fetched and checked; run.job is its import."),
+                    "200": _json(
+                        "ScheduleRunEnvelope", "The run failed; run.error and the schedule's last_error say why."
+                    ),
+                    "404": _error("No such schedule."),
+                    "409": _error("The schedule was run at this very moment already."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/schedules/{reference}/runs": {
+            "get": _operation(
+                "listScheduleRuns",
+                "A schedule's runs, newest first, each with the import it started.",
+                [_SCHEDULE_REFERENCE, limit, offset],
+                {
+                    "200": _json("ScheduleRunList", "A page of runs and how many there are."),
+                    "400": _error("A bad paging parameter."),
+                    "404": _error("No such schedule."),
+                },
+            ),
+        },
         "/api/events": {
             "get": _operation(
                 "streamEvents",
@@ -483,6 +588,63 @@ def _mapping_schema(description):
         "additionalProperties": False,
     }
 
+
+_SCHEDULE_REFERENCE = {
+    "name": "reference",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1},
+    "description": "The schedule's id, or its name (a name is never only digits).",
+}
+
+_SCHEDULE_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 100,
+                        "description": "Unique, ignoring case; printable, not only digits.",
+                    },
+                    "template": {
+                        "anyOf": [{"type": "string", "minLength": 1}, {"type": "integer", "minimum": 1}],
+                        "description": "The template the imports read files with: its name or id.",
+                    },
+                    "source_kind": {
+                        "type": ["string", "null"],
+                        "enum": [*(choice.value for choice in SourceKind), "", None],
+                        "description": "Left out: a URL for http(s)://, S3 for s3://, else a path.",
+                    },
+                    "source": {
+                        "type": "string",
+                        "minLength": 1,
+                        "description": "A path or glob under IMPORT_ROOT (the newest match is read), an http(s) URL "
+                        "on a public address (unless SCHEDULE_ALLOW_PRIVATE_URLS), or s3://bucket/key.",
+                    },
+                    "mode": {"type": ["string", "null"], "enum": [JobMode.BATCH.value, JobMode.STREAM.value, "", None]},
+                    "cron": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 255,
+                        "description": "Five fields (minute hour day-of-month month day-of-week) or @hourly, @daily, "
+                        "@weekly, @monthly, @yearly.",
+                    },
+                    "timezone": {
+                        "type": ["string", "null"],
+                        "description": "The IANA zone the cron expression is read in (default UTC).",
+                    },
+                    "paused": {"type": "boolean"},
+                },
+                "required": ["name", "template", "source", "cron"],
+                "additionalProperties": False,
+            }
+        }
+    },
+}
 
 _TEMPLATE_BODY = {
     "required": True,
@@ -893,6 +1055,50 @@ _SCHEMAS = {
             "description": "Delivery at the current rate limit (seconds null when it is lifted).",
         },
     ),
+    "Schedule": _object(
+        id=_INTEGER,
+        name=_STRING,
+        template=_STRING,
+        template_id=_INTEGER,
+        source_kind=_enum(SourceKind),
+        source=_STRING,
+        mode={"type": "string", "enum": [JobMode.BATCH.value, JobMode.STREAM.value]},
+        cron=_STRING,
+        timezone=_STRING,
+        paused={"type": "boolean"},
+        created_by=_STRING,
+        created_at=_TIMESTAMP,
+        last_run_at={**_nullable(_STRING), "format": "date-time", "description": "The due time of the latest run."},
+        next_run_at={**_nullable(_STRING), "format": "date-time", "description": "UTC; null while paused."},
+        last_job_id=_nullable(_INTEGER),
+        last_error={**_nullable(_STRING), "description": "Why the latest run failed; null after one that started."},
+    ),
+    "ScheduleEnvelope": _object(schedule=_ref("Schedule")),
+    "ScheduleList": _object(schedules={"type": "array", "items": _ref("Schedule")}),
+    "ScheduleRun": _object(
+        id=_INTEGER,
+        due_at=_TIMESTAMP,
+        claimed_by={"type": "string", "description": "The process that ran it, or run-now or cli."},
+        claimed_at=_TIMESTAMP,
+        outcome={"type": ["string", "null"], "enum": [*(choice.value for choice in ScheduleOutcome), None]},
+        error=_nullable(_STRING),
+        job={
+            "anyOf": [
+                _object(
+                    id=_INTEGER,
+                    status=_enum(JobStatus),
+                    source=_STRING,
+                    total_records=_nullable(_COUNT),
+                    processed_count=_COUNT,
+                    success_count=_COUNT,
+                    failed_count=_COUNT,
+                ),
+                {"type": "null"},
+            ]
+        },
+    ),
+    "ScheduleRunEnvelope": _object(run=_ref("ScheduleRun"), schedule=_ref("Schedule")),
+    "ScheduleRunList": _object(runs={"type": "array", "items": _ref("ScheduleRun")}, total=_COUNT),
     "JobDetail": _object(
         job=_ref("Job"),
         error_counts=_ref("ErrorCounts"),

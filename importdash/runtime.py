@@ -29,6 +29,8 @@ from .services.relay import (
     Transport,
 )
 from .services.runner import JobRunner
+from .services.scheduler import Scheduler
+from .services.sources import SourceFetcher
 from .services.storage import UploadStorage, build_storage
 from .services.webhook import WebhookDownstream
 
@@ -47,6 +49,8 @@ class Runtime:
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
     storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
     last_check: LastCheck  # the latest "Test downstream" answer this process got
+    fetch: SourceFetcher  # fetches schedules' files from their sources
+    scheduler: Scheduler  # runs due schedules; started by start_background only
 
 
 def build_downstream(config) -> Downstream:
@@ -179,6 +183,25 @@ def init_app(app):
         upload_sweep_seconds=config["UPLOAD_SWEEP_SECONDS"],
     )
     health = DatabaseProbe(partial(select_one, app), timeout=config["HEALTH_TIMEOUT_SECONDS"])
+    fetch = SourceFetcher(
+        upload_folder=config["UPLOAD_FOLDER"],
+        import_root=config["IMPORT_ROOT"],
+        max_bytes=config["MAX_CONTENT_LENGTH"],
+        allow_private_urls=config["SCHEDULE_ALLOW_PRIVATE_URLS"],
+        timeout=config["SCHEDULE_FETCH_TIMEOUT_SECONDS"],
+        max_redirects=config["SCHEDULE_MAX_REDIRECTS"],
+        s3_endpoint_url=config["S3_ENDPOINT_URL"],
+    )
+    scheduler = Scheduler(
+        app,
+        runner=runner,
+        broker=broker,
+        storage=storage,
+        fetch=fetch,
+        poll_seconds=config["SCHEDULE_POLL_SECONDS"],
+        abandoned_run_seconds=config["SCHEDULE_ABANDONED_RUN_SECONDS"],
+        max_line_length=config["MAX_LINE_LENGTH"],
+    )
     app.extensions["importdash"] = Runtime(
         bucket=bucket,
         limit_store=limit_store,
@@ -192,6 +215,8 @@ def init_app(app):
         relay_listener=relay_listener,
         storage=storage,
         last_check=LastCheck(),
+        fetch=fetch,
+        scheduler=scheduler,
     )
 
 
@@ -205,8 +230,8 @@ def select_one(app):
 
 
 def start_background(app):
-    """Keep claiming waiting imports for free runner slots (new ones, and those whose process died), and listen
-    for the other processes' job events (once per serving process).
+    """Keep claiming waiting imports for free runner slots (new ones, and those whose process died), run due
+    schedules, and listen for the other processes' job events (once per serving process).
 
     gunicorn.conf.py calls this in each worker; the flask CLI never does, so `flask import` or `init-db`
     cannot pick up a server's jobs (its own events are still announced to the servers).
@@ -215,6 +240,7 @@ def start_background(app):
     if runtime.relay_listener is not None:
         runtime.relay_listener.start()
     runtime.claimer.start()
+    runtime.scheduler.start()
 
 
 def stop_background(app, wait=False):
@@ -225,6 +251,7 @@ def stop_background(app, wait=False):
     it also waits for the jobs and the relay's listener to let go and closes the downstream and relay clients.
     """
     runtime = get_runtime(app)
+    runtime.scheduler.stop(wait=wait)
     runtime.claimer.stop(wait=wait)
     if runtime.relay_listener is not None:
         runtime.relay_listener.stop()

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, Conflict, NotFound
-from ..models import ANONYMOUS_USER, MAX_ID, DuplicatePolicy, FileFormat, ImportTemplate, isoformat
+from ..models import ANONYMOUS_USER, MAX_ID, DuplicatePolicy, FileFormat, ImportTemplate, Schedule, isoformat
 from .mapping import ColumnMapping
 from .reader import parse_delimiter, parse_encoding
 
@@ -76,8 +76,13 @@ def update_template(session: Session, reference: str | int, data) -> ImportTempl
 
 
 def delete_template(session: Session, reference: str | int) -> None:
-    """Delete a template; the imports started with it keep their settings and lose the link."""
-    session.delete(get_template(session, reference))
+    """Delete a template; the imports started with it keep their settings and lose the link. A template that a
+    schedule uses is kept (409 naming the schedule)."""
+    template = get_template(session, reference)
+    schedule = session.scalar(select(Schedule.name).where(Schedule.template_id == template.id).limit(1))
+    if schedule is not None:
+        raise Conflict(f"The schedule {schedule!r} uses template {template.name!r}; delete or change it first.")
+    session.delete(template)
     session.commit()
 
 

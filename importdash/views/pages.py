@@ -1,13 +1,14 @@
-"""The dashboard's pages: the history at /, one import at /imports/<id>, the import templates at /templates.
-Their data comes from the JSON API."""
+"""The dashboard's pages: the history at /, one import at /imports/<id>, the import templates at /templates, the
+schedules at /schedules. Their data comes from the JSON API."""
 
 from flask import Blueprint, current_app, render_template
 
 from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus
+from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, SourceKind
 from ..services import jobs
+from ..services.schedules import SCHEDULE_MODES
 
 bp = Blueprint("pages", __name__)
 
@@ -58,3 +59,18 @@ def job(job_id):
 def templates():
     """Show the import templates, to create, edit and delete them."""
     return render_template("pages/templates.html", formats=list(FileFormat), policies=list(DuplicatePolicy))
+
+
+SOURCE_LABELS = {
+    SourceKind.PATH.value: "File or glob (under the import root)",
+    SourceKind.URL.value: "HTTP(S) URL",
+    SourceKind.S3.value: "S3 object",
+}
+
+
+@bp.get("/schedules")
+def schedules():
+    """Show the schedules with their last and next runs, to create, edit, pause, resume, run and delete them."""
+    return render_template(
+        "pages/schedules.html", source_kinds=list(SourceKind), source_labels=SOURCE_LABELS, modes=SCHEDULE_MODES
+    )
