@@ -12,10 +12,11 @@ from flask import current_app
 from . import schema
 from .errors import ApiError
 from .extensions import db
-from .models import JobStatus, utcnow
+from .models import FileFormat, JobStatus, utcnow
 from .runtime import get_runtime
 from .services import jobs
 from .services.ledger import Lease
+from .services.reader import FileLimits
 
 
 @click.command("init-db")
@@ -77,8 +78,16 @@ def purge_command(age, yes):
 @click.option("--mode", type=click.Choice(["batch", "stream"]), default="batch", show_default=True)
 @click.option("--encoding", help="The file's encoding when it has no byte order mark (default UTF-8), e.g. cp1252.")
 @click.option("--delimiter", help="The field separator: , ; | tab (default: detected from the header).")
-def import_command(path, mode, encoding, delimiter):
-    """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice([member.value for member in FileFormat]),
+    help="The file's format (default: detected from its content, then its name's extension; else csv).",
+)
+@click.option("--sheet", help="The workbook sheet to import (xlsx; default: the active sheet).")
+def import_command(path, mode, encoding, delimiter, file_format, sheet):
+    """Import a CSV, Excel .xlsx, JSON or NDJSON file in the foreground with a progress bar; exit non-zero if the
+    import fails."""
     runtime = get_runtime()
     # With local storage the file is read where it is, and never deleted. Stored elsewhere, a copy is kept, so
     # another machine can take the import over (and that copy goes like an upload's, the file itself stays).
@@ -93,7 +102,10 @@ def import_command(path, mode, encoding, delimiter):
             source=os.path.basename(path),
             encoding=encoding,
             delimiter=delimiter,
+            file_format=FileFormat(file_format) if file_format else None,
+            sheet=sheet,
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(current_app.config),
             lease=_own_lease(),
         )
     except ApiError as exc:

@@ -38,7 +38,7 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping
-from .reader import check_file, count_rows
+from .reader import CheckedFile, FileLimits, TableSource, check_file, open_source
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -83,6 +83,7 @@ def create_job(
     path: str,
     source: str,
     max_line_length: int,
+    file_limits: FileLimits,
     encoding: str | None = None,
     delimiter: str | None = None,
     file_format: FileFormat | None = None,
@@ -108,16 +109,25 @@ def create_job(
         raise InvalidFile(f"No such file: {source}")
     if template is not None:
         raise NotFound(f"No template named {template!r}.")  # templates come with #13's templates service
-    if file_format not in (None, FileFormat.CSV):
-        raise InvalidFile(f"{file_format.value} files cannot be read yet.")  # the readers come with #13's formats
-    checked = check_file(path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length)
+    checked = check_file(
+        path,
+        file_format=file_format,
+        file_name=source,
+        encoding=encoding,
+        delimiter=delimiter,
+        sheet=sheet,
+        mapping=mapping,
+        max_line_length=max_line_length,
+        limits=file_limits,
+    )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
         raise AlreadyStarted(started)
     total = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(path, checked.encoding, checked.delimiter, checked.mapping)
+        with _open_checked(path, checked) as rows:
+            total = rows.count()
     key = path if store_in is None else store_in.save_file(path)
     job = ImportJob(
         mode=mode.value,
@@ -125,6 +135,8 @@ def create_job(
         path=key,
         encoding=checked.encoding,
         delimiter=checked.delimiter,
+        file_format=checked.file_format.value,
+        sheet=checked.sheet,
         columns=checked.columns,
         mapping=checked.mapping.to_json(),
         duplicate_policy=(duplicate_policy or DuplicatePolicy.SKIP).value,
@@ -148,6 +160,33 @@ def create_job(
         raise AlreadyStarted(started) from None
     publish_job(broker, session, job.id, JOB_CREATED)
     return job
+
+
+def open_job_file(job: ImportJob, storage: UploadStorage) -> TableSource:
+    """Open the job's file from the store the way its check found (format, encoding, delimiter, sheet, columns,
+    mapping), its header read: what every run of the job reads its rows from."""
+    key = job.path  # read now: the stream is opened again later, when the job's session may be mid-transaction
+    return open_source(
+        lambda: storage.open(key),
+        file_format=FileFormat(job.file_format),
+        encoding=job.encoding,
+        delimiter=job.delimiter,
+        sheet=job.sheet,
+        columns=job.columns,
+        mapping=ColumnMapping.from_json(job.mapping),
+    )
+
+
+def _open_checked(path, checked: CheckedFile):
+    return open_source(
+        path,
+        file_format=checked.file_format,
+        encoding=checked.encoding,
+        delimiter=checked.delimiter,
+        sheet=checked.sheet,
+        columns=checked.columns,
+        mapping=checked.mapping,
+    )
 
 
 def _discard(storage, key):
