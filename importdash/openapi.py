@@ -285,14 +285,15 @@ def _upload_operation(operation_id, mode, writes):
     return {
         **_operation(
             operation_id,
-            f"Start a {mode} import of the uploaded CSV file, or of the bundled sample when no file is sent.",
+            f"Start a {mode} import of the uploaded file (CSV, Excel .xlsx, JSON or NDJSON), or of the bundled sample "
+            "when no file is sent.",
             [_IDEMPOTENCY_KEY],
             {
                 "202": _json("JobEnvelope", "The file was checked and its import queued."),
                 "200": _REPLAYED,
                 "400": _error(
-                    "The file cannot be imported (not text, undecodable, a bad header, no rows), "
-                    "or a bad encoding or delimiter."
+                    "The file cannot be imported (not text, undecodable, a bad header, no rows; a workbook or JSON "
+                    "over its limits, or not the format named), or a bad encoding, delimiter, format or sheet."
                 ),
                 "413": _error("The upload is too large, or the form has too many parts."),
                 **writes,
@@ -305,16 +306,32 @@ def _upload_operation(operation_id, mode, writes):
                     "schema": {
                         "type": "object",
                         "properties": {
-                            "file": {"type": "string", "format": "binary", "description": "The CSV file."},
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "The file: CSV (or other delimited text), Excel .xlsx, JSON (an "
+                                "array of objects) or NDJSON (one object per line).",
+                            },
+                            "format": {
+                                "type": "string",
+                                "enum": ["", *(member.value for member in FileFormat)],
+                                "description": "The file's format; detected when empty or omitted (a workbook or "
+                                "JSON by its content, else by the file name's extension, else CSV).",
+                            },
+                            "sheet": {
+                                "type": "string",
+                                "description": "The workbook sheet to import (xlsx); the active sheet when empty "
+                                "or omitted.",
+                            },
                             "encoding": {
                                 "type": "string",
-                                "description": "The file's text encoding when it has no byte order mark "
+                                "description": "A CSV file's text encoding when it has no byte order mark "
                                 "(UTF-8 when empty or omitted), for example cp1252, latin-1 or shift_jis.",
                             },
                             "delimiter": {
                                 "type": "string",
                                 "enum": ["", *DELIMITERS, *DELIMITERS.values()],
-                                "description": "The field separator, as a character or by name; detected from "
+                                "description": "A CSV file's field separator, as a character or by name; detected from "
                                 "the header when empty or omitted.",
                             },
                         },

@@ -84,3 +84,25 @@ def test_resume_goes_on_with_a_cancelled_import_and_refuses_a_completed_one(runn
     assert f"Import #{job_id} completed: 2 of 2 rows processed, 2 succeeded" in result.output
     refused = runner.invoke(args=["resume", str(job_id)])
     assert refused.exit_code != 0 and "only a failed or cancelled import can be resumed" in refused.output
+
+
+def test_import_takes_the_format_and_the_sheet(runner, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Notes"
+    clients = book.create_sheet("Clients")
+    clients.append(["name", "email"])
+    clients.append(["Ada", "ada@example.com"])
+    path = tmp_path / "book.bin"
+    book.save(path)
+
+    refused = runner.invoke(args=["import", str(path), "--format", "json"])
+    assert refused.exit_code != 0 and "is an Excel .xlsx workbook, not JSON" in refused.output
+    refused = runner.invoke(args=["import", str(path), "--sheet", "Contacts"])
+    assert refused.exit_code != 0 and 'its sheets are "Notes", "Clients"' in refused.output
+
+    result = runner.invoke(args=["import", str(path), "--format", "xlsx", "--sheet", "Clients"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalars(select(Record.email)).all() == ["ada@example.com"]
+    assert db.session.scalars(select(ImportJob.sheet)).all() == ["Clients"]
