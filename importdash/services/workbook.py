@@ -41,10 +41,10 @@ def is_workbook(archive: zipfile.ZipFile) -> bool:
     return WORKBOOK_PART in archive.NameToInfo
 
 
-def check_archive(path, limits: WorkbookLimits) -> None:
+def check_archive(source: FileSource, limits: WorkbookLimits) -> None:
     """Refuse a workbook whose archive is broken or unpacks to more than the limits allow, reading none of it."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with _seekable(source) as file, zipfile.ZipFile(file) as archive:
             members = archive.infolist()
             if not is_workbook(archive):
                 raise InvalidFile("The file is a ZIP archive but not an Excel .xlsx workbook (it has no workbook).")

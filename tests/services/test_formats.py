@@ -191,6 +191,13 @@ def test_a_stored_xlsx_that_cannot_seek_is_read_through_a_copy(tmp_path):
         assert [row.email for row in source.rows()] == ["ada@example.com"]
 
 
+def test_a_workbook_given_as_a_stream_is_checked_like_a_file(tmp_path):
+    path = write_workbook(tmp_path / "book.xlsx", {"S": [["name", "email"], ["Ada", "ada@example.com"]]})
+    content = path.read_bytes()
+    result = checked(lambda: io.BytesIO(content))
+    assert (result.file_format, result.sheet, result.columns) == (FileFormat.XLSX, "S", ["name", "email"])
+
+
 def test_a_workbook_that_unpacks_far_beyond_its_size_is_refused_before_it_is_read(tmp_path):
     path = write_workbook(tmp_path / "bomb.xlsx", {"S": [["name", "email"], ["Ada", "ada@example.com"]]})
     with_member(path, "xl/media/filler.bin", bytes(4 << 20))  # 4 MB of zeros pack into a few KB

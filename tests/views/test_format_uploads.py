@@ -171,3 +171,11 @@ def test_a_crlf_inside_a_quoted_field_is_stored_as_written(imported):
     content = b'name,email,company\r\n"Ada\r\nLovelace",ada@example.com,"Acme\r\nHead Office"\r\n'
     _job, records, _errors = imported(content, "people.csv")
     assert records[2]["name"] == "Ada\r\nLovelace"
+
+
+def test_errors_csv_of_a_json_import_has_its_columns(imported, client):
+    job, _records, _errors = imported(json.dumps(PEOPLE).encode(), "people.json")
+    text = client.get(f"/api/import/{job['id']}/errors.csv").get_data(as_text=True)
+    lines = text.lstrip("\ufeff").splitlines()
+    assert lines[0] == "row,category,message,Name,Email,Company,Phone"
+    assert lines[1].startswith("2,invalid_format,") and lines[1].endswith(",Bob,not-an-email,B,2")
