@@ -41,7 +41,7 @@ def format_file(rows, file_format):
     path = source.with_suffix(f".{file_format}")
     if path.exists():
         return path
-    partial = path.with_suffix(".partial")
+    partial = path.with_suffix(f".{file_format}.partial")
     with open(source, newline="", encoding="utf-8") as file:
         reader = csv.reader(file)
         header = next(reader)
@@ -68,6 +68,14 @@ def format_file(rows, file_format):
                     out.write("]\n")
     partial.rename(path)
     return path
+
+
+def expected_rows(rows, file_format):
+    """The rows a reader yields: all of them, but for a workbook's, where a row of empty cells is a blank row."""
+    if file_format != "xlsx":
+        return rows
+    with open(common.sample_file(rows), newline="", encoding="utf-8") as file:
+        return rows - sum(1 for cells in csv.reader(file) if not any(cells))
 
 
 def read_in_child(path, file_format):
@@ -141,7 +149,7 @@ def measure_shared_strings(rows):
             for cells in csv.reader(file):
                 for cell in cells:
                     seen.setdefault(cell, None)
-        partial = path.with_suffix(".partial")
+        partial = path.with_suffix(".xml.partial")
         with open(partial, "w", encoding="utf-8") as out:
             out.write('<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">')
             for text in seen:
@@ -165,6 +173,7 @@ def main():
     files = {(rows, name): format_file(rows, name) for rows in (args.small, args.large) for name in FORMATS}
     for (rows, name), path in files.items():
         print(f"  {name:6} {rows:>9,} rows: {path.stat().st_size / (1 << 20):7.1f} MB ({path.name})", flush=True)
+    expected = {(rows, name): expected_rows(rows, name) for rows, name in files}
     shares = {name: [] for name in FORMATS}
     growth = {name: [] for name in FORMATS}
     for round_number in range(1, args.runs + 1):
@@ -174,7 +183,7 @@ def main():
             baseline = None
             for name in FORMATS:
                 figures = read_in_child(files[rows, name], name)
-                assert figures["rows"] == rows, figures
+                assert figures["rows"] == expected[rows, name], (name, rows, figures)
                 rate = rows / figures["seconds"]
                 baseline = baseline or rate
                 peaks[rows, name] = figures["peak_kb"]

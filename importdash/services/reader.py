@@ -13,6 +13,7 @@ which may be in the database or a bucket): reading is sequential, and reading ag
 import codecs
 import csv
 import io
+import itertools
 import os
 import re
 import zipfile
@@ -183,17 +184,18 @@ class CsvSource(TableSource):
 
     def numbered_cells(self, start_after: int) -> Iterator[tuple[int, list[str] | Unreadable]]:
         reader, row = self._reader_after(start_after)
+        # zip draws each row's number before its record, so a record that raises has used its number up.
+        numbers = itertools.count(row + 1)
         while True:
             try:
-                for cells in reader:
-                    row += 1
-                    yield row, cells
+                yield from zip(numbers, reader, strict=False)
                 return
             except csv.Error as error:
                 # One unreadable record (a field over the csv module's limit) is one bad row; reading goes on
                 # at the next line.
-                row += 1
+                row = next(numbers) - 1
                 yield row, Unreadable(_record_problem(row, error))
+                numbers = itertools.count(row + 1)
             except UnicodeError as error:
                 raise self._undecodable(error) from None
 
