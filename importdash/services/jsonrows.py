@@ -19,7 +19,8 @@ from ..errors import InvalidFile
 from .mapping import ColumnMapping
 from .rows import FileSource, TableSource, Unreadable, open_binary
 
-_OPENERS = b"[{"
+# One decoder for every line (json.loads would build one per call); floats keep their written digits.
+_decode = json.JSONDecoder(parse_float=Decimal).decode
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,11 @@ def _cells(record, columns, where):
 def _loaded(line):
     """The line's JSON value, or Unreadable saying why it is not JSON."""
     try:
-        return json.loads(line, parse_float=Decimal)
-    except ValueError as error:  # UnicodeDecodeError too
-        return Unreadable(getattr(error, "msg", None) or "not UTF-8 text")
+        return _decode(line.decode("utf-8-sig"))  # -sig: the first line may start with a byte order mark
+    except UnicodeDecodeError:
+        return Unreadable("not UTF-8 text")
+    except ValueError as error:
+        return Unreadable(error.msg if isinstance(error, json.JSONDecodeError) else str(error))
     except RecursionError:
         return Unreadable("nested too deep")
 
