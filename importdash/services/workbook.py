@@ -20,6 +20,8 @@ from typing import BinaryIO
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._read_only import ReadOnlyWorksheet
+from openpyxl.worksheet._reader import DATA_TAG, ROW_TAG, WorkSheetParser
+from openpyxl.xml.functions import iterparse
 
 from ..errors import ApiError, InvalidFile
 from .mapping import ColumnMapping
@@ -29,11 +31,30 @@ WORKBOOK_PART = "xl/workbook.xml"  # the part every .xlsx workbook has, whatever
 _EXACT_INTEGERS = 2**53  # floats below this that are whole print as integers; beyond, as Python's repr
 
 
-# openpyxl's read-only sheet looks for the sheet's <dimension> as the workbook opens, and a sheet without one (as
-# openpyxl's own write-only mode saves them) is parsed to its end for it, keeping an emptied element per row:
-# for every sheet, time and memory in proportion to its rows before one row is read (7 s and 85 MB for a
-# million rows). The stored dimension is never used here (reset_dimensions), so openpyxl is told not to look.
+# openpyxl's read-only mode keeps, of each row it has read, an emptied XML element under the sheet's data
+# (about 85 bytes a row: 85 MB for a million rows, against flat memory for CSV). Two places do it, each
+# replaced here: the look for the sheet's <dimension> as the workbook opens, which parses a sheet without
+# one (as openpyxl's own write-only mode saves them) to its end, before one row is read; the dimension is not
+# used here, so it is not looked for. And the sheet's rows, which _RowParser reads with openpyxl's own cell
+# parsing (types, shared strings, dates) but lets go of each row once read.
 ReadOnlyWorksheet._get_size = lambda worksheet: None
+
+
+class _RowParser(WorkSheetParser):
+    """Yield a sheet's rows as openpyxl's parser does, (row number, cells), holding none of them after."""
+
+    def parse(self):
+        sheet_data = None
+        for event, element in iterparse(self.source, events=("start", "end")):
+            if event == "start":
+                if element.tag == DATA_TAG:
+                    sheet_data = element
+            elif element.tag == ROW_TAG:
+                row = self.parse_row(element)
+                if sheet_data is not None:
+                    sheet_data.clear()  # the row read, and its cells
+                self.row_dimensions.clear()  # a row's height or style, which nothing here uses
+                yield row
 
 
 @dataclass(frozen=True)
@@ -111,7 +132,7 @@ class XlsxSource(TableSource):
     def numbered_cells(self, start_after: int) -> Iterator[tuple[int, list[str] | Unreadable]]:
         width = len(self.columns)
         skip = max(self._header_row, start_after)
-        for row, values in enumerate(self._values(), start=1):
+        for row, values in self._sheet_rows():
             if row <= skip:
                 continue
             cells = [cell_text(value) for value in values]
@@ -125,11 +146,24 @@ class XlsxSource(TableSource):
                 cells.extend([""] * (width - len(cells)))
             yield row, cells
 
-    def _values(self):
-        worksheet = self._workbook[self.sheet]
-        # The stored dimension is a claim, not a fact: without it, each row is as wide as its last cell.
-        worksheet.reset_dimensions()
-        return worksheet.iter_rows(values_only=True)
+    def _sheet_rows(self):
+        """Yield each row of the sheet that holds a cell: its number in the sheet, and its values from column A."""
+        workbook = self._workbook
+        worksheet = workbook[self.sheet]
+        with workbook._archive.open(worksheet._worksheet_path) as source:
+            parser = _RowParser(
+                source,
+                worksheet._shared_strings,
+                data_only=True,
+                epoch=workbook.epoch,
+                date_formats=workbook._date_formats,
+                timedelta_formats=workbook._timedelta_formats,
+            )
+            for number, cells in parser.parse():
+                values = [None] * max((cell["column"] for cell in cells), default=0)
+                for cell in cells:
+                    values[cell["column"] - 1] = cell["value"]
+                yield number, values
 
     def _choose_sheet(self, sheet):
         names = self._workbook.sheetnames
@@ -145,7 +179,7 @@ class XlsxSource(TableSource):
         return sheet
 
     def _read_header(self):
-        for row, values in enumerate(self._values(), start=1):
+        for row, values in self._sheet_rows():
             cells = [cell_text(value).strip() for value in values]
             if any(cells):
                 while cells and not cells[-1]:
