@@ -59,6 +59,45 @@ def write_workbook(path, sheets, active=0):
     return path
 
 
+def excel_saved_workbook(path, rows_xml, strings):
+    """Write a workbook the way Excel saves one: its text in a shared-strings table, a date style, a dimension."""
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    office = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    package = "http://schemas.openxmlformats.org/package/2006/relationships"
+    kinds = "application/vnd.openxmlformats-officedocument.spreadsheetml"
+    parts = {
+        "[Content_Types].xml": '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/>'
+        f'<Override PartName="/xl/workbook.xml" ContentType="{kinds}.sheet.main+xml"/>'
+        f'<Override PartName="/xl/worksheets/sheet1.xml" ContentType="{kinds}.worksheet+xml"/>'
+        f'<Override PartName="/xl/sharedStrings.xml" ContentType="{kinds}.sharedStrings+xml"/>'
+        f'<Override PartName="/xl/styles.xml" ContentType="{kinds}.styles+xml"/></Types>',
+        "_rels/.rels": f'<Relationships xmlns="{package}">'
+        f'<Relationship Id="rId1" Type="{office}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{main}" xmlns:r="{office}">'
+        '<sheets><sheet name="Export" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{package}">'
+        f'<Relationship Id="rId1" Type="{office}/worksheet" Target="worksheets/sheet1.xml"/>'
+        f'<Relationship Id="rId2" Type="{office}/sharedStrings" Target="sharedStrings.xml"/>'
+        f'<Relationship Id="rId3" Type="{office}/styles" Target="styles.xml"/></Relationships>',
+        "xl/styles.xml": f'<styleSheet xmlns="{main}"><fonts count="1"><font/></fonts>'
+        '<fills count="1"><fill><patternFill patternType="none"/></fill></fills>'
+        '<borders count="1"><border/></borders><cellStyleXfs count="1"><xf numFmtId="0"/></cellStyleXfs>'
+        '<cellXfs count="2"><xf numFmtId="0" xfId="0"/><xf numFmtId="14" xfId="0" applyNumberFormat="1"/></cellXfs>'
+        '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles></styleSheet>',
+        "xl/sharedStrings.xml": f'<sst xmlns="{main}">'
+        + "".join(f'<si><t xml:space="preserve">{text}</t></si>' for text in strings)
+        + "</sst>",
+        "xl/worksheets/sheet1.xml": f'<worksheet xmlns="{main}"><dimension ref="A1:XFD1048576"/>'
+        f"<sheetData>{rows_xml}</sheetData></worksheet>",
+    }
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return path
+
+
 def rewrite_member(path, name, change):
     """Rewrite one part of a workbook's ZIP archive with change(its bytes)."""
     with zipfile.ZipFile(path) as archive:
@@ -109,6 +148,25 @@ def test_xlsx_cells_come_through_as_text_never_as_excel_renders_them(tmp_path):
         "Active": "TRUE",
         "Note": "  keeps its spaces  ",
     }
+
+
+def test_a_workbook_as_excel_saves_it_reads_its_shared_strings_dates_and_row_numbers(tmp_path):
+    rows_xml = (
+        '<row r="1" ht="20" customHeight="1"><c r="A1" t="s"><v>0</v></c><c r="B1" t="s"><v>1</v></c>'
+        '<c r="C1" t="s"><v>2</v></c></row>'
+        '<row r="4" ht="20" customHeight="1"><c r="A4" t="s"><v>3</v></c><c r="B4" t="s"><v>4</v></c>'
+        '<c r="C4" s="1"><v>45296</v></c></row>'
+        '<row r="6"><c r="B6" t="s"><v>5</v></c></row>'
+    )
+    path = excel_saved_workbook(
+        tmp_path / "export.xlsx", rows_xml, ["Name", "Email", "Joined", " Ada ", "ada@example.com", "b@example.com"]
+    )
+    result, rows = read(path)
+    assert (result.sheet, result.columns) == ("Export", ["Name", "Email", "Joined"])
+    assert [(row.row, row.name, row.email, row.extra) for row in rows] == [
+        (4, " Ada ", "ada@example.com", {"Joined": "2024-01-05"}),
+        (6, "", "b@example.com", {"Joined": ""}),
+    ]
 
 
 @pytest.mark.parametrize(
