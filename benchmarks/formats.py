@@ -1,7 +1,7 @@
 """Formats: reading an .xlsx, JSON or NDJSON file against reading a CSV file of the same rows, and peak memory.
 
 Each figure is what an import spends on reading its file: the upload check (check_file) and one pass over the
-rows as SourceRows (open_source(...).rows()), in a fresh child process per file so each peak RSS (ru_maxrss)
+rows as SourceRows (CheckedFile.open(...).rows()), in a fresh child process per file so each peak RSS (ru_maxrss)
 belongs to that file alone. Within a round the formats run one after another on the same rows (the bundled
 sample's generator), so each format's rows/s is printed as a share of the CSV's in that round. Peak RSS is
 compared between the small and the large file of each format: the target is large <= 1.2 x small.
@@ -96,7 +96,7 @@ def read_file(path, file_format):
     """The child's work: check the file as an upload is checked, then read every row as a job does."""
     from importdash.config import Config
     from importdash.models import FileFormat
-    from importdash.services.reader import FileLimits, check_file, open_source
+    from importdash.services.reader import FileLimits, check_file
 
     started = time.perf_counter()
     checked = check_file(
@@ -107,15 +107,7 @@ def read_file(path, file_format):
     )
     check_seconds = time.perf_counter() - started
     rows = 0
-    with open_source(
-        path,
-        file_format=checked.file_format,
-        encoding=checked.encoding,
-        delimiter=checked.delimiter,
-        sheet=checked.sheet,
-        columns=checked.columns,
-        mapping=checked.mapping,
-    ) as source:
+    with checked.open(path) as source:
         for _row in source.rows():
             rows += 1
     seconds = time.perf_counter() - started

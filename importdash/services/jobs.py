@@ -38,7 +38,7 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping
-from .reader import CheckedFile, FileLimits, TableSource, check_file, open_source
+from .reader import CheckedFile, FileLimits, TableSource, check_file
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -126,7 +126,7 @@ def create_job(
     total = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        with _open_checked(path, checked) as rows:
+        with checked.open(path) as rows:
             total = rows.count()
     key = path if store_in is None else store_in.save_file(path)
     job = ImportJob(
@@ -166,27 +166,15 @@ def open_job_file(job: ImportJob, storage: UploadStorage) -> TableSource:
     """Open the job's file from the store the way its check found (format, encoding, delimiter, sheet, columns,
     mapping), its header read: what every run of the job reads its rows from."""
     key = job.path  # read now: the stream is opened again later, when the job's session may be mid-transaction
-    return open_source(
-        lambda: storage.open(key),
-        file_format=FileFormat(job.file_format),
+    how = CheckedFile(
         encoding=job.encoding,
         delimiter=job.delimiter,
-        sheet=job.sheet,
         columns=job.columns,
         mapping=ColumnMapping.from_json(job.mapping),
+        file_format=FileFormat(job.file_format),
+        sheet=job.sheet,
     )
-
-
-def _open_checked(path, checked: CheckedFile):
-    return open_source(
-        path,
-        file_format=checked.file_format,
-        encoding=checked.encoding,
-        delimiter=checked.delimiter,
-        sheet=checked.sheet,
-        columns=checked.columns,
-        mapping=checked.mapping,
-    )
+    return how.open(lambda: storage.open(key))
 
 
 def _discard(storage, key):

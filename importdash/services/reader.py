@@ -3,8 +3,8 @@
 CSV (delimited text, read with the stdlib csv module) lives here; Excel workbooks in workbook.py and JSON in
 jsonrows.py. Every format gives a TableSource (rows.py): numbered rows of text cells under a header, turned
 into SourceRows through the job's column mapping the same way. check_file says which format a file is (the one
-named, else its content's signature, else its name's extension, else CSV) and how to read it; open_source opens
-it that way again, which is what a job's run does from the options the job stored.
+named, else its content's signature, else its name's extension, else CSV) and how to read it, a CheckedFile;
+CheckedFile.open opens it that way again, which is what a job's run does from the options the job stored.
 
 A file is given as a path, or as a function that opens it as a binary stream from the start (a stored upload,
 which may be in the database or a bucket): reading is sequential, and reading again opens it again.
@@ -123,14 +123,26 @@ def _open_text(source, encoding):
 
 @dataclass(frozen=True, slots=True)
 class CheckedFile:
-    """Say how to read a file that check_file accepted: everything open_source needs."""
+    """Say how to read a file that check_file accepted (and a job stored): everything open_source needs."""
 
     encoding: str
     delimiter: str
-    columns: list[str]
-    mapping: ColumnMapping
+    columns: list[str] | None  # the header as read (a job from before they were kept: None, its CSV's own)
+    mapping: ColumnMapping | None  # None: match_columns decides (a job from before mappings)
     file_format: FileFormat = FileFormat.CSV
     sheet: str | None = None  # the workbook sheet read (xlsx)
+
+    def open(self, source: FileSource) -> TableSource:
+        """Open the file this way and read its header."""
+        return open_source(
+            source,
+            file_format=self.file_format,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            sheet=self.sheet,
+            columns=self.columns,
+            mapping=self.mapping,
+        )
 
 
 def open_source(
@@ -290,11 +302,10 @@ def check_file(
             columns = check_json(path, limits.json)
         else:
             columns = check_ndjson(path, limits.json, max_line_length=max_line_length)
-    options = dict(file_format=file_format, encoding=encoding, delimiter=delimiter, sheet=sheet, columns=columns)
-    with open_source(path, mapping=mapping, **options) as source:
+    with CheckedFile(encoding, delimiter, columns, mapping, file_format, sheet).open(path) as source:
         if next(source.rows(), None) is None:
             raise InvalidFile("The file has a header but no data rows: there is nothing to import.")
-        sheet = getattr(source, "sheet", None)
+        sheet = getattr(source, "sheet", None)  # the workbook's active sheet when none was named
         return CheckedFile(encoding, delimiter, source.columns, source.mapping, file_format, sheet)
 
 

@@ -1,5 +1,5 @@
 """Each format's reader (xlsx, JSON, NDJSON, CSV's quoted line breaks), format detection and the hostile-input
-caps, through check_file and open_source as a job uses them."""
+caps, through check_file and CheckedFile.open as a job uses them."""
 
 import codecs
 import io
@@ -15,7 +15,7 @@ from importdash.errors import ApiError, InvalidFile
 from importdash.models import FileFormat
 from importdash.services.jsonrows import JsonLimits
 from importdash.services.mapping import ColumnMapping
-from importdash.services.reader import FileLimits, check_file, detect_format, open_source
+from importdash.services.reader import FileLimits, check_file, detect_format
 from importdash.services.workbook import WorkbookLimits, cell_text
 
 LIMITS = FileLimits.from_config(vars(Config))
@@ -29,15 +29,7 @@ def checked(path, **options):
 def read(path, **options):
     """Check the file, open it as a job would, and return (the check's result, every SourceRow)."""
     result = checked(path, **options)
-    with open_source(
-        path,
-        file_format=result.file_format,
-        encoding=result.encoding,
-        delimiter=result.delimiter,
-        sheet=result.sheet,
-        columns=result.columns,
-        mapping=result.mapping,
-    ) as source:
+    with result.open(path) as source:
         return result, list(source.rows())
 
 
@@ -231,7 +223,7 @@ def test_xlsx_rows_resume_after_a_row_and_count_like_rows(tmp_path):
         {"Sheet": [["name", "email"], *[[f"P{n}", f"p{n}@example.com"] for n in range(5)], [], ["Z", "z@example.com"]]},
     )
     result = checked(path)
-    with open_source(path, **_options(result)) as source:
+    with result.open(path) as source:
         assert [row.row for row in source.rows(start_after=4)] == [5, 6, 8]
         assert source.count() == 6
 
@@ -245,7 +237,7 @@ def test_a_stored_xlsx_that_cannot_seek_is_read_through_a_copy(tmp_path):
             return False
 
     result = checked(path)
-    with open_source(lambda: Unseekable(content), **_options(result)) as source:
+    with result.open(lambda: Unseekable(content)) as source:
         assert [row.email for row in source.rows()] == ["ada@example.com"]
 
 
@@ -386,7 +378,7 @@ def test_json_rows_resume_after_a_record(tmp_path):
     path = tmp_path / "people.json"
     path.write_text(json.dumps([{"name": f"P{n}", "email": f"p{n}@example.com"} for n in range(1, 6)]))
     result = checked(path)
-    with open_source(path, **_options(result)) as source:
+    with result.open(path) as source:
         assert [row.row for row in source.rows(start_after=3)] == [4, 5]
         assert source.count() == 5
 
@@ -497,14 +489,3 @@ def test_a_line_break_in_a_quoted_csv_field_is_kept_exactly_as_written(tmp_path,
     path.write_bytes(b'name,email,company\r\nAda,ada@example.com,"Acme' + line_break + b'Head Office"\r\n')
     _result, rows = read(path)
     assert rows[0].company == "Acme" + line_break.decode() + "Head Office"
-
-
-def _options(result):
-    return {
-        "file_format": result.file_format,
-        "encoding": result.encoding,
-        "delimiter": result.delimiter,
-        "sheet": result.sheet,
-        "columns": result.columns,
-        "mapping": result.mapping,
-    }
