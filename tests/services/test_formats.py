@@ -161,6 +161,14 @@ def test_a_workbook_as_excel_saves_it_reads_its_shared_strings_dates_and_row_num
     ]
 
 
+def test_an_inline_string_in_rich_text_runs_reads_as_its_text(tmp_path):
+    path = write_workbook(tmp_path / "rich.xlsx", {"S": [["name", "email"], ["PLACEHOLDER", "ada@example.com"]]})
+    runs = b"<is><r><t>Ada </t></r><r><rPr><b/></rPr><t xml:space='preserve'>Love lace</t></r></is>"
+    rewrite_member(path, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"<is><t>PLACEHOLDER</t></is>", runs))
+    _result, rows = read(path)
+    assert rows[0].name == "Ada Love lace"
+
+
 @pytest.mark.parametrize(
     ("value", "text"),
     [
