@@ -183,11 +183,19 @@ class XlsxSource(TableSource):
                 date_formats=workbook._date_formats,
                 timedelta_formats=workbook._timedelta_formats,
             )
-            for number, cells in parser.parse():
-                values = [None] * max((cell["column"] for cell in cells), default=0)
-                for cell in cells:
-                    values[cell["column"] - 1] = cell["value"]
-                yield number, values
+            number = 0
+            try:
+                for number, cells in parser.parse():
+                    values = [None] * max((cell["column"] for cell in cells), default=0)
+                    for cell in cells:
+                        values[cell["column"] - 1] = cell["value"]
+                    yield number, values
+            except (SyntaxError, ValueError, LookupError, zipfile.BadZipFile) as error:
+                # SyntaxError: the XML parser's ParseError; LookupError: a shared string that is not in the table.
+                raise InvalidFile(
+                    f'The sheet "{self.sheet}" cannot be read after row {number}: the workbook is damaged '
+                    f"({type(error).__name__}). Save it again, or export the sheet as CSV."
+                ) from None
 
     def _choose_sheet(self, sheet):
         names = self._workbook.sheetnames

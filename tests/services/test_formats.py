@@ -294,6 +294,17 @@ def test_a_zip_that_is_not_a_workbook_and_a_damaged_workbook_are_refused(tmp_pat
         checked(broken, file_format=FileFormat.XLSX)
 
 
+def test_a_sheet_damaged_after_its_first_rows_stops_the_read_saying_where(tmp_path):
+    path = write_workbook(
+        tmp_path / "damaged.xlsx", {"S": [["name", "email"], ["Ada", "ada@example.com"], ["Bob", "bob@example.com"]]}
+    )
+    rewrite_member(path, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b'<row r="3">', b'<row r="3"><oops>'))
+    result = checked(path)  # the check reads the header and the first row
+    with result.open(path) as source, pytest.raises(InvalidFile) as raised:
+        list(source.rows())
+    assert raised.value.message.startswith('The sheet "S" cannot be read after row 2: the workbook is damaged')
+
+
 def test_an_empty_sheet_is_refused(tmp_path):
     path = write_workbook(tmp_path / "empty.xlsx", {"Empty": []})
     with pytest.raises(InvalidFile, match='The sheet "Empty" is empty.'):
