@@ -4,16 +4,20 @@ Each figure is what an import spends on reading its file: the upload check (chec
 rows as SourceRows (CheckedFile.open(...).rows()), in a fresh child process per file so each peak RSS (ru_maxrss)
 belongs to that file alone. Within a round the formats run one after another on the same rows (the bundled
 sample's generator), so each format's rows/s is printed as a share of the CSV's in that round. Peak RSS is
-compared between the small and the large file of each format: the target is large <= 1.2 x small.
+compared between the small and the large file of each format: the target is large <= 1.2 x small. Then each
+format's file goes through a whole batch import on a real server (upload, check, read, validate, store), timed
+until it is staged, again as a share of the CSV's rows/s.
 
 The workbooks are written by openpyxl (write_only), which stores text inline; a workbook saved by Excel keeps
 its text in a shared-strings table instead, which openpyxl loads whole. That table's memory is measured on its
 own: a table of the large file's distinct texts, loaded the way openpyxl loads it, against its XML's size
 (XLSX_MAX_SHARED_STRINGS_MB caps that XML).
 
-    .venv/bin/python benchmarks/formats.py [--runs 2] [--small 100000] [--large 1000000] [--smoke]
+    .venv/bin/python benchmarks/formats.py [--runs 2] [--small 100000] [--large 1000000] [--import-rows 100000]
+        [--smoke]
 
---smoke runs one round of 1,000 rows against 2,000. Generated files are kept under $TMPDIR/importdash-bench.
+--smoke runs one round of 1,000 rows against 2,000, and imports of 1,000 rows. Generated files are kept under
+$TMPDIR/importdash-bench.
 """
 
 import argparse
@@ -116,6 +120,28 @@ def read_file(path, file_format):
     print(json.dumps(figures | {"peak_kb": peak}))
 
 
+def staged_through_server(path):
+    """Batch-import the file through a real server on a fresh database; return (rows, seconds from the start of
+    the upload until the import was staged, its total known: check, read, validate and store)."""
+    workdir = common.scratch_dir("formats-")
+    try:
+        with common.Server(workdir, common.sqlite_url(workdir), rate_per_second=0, simulated_latency_ms=0) as server:
+            staged_at = []
+            started = time.perf_counter()
+            status, body = server.upload("/api/import/batch", path)
+            assert status == 202, body
+
+            def watch(job):
+                if job["total_records"] is not None and not staged_at:
+                    staged_at.append(time.perf_counter())
+
+            job = server.wait_for_job(body["job"]["id"], timeout=TIMEOUT, poll=0.2, on_poll=watch)
+    finally:
+        common.remove(workdir)
+    assert job["status"] == "completed" and job["processed_count"] == job["total_records"], job
+    return job["total_records"], staged_at[0] - started
+
+
 def shared_strings_in_child(rows):
     result = subprocess.run(
         [sys.executable, __file__, "--shared-strings", str(rows)],
@@ -161,7 +187,8 @@ def main():
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
-    args = common.parse_args(parser, smoke={"runs": 1, "small": 1_000, "large": 2_000})
+    parser.add_argument("--import-rows", type=int, default=100_000, help="rows of the batch imports through a server")
+    args = common.parse_args(parser, smoke={"runs": 1, "small": 1_000, "large": 2_000, "import_rows": 1_000})
     print(f"formats: check + read of {args.large:,} and {args.small:,} rows, each format against CSV", flush=True)
     files = {(rows, name): format_file(rows, name) for rows in (args.small, args.large) for name in FORMATS}
     for (rows, name), path in files.items():
@@ -195,6 +222,16 @@ def main():
             ratio = peaks[args.large, name] / peaks[args.small, name]
             growth[name].append(ratio)
             print(f"  {name:6} peak RSS {args.large:,} rows / {args.small:,} rows = {ratio:.3f}x", flush=True)
+    print(f"batch imports of {args.import_rows:,} rows through a server, until staged:", flush=True)
+    imports = {name: [] for name in FORMATS}
+    for round_number in range(1, args.runs + 1):
+        baseline = None
+        for name in FORMATS:
+            rows, seconds = staged_through_server(format_file(args.import_rows, name))
+            rate = rows / seconds
+            baseline = baseline or rate
+            imports[name].append(rate / baseline)
+            print(f"  round {round_number} {name:6}: {rate:8,.0f} rows/s ({rate / baseline:6.1%} of CSV's)", flush=True)
     strings = shared_strings_in_child(args.large)
     print(
         f"shared strings (apart): {strings['strings']:,} distinct texts of the {args.large:,}-row file, "
@@ -209,6 +246,11 @@ def main():
             f"peak RSS growth {min(growth[name]):.3f}-{max(growth[name]):.3f}x (target <= 1.2x)"
         )
     print(f"  csv    peak RSS growth {min(growth['csv']):.3f}-{max(growth['csv']):.3f}x")
+    for name in FORMATS[1:]:
+        print(
+            f"  {name:6} batch import of {args.import_rows:,} rows, staged: "
+            f"{min(imports[name]):.1%}-{max(imports[name]):.1%} of CSV's rows/s"
+        )
 
 
 if __name__ == "__main__":
