@@ -340,7 +340,10 @@ def _signature(path):
 def _check_content_is(file_format, path):
     """Refuse a file whose content is plainly another format than the one named."""
     found = _signature(path)
-    if found is file_format or (found is None and file_format in (FileFormat.CSV, FileFormat.NDJSON)):
+    # Text that starts like JSON may still be CSV when named so; an NDJSON file's bad first line is one bad row.
+    if found is file_format or (file_format is FileFormat.CSV and found in (None, FileFormat.JSON, FileFormat.NDJSON)):
+        return
+    if found is None and file_format is FileFormat.NDJSON:
         return
     if file_format is FileFormat.XLSX:
         raise InvalidFile(
