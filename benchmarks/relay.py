@@ -43,6 +43,7 @@ def run(args):
     from importdash.models import ImportJob, utcnow
     from importdash.runtime import get_runtime, stop_background
     from importdash.services import jobs
+    from importdash.services.reader import FileLimits
 
     workdir = common.scratch_dir("relay-")
     url = args.database_url or common.sqlite_url(workdir)
@@ -73,6 +74,7 @@ def run(args):
                     path=publisher.config["SAMPLE_FILE"],
                     source="relay-bench.csv",
                     max_line_length=publisher.config["MAX_LINE_LENGTH"],
+                    file_limits=FileLimits.from_config(publisher.config),
                 )
                 job_id = job.id
                 selector, streams = common.open_streams(server.port, f"/api/import/{job_id}/events", args.clients)

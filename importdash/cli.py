@@ -24,6 +24,7 @@ from .runtime import get_runtime
 from .services import checks, jobs, previews, schedules, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
+from .services.reader import FileLimits
 
 # `importdash <command>`: the flask command with this app, so `importdash run`, `importdash db upgrade` and every
 # command below work as they do under `flask --app importdash`.
@@ -119,13 +120,28 @@ def purge_command(age, yes):
     help="Only preview: print the mapping, the first rows, the category counts and the delivery estimate; "
     "write nothing.",
 )
-def import_command(path, mode, encoding, delimiter, mapping, template, dry_run):
-    """Import a file in the foreground with a progress bar; exit non-zero if the import fails."""
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice([member.value for member in FileFormat]),
+    help="The file's format (default: detected from its content, then its name's extension; else csv).",
+)
+@click.option("--sheet", help="The workbook sheet to import (xlsx; default: the active sheet).")
+def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, file_format, sheet):
+    """Import a CSV, Excel .xlsx, JSON or NDJSON file in the foreground with a progress bar; exit non-zero if the
+    import fails."""
     given = _mapped_fields(mapping)
     if dry_run:
         if isinstance(given, dict):
             raise click.UsageError("a dry run takes a whole mapping: --map both name and email, or none.")
-        options = {"encoding": encoding, "delimiter": delimiter, "mapping": given, "template": template}
+        options = {
+            "encoding": encoding,
+            "delimiter": delimiter,
+            "file_format": FileFormat(file_format) if file_format else None,
+            "sheet": sheet,
+            "mapping": given,
+            "template": template,
+        }
         _print_preview(path or current_app.config["SAMPLE_FILE"], options)
         return
     runtime = get_runtime()
@@ -153,7 +169,10 @@ def import_command(path, mode, encoding, delimiter, mapping, template, dry_run):
             mapping=given if isinstance(given, ColumnMapping) else None,
             mapped_fields=given if isinstance(given, dict) else None,
             template=template,
+            file_format=FileFormat(file_format) if file_format else None,
+            sheet=sheet,
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(current_app.config),
             lease=_own_lease(),
         )
     runtime.runner.submit(job.id)
@@ -195,7 +214,9 @@ def _print_preview(path, options):
     """Print what importing the file would do, as POST /api/import/preview shows it; exit 1 if it needs a mapping."""
     try:
         settings = previews.PreviewSettings.from_config(current_app.config)
-        preview = previews.preview_file(db.session, os.path.abspath(path), options, settings=settings)
+        preview = previews.preview_file(
+            db.session, os.path.abspath(path), options, file_name=os.path.basename(path), settings=settings
+        )
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
     if preview["mapping_required"] is not None:
@@ -876,6 +897,7 @@ def schedules_run_now_command(name):
             broker=runtime.broker,
             storage=runtime.storage,
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(current_app.config),
         )
     if run.job_id is None:
         raise click.ClickException(f"The run failed: {run.error}")

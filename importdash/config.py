@@ -177,6 +177,14 @@ class Config:
     # parse buffer, which takes 64 KiB reads, so it must stay well above that or large files are refused.
     MAX_FORM_MEMORY_SIZE = 500_000
     MAX_LINE_LENGTH = 1 << 20  # characters in one line of an uploaded file; a longer line refuses the file
+    # An .xlsx workbook is a ZIP archive: what it may unpack to is checked before any of it is read, so a zip
+    # bomb is refused at upload. Its shared-strings table is the one part openpyxl holds in memory whole (about
+    # 1.3 times its XML's size: benchmarks/formats.py), so it has its own cap.
+    XLSX_MAX_UNCOMPRESSED_MB = 1024  # every part of a workbook unpacked, together
+    XLSX_MAX_COMPRESSION_RATIO = 100  # a workbook's unpacked size over its packed size
+    XLSX_MAX_SHARED_STRINGS_MB = 64  # the XML of a workbook's shared-strings table
+    JSON_MAX_DEPTH = 32  # levels of arrays and objects in a JSON or NDJSON upload, the top-level array counted
+    JSON_MAX_COLUMNS = 1_000  # different keys a JSON or NDJSON upload's records may use between them
 
     # Previews (POST /api/import/preview, `flask import --dry-run`, the dashboard's preview panel).
     PREVIEW_TTL_MINUTES = 30  # a previewed upload is kept this long for "Start import", then deleted by the sweep

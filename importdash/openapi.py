@@ -689,16 +689,17 @@ def _upload_operation(operation_id, mode, writes):
     return {
         **_operation(
             operation_id,
-            f"Start a {mode} import of the uploaded file, of a previewed one (its token in the field preview), "
-            "or of the bundled sample when neither is sent.",
+            f"Start a {mode} import of the uploaded file (CSV, Excel .xlsx, JSON or NDJSON), of a previewed one (its "
+            "token in the field preview), or of the bundled sample when neither is sent.",
             [_IDEMPOTENCY_KEY],
             {
                 "202": _json("JobEnvelope", "The file was checked and its import queued."),
                 "200": _REPLAYED,
                 "400": _error(
-                    "The file cannot be imported (not text, undecodable, a bad header, no rows), a bad option, or "
-                    "both a file and a preview token; mapping_required when its columns do not say surely which "
-                    "hold name and email (details: a ColumnMatch)."
+                    "The file cannot be imported (not text, undecodable, a bad header, no rows; a workbook or JSON "
+                    "over its limits, or not the format named), a bad option, or both a file and a preview token; "
+                    "mapping_required when its columns do not say surely which hold name and email (details: a "
+                    "ColumnMatch)."
                 ),
                 "404": _error("No preview has this token (started already, swept, never made), or no such template."),
                 "409": _error("Another request started the import of this preview first."),
@@ -721,29 +722,39 @@ def _upload_body(*, required):
                 "schema": {
                     "type": "object",
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "The file."},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The file: CSV (or other delimited text), Excel .xlsx, JSON (an array of "
+                            "objects) or NDJSON (one object per line).",
+                        },
                         "preview": {
                             "type": "string",
                             "description": "A preview's token instead of a file: its kept upload, read with the "
                             "preview's options unless this request sends others.",
                         },
+                        "format": {
+                            "type": "string",
+                            "enum": ["", *(member.value for member in FileFormat)],
+                            "description": "The file's format; detected when empty or omitted (a workbook or JSON by "
+                            "its content, else by the file name's extension, else CSV).",
+                        },
+                        "sheet": {
+                            "type": "string",
+                            "description": "The workbook sheet to import (xlsx); the active sheet when empty or "
+                            "omitted.",
+                        },
                         "encoding": {
                             "type": "string",
-                            "description": "The file's text encoding when it has no byte order mark "
-                            "(UTF-8 when empty or omitted), for example cp1252, latin-1 or shift_jis.",
+                            "description": "A CSV file's text encoding when it has no byte order mark (UTF-8 when "
+                            "empty or omitted), for example cp1252, latin-1 or shift_jis.",
                         },
                         "delimiter": {
                             "type": "string",
                             "enum": ["", *DELIMITERS, *DELIMITERS.values()],
-                            "description": "The field separator, as a character or by name; detected from "
+                            "description": "A CSV file's field separator, as a character or by name; detected from "
                             "the header when empty or omitted.",
                         },
-                        "format": {
-                            "type": "string",
-                            "enum": ["", *(choice.value for choice in FileFormat)],
-                            "description": "How the file is read; detected when empty or omitted.",
-                        },
-                        "sheet": {"type": "string", "description": "The workbook sheet to read (xlsx)."},
                         "mapping": {
                             "type": "string",
                             "contentMediaType": "application/json",

@@ -19,6 +19,7 @@ from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
+from .services.reader import FileLimits
 from .services.relay import (
     DatabaseOutbox,
     PostgresNotify,
@@ -201,6 +202,7 @@ def init_app(app):
         poll_seconds=config["SCHEDULE_POLL_SECONDS"],
         abandoned_run_seconds=config["SCHEDULE_ABANDONED_RUN_SECONDS"],
         max_line_length=config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(config),
     )
     app.extensions["importdash"] = Runtime(
         bucket=bucket,

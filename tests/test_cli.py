@@ -302,3 +302,25 @@ def test_retry_sends_failed_deliveries_again_in_the_foreground(runner, write_csv
     assert job.retries == 1 and job.lease_owner is None
     nothing_left = runner.invoke(args=["retry", str(job_id)])
     assert nothing_left.exit_code == 1 and "has no failed deliveries to retry" in nothing_left.output
+
+
+def test_import_takes_the_format_and_the_sheet(runner, tmp_path):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Notes"
+    clients = book.create_sheet("Clients")
+    clients.append(["name", "email"])
+    clients.append(["Ada", "ada@example.com"])
+    path = tmp_path / "book.bin"
+    book.save(path)
+
+    refused = runner.invoke(args=["import", str(path), "--format", "json"])
+    assert refused.exit_code != 0 and "is an Excel .xlsx workbook, not JSON" in refused.output
+    refused = runner.invoke(args=["import", str(path), "--sheet", "Contacts"])
+    assert refused.exit_code != 0 and 'its sheets are "Notes", "Clients"' in refused.output
+
+    result = runner.invoke(args=["import", str(path), "--format", "xlsx", "--sheet", "Clients"])
+    assert result.exit_code == 0, result.output
+    assert db.session.scalars(select(Record.email)).all() == ["ada@example.com"]
+    assert db.session.scalars(select(ImportJob.sheet)).all() == ["Clients"]

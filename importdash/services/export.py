@@ -28,7 +28,10 @@ def neutralise(value: object) -> str:
 
 
 def source_keys(path: str, encoding: str, delimiter: str) -> list[str]:
-    """The keys the job's rows were stored under: its file's columns, or name, email, company if it is gone."""
+    """The keys a CSV job's rows were stored under: its file's columns, or name, email, company if it is gone.
+
+    For the jobs made before a job kept its columns (ImportJob.columns), which were all CSV.
+    """
     try:
         return read_header(path, encoding, delimiter)
     except (OSError, InvalidFile):

@@ -16,10 +16,8 @@ from ..errors import ApiError
 from ..models import ErrorCategory, JobAction, JobMode, JobStatus
 from .broker import EventBroker
 from .delivery import Deliverer
-from .jobs import publish_job, remove_ended_uploads
+from .jobs import open_job_file, publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
-from .mapping import ColumnMapping
-from .reader import CsvSource
 from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
@@ -125,7 +123,6 @@ class Importer:
         """
         job = self.ledger.job()
         key, mode, cursor = job.key, JobMode(job.mode), job.cursor
-        path, encoding, delimiter, mapping = job.path, job.encoding, job.delimiter, ColumnMapping.from_json(job.mapping)
         self.key_prefix = key
         if job.cancel_requested:
             self.stop.cancel()
@@ -148,7 +145,7 @@ class Importer:
                     "never read; import the file again for them."
                 )
             return None
-        with CsvSource(lambda: self.storage.open(path), encoding, delimiter, mapping) as source:
+        with open_job_file(job, self.storage) as source:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.

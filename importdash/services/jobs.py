@@ -42,8 +42,8 @@ from .dialects import statements_for
 from .export import errors_csv, results_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
-from .reader import FileFormat as CheckedFile
-from .reader import FileSource, check_file, count_rows, estimate_rows, open_binary
+from .reader import CheckedFile, FileLimits, TableSource, check_file, estimate_rows
+from .rows import FileSource, open_binary
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
 
@@ -88,6 +88,7 @@ def create_job(
     path: str,
     source: str,
     max_line_length: int,
+    file_limits: FileLimits,
     encoding: str | None = None,
     delimiter: str | None = None,
     file_format: FileFormat | None = None,
@@ -134,7 +135,9 @@ def create_job(
         mapped_fields=mapped_fields,
         template=template,
         duplicate_policy=duplicate_policy,
+        file_name=source,
         max_line_length=max_line_length,
+        file_limits=file_limits,
     )
     # A repeated request is checked like the first (a bad one is refused), then answered with the first's job.
     if idempotency_key is not None and (started := job_for_key(session, idempotency_key)) is not None:
@@ -142,8 +145,10 @@ def create_job(
     total = estimate = None
     if mode is JobMode.DEFAULT:
         # The bundled sample is small: counting first lets its progress show a percentage from the start.
-        total = count_rows(readable, upload.file.encoding, upload.file.delimiter, upload.file.mapping)
-    else:  # the file's line breaks, one more pass in blocks: the page shows progress against it until the end
+        with upload.file.open(readable) as rows:
+            total = rows.count()
+    elif upload.file.file_format in (FileFormat.CSV, FileFormat.NDJSON):
+        # The file's line breaks, one more pass in blocks: the page shows progress against it until the end.
         with open_binary(readable) as file:
             estimate = estimate_rows(file)
     key = path if store_in is None or preview_token is not None else store_in.save_file(path)
@@ -153,6 +158,8 @@ def create_job(
         path=key,
         encoding=upload.file.encoding,
         delimiter=upload.file.delimiter,
+        file_format=upload.file.file_format.value,
+        sheet=upload.file.sheet,
         columns=upload.file.columns,
         mapping=upload.file.mapping.to_json(),
         duplicate_policy=upload.options.duplicate_policy.value,
@@ -205,7 +212,9 @@ def check_upload(
     mapped_fields: dict | None,
     template: str | None,
     duplicate_policy: DuplicatePolicy | None,
+    file_name: str | None,
     max_line_length: int,
+    file_limits: FileLimits,
 ) -> CheckedUpload:
     """Check a file the way an import would read it, with the options an upload names; raise InvalidFile naming
     what is wrong, or MappingRequired when the columns must be mapped. A job and a preview are checked alike.
@@ -224,32 +233,32 @@ def check_upload(
         mapping=mapping,
         duplicate_policy=duplicate_policy,
     )
-    if options.file_format not in (None, FileFormat.CSV):
-        raise InvalidFile(f"{options.file_format.value} files cannot be read yet.")  # #13's formats read them
-    checked, chosen = _check_mapped(
-        session,
-        path,
-        encoding=options.encoding,
-        delimiter=options.delimiter,
-        mapping=options.mapping,
-        mapped_fields=mapped_fields,
-        max_line_length=max_line_length,
-    )
+
+    def check(mapping):
+        return check_file(
+            path,
+            file_format=options.file_format,
+            file_name=file_name,
+            encoding=options.encoding,
+            delimiter=options.delimiter,
+            sheet=options.sheet,
+            mapping=mapping,
+            max_line_length=max_line_length,
+            limits=file_limits,
+        )
+
+    checked, chosen = _check_mapped(session, check, mapping=options.mapping, mapped_fields=mapped_fields)
     return CheckedUpload(checked, options, chosen)
 
 
-def _check_mapped(session, path, *, encoding, delimiter, mapping, mapped_fields, max_line_length):
+def _check_mapped(session, check, *, mapping, mapped_fields):
     """Check the file with the mapping given, and say whether a person chose it; without one, with the mapping
     remembered for its columns, else the one match_columns finds (MappingRequired when it is unsure).
 
     Memory wins over automatic matching: a person chose it for exactly these columns. Some fields given
     (mapped_fields) are completed by matching the others, which takes a first look at the file's columns.
+    check(mapping) checks the file read with a mapping (None: the one match_columns finds).
     """
-
-    def check(mapping):
-        return check_file(
-            path, encoding=encoding, delimiter=delimiter, mapping=mapping, max_line_length=max_line_length
-        )
 
     if mapping is not None and mapped_fields:  # the fields given win over the template's
         mapping = ColumnMapping.from_json(mapping.to_json() | mapped_fields)
@@ -288,6 +297,21 @@ def _remember(session, columns, mapping):
 def _use_preview(session, token):
     """Delete the preview a job is started from, in the job's transaction; False if another request took it."""
     return session.execute(delete(ImportPreview).where(ImportPreview.token == token)).rowcount == 1
+
+
+def open_job_file(job: ImportJob, storage: UploadStorage) -> TableSource:
+    """Open the job's file from the store the way its check found (format, encoding, delimiter, sheet, columns,
+    mapping), its header read: what every run of the job reads its rows from."""
+    key = job.path  # read now: the stream is opened again later, when the job's session may be mid-transaction
+    how = CheckedFile(
+        encoding=job.encoding,
+        delimiter=job.delimiter,
+        columns=job.columns,
+        mapping=ColumnMapping.from_json(job.mapping),
+        file_format=FileFormat(job.file_format),
+        sheet=job.sheet,
+    )
+    return how.open(lambda: storage.open(key))
 
 
 def _discard(storage, key):

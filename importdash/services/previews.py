@@ -23,8 +23,8 @@ from ..models import ANONYMOUS_USER, DuplicatePolicy, FileFormat, ImportPreview,
 from .dialects import database_now, lease_expiry
 from .jobs import check_upload, display_name
 from .mapping import ColumnMapping
-from .reader import CsvSource, FileSource
-from .reader import FileFormat as CheckedFile
+from .reader import CheckedFile, FileLimits
+from .rows import FileSource
 from .storage import StoreUnavailable, UploadStorage
 from .validator import Contact, Rejection, validate
 
@@ -49,6 +49,7 @@ class PreviewSettings:
     records_per_call: int
     rate_per_second: float  # downstream calls per second; 0: no limit
     max_line_length: int
+    file_limits: FileLimits
     ttl_minutes: float
 
     @classmethod
@@ -59,6 +60,7 @@ class PreviewSettings:
             records_per_call=config["RECORDS_PER_CALL"],
             rate_per_second=config["RATE_PER_SECOND"],
             max_line_length=config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(config),
             ttl_minutes=config["PREVIEW_TTL_MINUTES"],
         )
 
@@ -88,7 +90,7 @@ def summarize(
     # emails share a hash with odds of about 1 in 10^7 at that size, and then only the preview's count is off.
     seen: set[int] = set()
     waiting: list[tuple[Contact, dict | None]] = []  # valid rows whose emails are not looked up yet
-    with CsvSource(source, checked.encoding, checked.delimiter, checked.mapping) as reader:
+    with checked.open(source) as reader:
         for source_row in reader.rows():
             outcome = validate(source_row)
             shown = _shown(source_row) if len(summary.rows) < shown_rows else None
@@ -156,7 +158,12 @@ def estimate(records: int, *, records_per_call: int, rate_per_second: float) -> 
 
 
 def preview_file(
-    session: Session, source: FileSource, options: Mapping[str, Any], *, settings: PreviewSettings
+    session: Session,
+    source: FileSource,
+    options: Mapping[str, Any],
+    *,
+    file_name: str | None,
+    settings: PreviewSettings,
 ) -> dict:
     """Check and read a file with the upload's options, writing nothing; return what a preview shows.
 
@@ -165,7 +172,15 @@ def preview_file(
     """
     try:
         reading = {name: options.get(name) for name in OPTION_NAMES}
-        upload = check_upload(session, source, mapped_fields=None, max_line_length=settings.max_line_length, **reading)
+        upload = check_upload(
+            session,
+            source,
+            mapped_fields=None,
+            file_name=file_name,
+            max_line_length=settings.max_line_length,
+            file_limits=settings.file_limits,
+            **reading,
+        )
     except MappingRequired as error:
         return {
             "columns": error.details["columns"],
@@ -217,7 +232,7 @@ def create_preview(
     A file refused by the check is not kept; one whose columns must be mapped is, so that the user can map them
     and preview again by the token without sending the file again.
     """
-    answer = preview_file(session, path, options, settings=settings)
+    answer = preview_file(session, path, options, file_name=source, settings=settings)
     key = storage.save_file(path)
     preview = ImportPreview(
         token=secrets.token_urlsafe(32),
@@ -252,7 +267,9 @@ def refresh_preview(
     upload PREVIEW_TTL_MINUTES more; return the preview. A refused file leaves the preview as it was."""
     preview = get_preview(session, token)
     options = {**preview_options(preview), **changes}
-    answer = preview_file(session, functools.partial(storage.open, preview.path), options, settings=settings)
+    answer = preview_file(
+        session, functools.partial(storage.open, preview.path), options, file_name=preview.source, settings=settings
+    )
     kept = session.execute(
         update(ImportPreview)
         .where(ImportPreview.token == token)

@@ -1,4 +1,10 @@
-"""Read contact rows from a CSV file with the stdlib csv module, after checking the file once at upload.
+"""Read contact rows from a file in any format the app reads, after checking the file once at upload.
+
+CSV (delimited text, read with the stdlib csv module) lives here; Excel workbooks in workbook.py and JSON in
+jsonrows.py. Every format gives a TableSource (rows.py): numbered rows of text cells under a header, turned
+into SourceRows through the job's column mapping the same way. check_file says which format a file is (the one
+named, else its content's signature, else its name's extension, else CSV) and how to read it, a CheckedFile;
+CheckedFile.open opens it that way again, which is what a job's run does from the options the job stored.
 
 A file is given as a path, or as a function that opens it as a binary stream from the start (a stored upload,
 which may be in the database or a bucket): reading is sequential, and reading again opens it again.
@@ -7,22 +13,60 @@ which may be in the database or a bucket): reading is sequential, and reading ag
 import codecs
 import csv
 import io
+import itertools
 import os
 import re
-from collections.abc import Callable, Iterator
+import zipfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from ..errors import ApiError, InvalidFile, MappingRequired
-from ..models import DEFAULT_ENCODING
-from .mapping import ColumnMapping, match_columns
+from ..errors import ApiError, InvalidFile
+from ..models import DEFAULT_ENCODING, FileFormat
+from .jsonrows import JsonLimits, JsonSource, NdjsonSource, check_json, check_ndjson
+from .mapping import ColumnMapping
+from .rows import (
+    EXTRA_KEY,
+    FileSource,
+    SourceRow,
+    TableSource,
+    Unreadable,
+    check_header,
+    is_blank,
+    open_binary,
+)
+from .workbook import WorkbookLimits, XlsxSource, check_archive, is_workbook
+
+__all__ = [  # SourceRow and EXTRA_KEY are rows.py's, named here too for the modules that read files through this one
+    "EXTRA_KEY",
+    "CheckedFile",
+    "CsvSource",
+    "FileLimits",
+    "FileSource",
+    "SourceRow",
+    "TableSource",
+    "check_file",
+    "count_rows",
+    "detect_format",
+    "open_binary",
+    "open_source",
+    "parse_delimiter",
+    "parse_encoding",
+    "read_header",
+]
 
 REQUIRED_COLUMNS = ("name", "email")
-EXTRA_KEY = "_extra"  # where a row's cells beyond the header go in SourceRow.data
 DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}  # the ones detected or accepted by name
 _SCAN_CHUNK_BYTES = 1 << 20  # read size while checking a file
 _SNIFF_BYTES = 4096  # the start of a file, looked at for signs of what it is
-_LISTED_COLUMNS = 20  # header names quoted in an error message
+# A file name's extension names its format when its content does not say.
+_EXTENSIONS = {
+    ".xlsx": FileFormat.XLSX,
+    ".json": FileFormat.JSON,
+    ".ndjson": FileFormat.NDJSON,
+    ".jsonl": FileFormat.NDJSON,
+}
+_ZIP_SIGNATURE = b"PK\x03\x04"
 
 # A byte order mark names its encoding; the UTF-32 marks come first because UTF-32-LE's begins with UTF-16-LE's.
 _BYTE_ORDER_MARKS = (
@@ -39,20 +83,32 @@ _BINARY_SIGNATURES = (
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
     (b"%PDF-", "a PDF document"),
-    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook is one)"),
+    (_ZIP_SIGNATURE, "a ZIP archive"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook or another old Office document"),
     (b"\x1f\x8b", "a gzip-compressed file"),
 )
 # The line breaks the csv reader sees in a file opened with newline="".
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-# A path on this machine, or a function that opens the file as a binary stream read from its start.
-FileSource = str | os.PathLike[str] | Callable[[], BinaryIO]
 
+@dataclass(frozen=True)
+class FileLimits:
+    """What a file of each format may hold beyond the line length; over a limit it is refused at upload."""
 
-def open_binary(source: FileSource) -> BinaryIO:
-    """Open the file as a binary stream at its start."""
-    return source() if callable(source) else open(source, "rb")
+    workbook: WorkbookLimits
+    json: JsonLimits
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "FileLimits":
+        megabyte = 1 << 20
+        return cls(
+            workbook=WorkbookLimits(
+                max_uncompressed_bytes=config["XLSX_MAX_UNCOMPRESSED_MB"] * megabyte,
+                max_compression_ratio=config["XLSX_MAX_COMPRESSION_RATIO"],
+                max_shared_strings_bytes=config["XLSX_MAX_SHARED_STRINGS_MB"] * megabyte,
+            ),
+            json=JsonLimits(max_depth=config["JSON_MAX_DEPTH"], max_columns=config["JSON_MAX_COLUMNS"]),
+        )
 
 
 def _open_text(source, encoding):
@@ -66,29 +122,50 @@ def _open_text(source, encoding):
 
 
 @dataclass(frozen=True, slots=True)
-class SourceRow:
-    """Hold one data row as read from the file, numbered as a spreadsheet would number it."""
-
-    row: int
-    name: str | None
-    email: str | None
-    company: str | None
-    data: dict
-    problem: str | None
-    extra: dict | None = None  # the kept columns not mapped to name, email or company: column -> value
-
-
-@dataclass(frozen=True, slots=True)
-class FileFormat:
-    """Say how to read a file that check_file accepted."""
+class CheckedFile:
+    """Say how to read a file that check_file accepted (and a job stored): everything open_source needs."""
 
     encoding: str
     delimiter: str
-    columns: list[str]
-    mapping: ColumnMapping
+    columns: list[str] | None  # the header as read (a job from before they were kept: None, its CSV's own)
+    mapping: ColumnMapping | None  # None: match_columns decides (a job from before mappings)
+    file_format: FileFormat = FileFormat.CSV
+    sheet: str | None = None  # the workbook sheet read (xlsx)
+
+    def open(self, source: FileSource) -> TableSource:
+        """Open the file this way and read its header."""
+        return open_source(
+            source,
+            file_format=self.file_format,
+            encoding=self.encoding,
+            delimiter=self.delimiter,
+            sheet=self.sheet,
+            columns=self.columns,
+            mapping=self.mapping,
+        )
 
 
-class CsvSource:
+def open_source(
+    source: FileSource,
+    *,
+    file_format: FileFormat,
+    encoding: str,
+    delimiter: str,
+    sheet: str | None,
+    columns: list[str] | None,
+    mapping: ColumnMapping | None,
+) -> TableSource:
+    """Open a checked file the way check_file found (a job's stored options) and read its header."""
+    if file_format is FileFormat.XLSX:
+        return XlsxSource(source, sheet, mapping)
+    if file_format is FileFormat.JSON:
+        return JsonSource(source, columns, mapping)
+    if file_format is FileFormat.NDJSON:
+        return NdjsonSource(source, columns, mapping)
+    return CsvSource(source, encoding, delimiter, mapping)
+
+
+class CsvSource(TableSource):
     """Open a contact CSV file, check its header, and iterate its data rows."""
 
     def __init__(
@@ -107,59 +184,32 @@ class CsvSource:
         except LookupError:
             raise InvalidFile(f'"{encoding}" is not a known text encoding.') from None
         try:
-            self._header_row, self.columns = self._read_header()
-            _check_header(self.columns)
-            self.mapping = mapping or _matched(self.columns)
-            self._bound = self.mapping.bind(self.columns)
+            self._header_row, columns = self._read_header()
+            self._bind(columns, mapping)
         except BaseException:
             self._file.close()
             raise
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
     def close(self) -> None:
         """Close the underlying file."""
         self._file.close()
 
-    def rows(self, start_after: int = 0) -> Iterator[SourceRow]:
-        """Yield the data rows numbered above start_after, in file order."""
+    def numbered_cells(self, start_after: int) -> Iterator[tuple[int, list[str] | Unreadable]]:
         reader, row = self._reader_after(start_after)
-        assemble = self._bound.assemble
-        keys = self.columns
-        width = len(keys)
+        # zip draws each row's number before its record, so a record that raises has used its number up.
+        numbers = itertools.count(row + 1)
         while True:
             try:
-                for cells in reader:
-                    row += 1
-                    if len(cells) == width:
-                        name, email, company, extra = assemble(cells)
-                        yield SourceRow(row, name, email, company, dict(zip(keys, cells, strict=False)), None, extra)
-                    elif not _is_blank(cells):
-                        yield self._ragged_row(row, cells)
+                yield from zip(numbers, reader, strict=False)
                 return
             except csv.Error as error:
                 # One unreadable record (a field over the csv module's limit) is one bad row; reading goes on
                 # at the next line.
-                row += 1
-                yield SourceRow(row, None, None, None, {}, _record_problem(row, error))
+                row = next(numbers) - 1
+                yield row, Unreadable(_record_problem(row, error))
+                numbers = itertools.count(row + 1)
             except UnicodeError as error:
                 raise self._undecodable(error) from None
-
-    def count(self) -> int:
-        """Count the data rows that rows() would yield."""
-        reader, _row = self._reader_after(0)
-        count = 0
-        try:
-            for cells in _records(reader):
-                if isinstance(cells, csv.Error) or not _is_blank(cells):
-                    count += 1
-        except UnicodeError as error:
-            raise self._undecodable(error) from None
-        return count
 
     def _read_header(self):
         reader = csv.reader(self._file, delimiter=self.delimiter)
@@ -167,7 +217,7 @@ class CsvSource:
         try:
             for cells in reader:
                 row += 1
-                if not _is_blank(cells):
+                if not is_blank(cells):
                     columns = [cell.strip() for cell in cells]
                     # Files read as plain "utf-8" keep their byte order mark in the first name.
                     columns[0] = columns[0].lstrip("\ufeff").strip()
@@ -200,16 +250,6 @@ class CsvSource:
             raise self._undecodable(error) from None
         return reader, row
 
-    def _ragged_row(self, row, cells):
-        width = len(self.columns)
-        size = len(cells)
-        data = dict(zip(self.columns, cells, strict=False))
-        if size > width:
-            data[EXTRA_KEY] = cells[width:]
-        fields = "field" if size == 1 else "fields"
-        name, email, company, extra = self._bound.assemble(cells)
-        return SourceRow(row, name, email, company, data, f"row {row} has {size} {fields}, expected {width}", extra)
-
     def _undecodable(self, error):
         """Explain a decoding failure met while reading, locating the bad byte with a scan of the file."""
         for _text in _text_blocks(self.source, self.encoding):
@@ -217,28 +257,113 @@ class CsvSource:
         return InvalidFile(f"The file is not valid {_label(self.encoding)} text: {error}.")
 
 
+def detect_format(path: FileSource, file_name: str | None) -> FileFormat:
+    """The file's format by its content's signature (a workbook; a JSON array or object first), else by its
+    name's extension, else CSV."""
+    signature = _signature(path)
+    if signature is not None:
+        return signature
+    extension = os.path.splitext(file_name or "")[1].lower()
+    return _EXTENSIONS.get(extension, FileFormat.CSV)
+
+
 def check_file(
     path: FileSource,
     *,
+    file_format: FileFormat | None = None,
+    file_name: str | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
+    sheet: str | None = None,
     mapping: ColumnMapping | None = None,
     max_line_length: int,
-) -> FileFormat:
+    limits: FileLimits,
+) -> CheckedFile:
     """Check that a file can be imported and say how to read it; raise InvalidFile naming what is wrong.
 
-    One pass over the file in blocks (memory stays flat) refuses binary files, text that does not decode in
-    the encoding (a byte order mark decides it; otherwise the one named, or UTF-8) and lines longer than
-    max_line_length. The delimiter is the one named, or the one that splits the header into the needed columns.
-    Without a mapping the columns must match confidently (MappingRequired, with suggestions, otherwise).
+    Without a file_format the file's content (else file_name's extension) decides it; a format named for a file
+    whose content is another is refused. Without a mapping the columns must match confidently
+    (MappingRequired, with suggestions, otherwise). Each format has its own checks, each a pass over the file
+    in blocks (memory stays flat): see _check_csv, workbook.check_archive and jsonrows.check_json.
+    """
+    if file_format is None:
+        file_format = detect_format(path, file_name)
+    else:
+        _check_content_is(file_format, path)
+    columns = None
+    if file_format is FileFormat.CSV:
+        encoding, delimiter = _check_csv(path, encoding, delimiter, max_line_length)
+    else:
+        # The encoding and delimiter are CSV's; a workbook or JSON names its own (JSON is UTF-8, RFC 8259).
+        encoding, delimiter = DEFAULT_ENCODING, ","
+        if file_format is FileFormat.XLSX:
+            check_archive(path, limits.workbook)
+        elif file_format is FileFormat.JSON:
+            columns = check_json(path, limits.json)
+        else:
+            columns = check_ndjson(path, limits.json, max_line_length=max_line_length)
+    with CheckedFile(encoding, delimiter, columns, mapping, file_format, sheet).open(path) as source:
+        if next(source.rows(), None) is None:
+            raise InvalidFile("The file has a header but no data rows: there is nothing to import.")
+        sheet = getattr(source, "sheet", None)  # the workbook's active sheet when none was named
+        return CheckedFile(encoding, delimiter, source.columns, source.mapping, file_format, sheet)
+
+
+def _check_csv(path, encoding, delimiter, max_line_length):
+    """Check a CSV file and return its encoding and delimiter.
+
+    One pass over the file in blocks refuses binary files, text that does not decode in the encoding (a byte
+    order mark decides it; otherwise the one named, or UTF-8) and lines longer than max_line_length. The
+    delimiter is the one named, or the one that splits the header into the needed columns.
     """
     encoding = _choose_encoding(path, encoding)
     _scan(path, encoding, max_line_length)
     delimiter = parse_delimiter(delimiter) if delimiter else _detect_delimiter(path, encoding)
-    with CsvSource(path, encoding, delimiter, mapping) as source:
-        if next(source.rows(), None) is None:
-            raise InvalidFile("The file has a header but no data rows: there is nothing to import.")
-        return FileFormat(encoding, delimiter, source.columns, source.mapping)
+    return encoding, delimiter
+
+
+def _signature(path):
+    """The format the file's first bytes show (a workbook, a JSON array, an object first), or None."""
+    with open_binary(path) as file:
+        start = file.read(_SNIFF_BYTES)
+        if start.startswith(_ZIP_SIGNATURE):
+            try:
+                file.seek(0)
+                with zipfile.ZipFile(file) as archive:
+                    return FileFormat.XLSX if is_workbook(archive) else None
+            except (zipfile.BadZipFile, OSError, EOFError):
+                return None
+    first = start.removeprefix(codecs.BOM_UTF8).lstrip()[:1]
+    return {b"[": FileFormat.JSON, b"{": FileFormat.NDJSON}.get(first)
+
+
+def _check_content_is(file_format, path):
+    """Refuse a file whose content is plainly another format than the one named."""
+    found = _signature(path)
+    # Text that starts like JSON may still be CSV when named so; an NDJSON file's bad first line is one bad row.
+    if found is file_format or (file_format is FileFormat.CSV and found in (None, FileFormat.JSON, FileFormat.NDJSON)):
+        return
+    if found is None and file_format is FileFormat.NDJSON:
+        return
+    if file_format is FileFormat.XLSX:
+        raise InvalidFile(
+            "The file is not an Excel .xlsx workbook"
+            + (f" but looks like {found.value.upper()}; choose that format" if found else "")
+            + ", or leave the format out to have it detected."
+        )
+    if found is FileFormat.XLSX:
+        raise InvalidFile(
+            f"The file is an Excel .xlsx workbook, not {file_format.value.upper()}: choose the format xlsx, or "
+            "leave the format out to have it detected."
+        )
+    if file_format is FileFormat.JSON:
+        hint = " (it starts with {: for one object per line choose ndjson)" if found is FileFormat.NDJSON else ""
+        raise InvalidFile(f"The file is not a JSON array of objects: it does not start with [{hint}.")
+    if file_format is FileFormat.NDJSON:
+        raise InvalidFile(
+            "The file is one JSON array, not NDJSON (one object per line): choose the format json, or leave the "
+            "format out to have it detected."
+        )
 
 
 def read_header(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: str = ",") -> list[str]:
@@ -249,10 +374,10 @@ def read_header(path: FileSource, encoding: str = DEFAULT_ENCODING, delimiter: s
         raise InvalidFile(f'"{encoding}" is not a known text encoding.') from None
     with file:
         for cells in csv.reader(file, delimiter=delimiter):
-            if not _is_blank(cells):
+            if not is_blank(cells):
                 columns = [cell.strip() for cell in cells]
                 columns[0] = columns[0].lstrip("\ufeff").strip()
-                _check_header(columns)
+                check_header(columns)
                 return columns
     raise InvalidFile("The file is empty.")
 
@@ -435,55 +560,6 @@ def _record_problem(row, error):
     if "field limit" in str(error):
         return f"row {row} has a field longer than {csv.field_size_limit():,} characters (is a quote left open?)"
     return f"row {row} cannot be read as CSV ({error})"
-
-
-def _is_blank(cells):
-    return not cells or (len(cells) == 1 and not cells[0].strip())
-
-
-def _check_header(columns):
-    """Raise InvalidFile if a column of the header has no name, or two share one."""
-    unnamed = [str(number) for number, column in enumerate(columns, start=1) if not column]
-    if unnamed:
-        noun = "Column" if len(unnamed) == 1 else "Columns"
-        raise InvalidFile(
-            f"{noun} {', '.join(unnamed)} of the header {'has' if len(unnamed) == 1 else 'have'} no name; every "
-            f"column needs one. Columns found: {_listed(columns)}."
-        )
-    seen, repeated = set(), {}
-    for column in columns:
-        key = column.lower()
-        if key in seen:
-            repeated.setdefault(key, column)
-        seen.add(key)
-    if repeated:
-        names = ", ".join(f'"{name}"' for name in repeated.values())
-        raise InvalidFile(
-            f"The header repeats the column {'name' if len(repeated) == 1 else 'names'} {names}; "
-            "every column needs its own name."
-        )
-
-
-def _matched(columns):
-    """The mapping match_columns finds for the header; MappingRequired, with its suggestions, when it is unsure."""
-    match = match_columns(columns)
-    if match.mapping is None:
-        missing = [name for name in REQUIRED_COLUMNS if not match.suggestions.get(name)] or list(REQUIRED_COLUMNS)
-        needed = " and ".join(f'"{name}"' for name in missing)
-        noun, pronoun = ("column", "it") if len(missing) == 1 else ("columns", "them")
-        raise MappingRequired(
-            f"The header has no {needed} {noun}, nor one that clearly holds {pronoun}. Columns found: "
-            f"{_listed(columns)}. Map the columns (a mapping or a template) to say which hold {pronoun}.",
-            details=match.to_json(),
-        )
-    return match.mapping
-
-
-def _listed(columns):
-    listed = ", ".join(f'"{column}"' for column in columns[:_LISTED_COLUMNS])
-    if len(columns) > _LISTED_COLUMNS:
-        listed += f" and {len(columns) - _LISTED_COLUMNS} more"
-    return listed
 
 
 def _label(encoding):

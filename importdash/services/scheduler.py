@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from ..extensions import db
 from . import schedules
 from .broker import EventBroker
+from .reader import FileLimits
 from .sources import SourceFetcher
 from .storage import UploadStorage
 
@@ -38,6 +39,7 @@ class Scheduler:
         poll_seconds: float,
         abandoned_run_seconds: float,
         max_line_length: int,
+        file_limits: FileLimits,
     ):
         self.app = app
         self.runner = runner
@@ -47,6 +49,7 @@ class Scheduler:
         self.poll_seconds = poll_seconds
         self.abandoned_run_seconds = abandoned_run_seconds
         self.max_line_length = max_line_length
+        self.file_limits = file_limits
         self._stopping = threading.Event()
         self._thread = None
         self._failing = False
@@ -69,6 +72,7 @@ class Scheduler:
                     broker=self.broker,
                     storage=self.storage,
                     max_line_length=self.max_line_length,
+                    file_limits=self.file_limits,
                 )
                 job_ids = [run.job_id for run in runs if run.job_id is not None]
             finally:

@@ -32,6 +32,7 @@ from ..models import (
 from . import jobs, templates
 from .broker import EventBroker
 from .dialects import database_now
+from .reader import FileLimits
 from .sources import FetchedFile, check_source, discard
 from .storage import UploadStorage
 
@@ -383,6 +384,7 @@ def perform_run(
     broker: EventBroker,
     storage: UploadStorage,
     max_line_length: int,
+    file_limits: FileLimits,
 ) -> ScheduleRun:
     """Fetch a claimed run's file and create its import, as an upload's, with the schedule's template; or record
     why not on the run and the schedule. Returns the run; the import, if any, is its job_id (not yet submitted)."""
@@ -403,6 +405,7 @@ def perform_run(
             store_in=storage,
             started_by=f"schedule:{name}",
             max_line_length=max_line_length,
+            file_limits=file_limits,
         )
         job_id = job.id
     except ApiError as refused:  # a source refused, a file that is not one to import, a template gone
@@ -440,6 +443,7 @@ def run_due(
     broker: EventBroker,
     storage: UploadStorage,
     max_line_length: int,
+    file_limits: FileLimits,
 ) -> list[ScheduleRun]:
     """Claim and perform every schedule's due run (one per schedule, missed ones coalesced); return the runs this
     owner performed. A due time another instance claimed first is left to it."""
@@ -454,7 +458,13 @@ def run_due(
         if run_id is not None:
             performed.append(
                 perform_run(
-                    session, run_id, fetch=fetch, broker=broker, storage=storage, max_line_length=max_line_length
+                    session,
+                    run_id,
+                    fetch=fetch,
+                    broker=broker,
+                    storage=storage,
+                    max_line_length=max_line_length,
+                    file_limits=file_limits,
                 )
             )
     return performed
@@ -470,10 +480,19 @@ def run_now(
     broker: EventBroker,
     storage: UploadStorage,
     max_line_length: int,
+    file_limits: FileLimits,
 ) -> ScheduleRun:
     """Run a schedule once now, paused or not, besides its due times; 409 if a run for this very moment exists."""
     schedule = get_schedule(session, reference)
     run_id = claim_run(session, schedule, due_at=now, now=now, owner=owner)
     if run_id is None:
         raise Conflict(f"Schedule {schedule.name!r} has just been run; try again in a moment.")
-    return perform_run(session, run_id, fetch=fetch, broker=broker, storage=storage, max_line_length=max_line_length)
+    return perform_run(
+        session,
+        run_id,
+        fetch=fetch,
+        broker=broker,
+        storage=storage,
+        max_line_length=max_line_length,
+        file_limits=file_limits,
+    )

@@ -13,6 +13,7 @@ from ..runtime import get_runtime
 from ..security import current_user
 from ..services import jobs, previews
 from ..services.mapping import ColumnMapping
+from ..services.reader import FileLimits
 
 # The form fields of an upload besides the file, each read as text and parsed by its function (None: as sent).
 UPLOAD_FIELDS = {
@@ -83,7 +84,12 @@ def _start(mode, sample_only=False):
     config, runtime = current_app.config, get_runtime()
     key = _idempotency_key()
     upload, token, options = (None, None, {}) if sample_only else _upload_form()
-    options.update(started_by=current_user(), max_line_length=config["MAX_LINE_LENGTH"], idempotency_key=key)
+    options.update(
+        started_by=current_user(),
+        max_line_length=config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(config),
+        idempotency_key=key,
+    )
     try:
         if token is not None:
             # The upload kept by a preview, read the way it was previewed unless the request changes an option.

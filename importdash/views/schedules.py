@@ -13,6 +13,7 @@ from ..models import ImportJob
 from ..runtime import get_runtime
 from ..security import current_user
 from ..services import schedules
+from ..services.reader import FileLimits
 from . import page_args
 
 bp = Blueprint("schedules", __name__, url_prefix="/api/schedules")
@@ -101,6 +102,7 @@ def run_schedule(reference):
         broker=runtime.broker,
         storage=runtime.storage,
         max_line_length=current_app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(current_app.config),
     )
     if run.job_id is not None:
         runtime.runner.submit(run.job_id)

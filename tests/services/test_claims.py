@@ -14,6 +14,7 @@ from importdash.models import ImportJob
 from importdash.services import jobs, ledger
 from importdash.services.dialects import database_now, lease_expiry
 from importdash.services.ledger import JobLedger, Lease, claim_jobs, claimable_job_ids, release_claims
+from importdash.services.reader import FileLimits
 
 LEASE = 30
 
@@ -188,6 +189,7 @@ def test_a_job_created_with_its_owners_lease_cannot_be_claimed_by_another_proces
         path=str(path),
         source="contacts.csv",
         max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
         lease=Lease("cli-host:9:z", LEASE),
     )
 

@@ -10,6 +10,7 @@ from importdash.extensions import db
 from importdash.runtime import get_runtime
 from importdash.services import jobs
 from importdash.services.importer import describe_failure
+from importdash.services.reader import FileLimits
 
 SECRET_PATH = "/srv/importdash/instance/uploads/0123abcd.csv"
 
@@ -45,6 +46,7 @@ def test_a_job_whose_file_vanished_fails_saying_so_and_the_log_keeps_the_path(ap
         path=str(path),
         source="contacts.csv",
         max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
     )
     os.remove(path)
 

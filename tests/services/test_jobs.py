@@ -13,6 +13,7 @@ from importdash.models import ImportJob, JobAction, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
 from importdash.services.ledger import JobLedger
+from importdash.services.reader import FileLimits
 from importdash.services.validator import Contact
 
 
@@ -25,7 +26,11 @@ def app_config(request):
 def create(app, **options):
     settings = {"mode": "batch", "path": app.config["SAMPLE_FILE"], "source": "sample.csv"} | options
     return jobs.create_job(
-        db.session, get_runtime(app).broker, max_line_length=app.config["MAX_LINE_LENGTH"], **settings
+        db.session,
+        get_runtime(app).broker,
+        max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
+        **settings,
     )
 
 

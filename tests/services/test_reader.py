@@ -7,11 +7,14 @@ from importdash.config import Config
 from importdash.errors import InvalidFile
 from importdash.services.reader import (
     CsvSource,
+    FileLimits,
     SourceRow,
     check_file,
     count_rows,
     read_header,
 )
+
+LIMITS = FileLimits.from_config(vars(Config))
 
 
 @pytest.fixture
@@ -410,7 +413,7 @@ def test_check_file_reads_a_large_file_in_bounded_memory(write):
 
     tracemalloc.start()
     try:
-        file_format = check_file(path, max_line_length=Config.MAX_LINE_LENGTH)
+        file_format = check_file(path, max_line_length=Config.MAX_LINE_LENGTH, limits=LIMITS)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -429,7 +432,7 @@ def test_a_line_without_an_end_is_refused_without_reading_it_whole(write):
     tracemalloc.start()
     try:
         with pytest.raises(InvalidFile, match="Line 2 is longer than 1,048,576 characters"):
-            check_file(path, max_line_length=Config.MAX_LINE_LENGTH)
+            check_file(path, max_line_length=Config.MAX_LINE_LENGTH, limits=LIMITS)
         _current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

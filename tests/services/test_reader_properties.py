@@ -18,8 +18,10 @@ from importdash.config import Config
 from importdash.errors import ApiError, InvalidFile
 from importdash.models import ErrorCategory
 from importdash.services import reader
-from importdash.services.reader import DELIMITERS, CsvSource, SourceRow, check_file
+from importdash.services.reader import DELIMITERS, CsvSource, FileLimits, SourceRow, check_file
 from importdash.services.validator import Contact, Rejection, validate
+
+LIMITS = FileLimits.from_config(vars(Config))
 
 CATEGORIES = {category.value for category in ErrorCategory}
 
@@ -57,7 +59,7 @@ def read_everything(content, **options):
         file.write(content)
     try:
         try:
-            file_format = check_file(file.name, max_line_length=Config.MAX_LINE_LENGTH, **options)
+            file_format = check_file(file.name, max_line_length=Config.MAX_LINE_LENGTH, limits=LIMITS, **options)
         except ApiError as refusal:
             assert refusal.message and refusal.status_code == 400
             event("refused")
@@ -176,7 +178,7 @@ def test_byte_order_marks_name_the_encoding_whatever_was_asked(tmp_path, codec):
     path = tmp_path / "contacts.csv"
     path.write_bytes("name,email\nZoë,zoe@example.com\n".encode(codec))
 
-    file_format = check_file(path, encoding="cp1252", max_line_length=Config.MAX_LINE_LENGTH)
+    file_format = check_file(path, encoding="cp1252", max_line_length=Config.MAX_LINE_LENGTH, limits=LIMITS)
 
     assert file_format.encoding == codec
     with CsvSource(path, file_format.encoding, file_format.delimiter) as source:

@@ -15,6 +15,7 @@ from importdash.services.downstream import SimulatedDownstream
 from importdash.services.importer import Importer, ImportSettings, JobContext, StopSignal
 from importdash.services.jobs import create_job
 from importdash.services.ledger import JobLedger, claimable_job_ids
+from importdash.services.reader import FileLimits
 
 
 class ProcessDied(BaseException):
@@ -111,6 +112,7 @@ def test_a_job_whose_process_died_mid_delivery_is_taken_over_and_resends_only_wh
         db.session,
         get_runtime(app).broker,
         max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
         mode=mode,
         path=str(contacts),
         source="contacts.csv",
@@ -138,6 +140,7 @@ def test_a_stream_import_resumes_after_its_last_staged_row(app, contacts, wait_f
         db.session,
         get_runtime(app).broker,
         max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
         mode="stream",
         path=str(contacts),
         source="contacts.csv",
@@ -172,6 +175,7 @@ def test_shutdown_stops_after_the_call_in_flight_and_another_process_finishes_th
         db.session,
         get_runtime(app).broker,
         max_line_length=app.config["MAX_LINE_LENGTH"],
+        file_limits=FileLimits.from_config(app.config),
         mode="batch",
         path=str(contacts),
         source="contacts.csv",

@@ -18,6 +18,7 @@ from importdash.extensions import db
 from importdash.models import ImportJob, OutboxEvent, utcnow
 from importdash.runtime import get_runtime, stop_background
 from importdash.services import jobs
+from importdash.services.reader import FileLimits
 from importdash.services.relay import Announcement, DatabaseOutbox, RelayListener, RelaySender
 
 SLACK = 3  # shared, noisy machines: waits for another thread are this many times what they need
@@ -315,6 +316,7 @@ def test_the_transport_carries_an_announcement_to_a_listener_on_the_test_databas
             path=app.config["SAMPLE_FILE"],
             source="s.csv",
             max_line_length=app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(app.config),
         )
         heard = []
         for _ in range(50):
@@ -341,6 +343,7 @@ def test_an_import_run_here_reaches_the_other_process_streams_once_each(app, sec
             path=app.config["SAMPLE_FILE"],
             source="s.csv",
             max_line_length=app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(app.config),
         )
         get_runtime(app).runner.submit(job.id)
         final = wait_for_job(job.id)
@@ -402,6 +405,7 @@ def test_the_listener_rides_out_a_database_outage_and_catches_up_with_what_it_mi
             path=app.config["SAMPLE_FILE"],
             source="s.csv",
             max_line_length=app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(app.config),
         )
         stream = get_runtime(other).broker.subscribe(job.id)
 

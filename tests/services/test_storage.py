@@ -12,11 +12,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 from urllib3.exceptions import ProtocolError
 
+from importdash.config import Config
 from importdash.extensions import db
 from importdash.models import UploadChunk
 from importdash.runtime import get_runtime
 from importdash.services.ledger import DatabaseUnavailable, OutagePolicy
-from importdash.services.reader import CsvSource, check_file, count_rows
+from importdash.services.reader import CsvSource, FileLimits, check_file, count_rows
 from importdash.services.storage import (
     DatabaseStore,
     LocalStore,
@@ -25,6 +26,8 @@ from importdash.services.storage import (
     UploadStorage,
     build_storage,
 )
+
+LIMITS = FileLimits.from_config(vars(Config))
 
 # Sizes that cross chunk boundaries, including none at all and exactly one chunk.
 CHUNK = 1000
@@ -293,8 +296,9 @@ def test_a_stored_file_is_checked_like_a_local_one(app, storage):
     key = storage.save(io.BytesIO(bad))
 
     with pytest.raises(Exception, match="byte 0xE9 at byte position .* \\(line 52\\)"):
-        check_file(lambda: storage.open(key), max_line_length=1000)
-    assert check_file(lambda: storage.open(key), encoding="latin-1", max_line_length=1000).columns == ["name", "email"]
+        check_file(lambda: storage.open(key), max_line_length=1000, limits=LIMITS)
+    checked = check_file(lambda: storage.open(key), encoding="latin-1", max_line_length=1000, limits=LIMITS)
+    assert checked.columns == ["name", "email"]
 
 
 # Memory.

@@ -114,8 +114,8 @@ def test_a_png_renamed_csv_is_refused_before_anything_is_written(refused):
     )
 
 
-def test_an_excel_workbook_is_refused_saying_what_it_is(refused):
-    assert "ZIP archive (an Excel .xlsx workbook is one)" in refused(b"PK\x03\x04\x14\x00\x06\x00" + bytes(100))
+def test_a_zip_archive_that_is_no_workbook_is_refused_saying_what_it_is(refused):
+    assert "a ZIP archive, not CSV text" in refused(b"PK\x03\x04\x14\x00\x06\x00" + bytes(100))
 
 
 def test_nul_bytes_are_refused_as_binary(refused):

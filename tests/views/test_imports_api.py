@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from importdash.extensions import db
 from importdash.models import Record, RowError
 from importdash.runtime import get_runtime
+from importdash.services.reader import FileLimits
 
 CATEGORIES = {"duplicate", "missing_value", "invalid_format", "other"}
 
@@ -273,6 +274,7 @@ def test_two_requests_with_one_key_at_once_start_one_job(app):
                         path=app.config["SAMPLE_FILE"],
                         source="sample.csv",
                         max_line_length=app.config["MAX_LINE_LENGTH"],
+                        file_limits=FileLimits.from_config(app.config),
                         idempotency_key="same",
                     ).id
                 )

@@ -13,6 +13,7 @@ from importdash.extensions import db
 from importdash.models import ImportJob, ImportPreview, Record, RowError, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
+from importdash.services.reader import FileLimits
 
 HEADER = "name,email,company\n"
 ROWS = [
@@ -248,6 +249,7 @@ def test_a_token_starts_one_import_only_even_when_two_requests_race(app, client)
             path=path,
             source=source,
             max_line_length=app.config["MAX_LINE_LENGTH"],
+            file_limits=FileLimits.from_config(app.config),
             store_in=runtime.storage,
             preview_token=token,
         )

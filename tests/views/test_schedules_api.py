@@ -13,6 +13,7 @@ from importdash.extensions import db
 from importdash.models import ImportJob, Schedule, ScheduleRun
 from importdash.runtime import get_runtime
 from importdash.services import schedules
+from importdash.services.reader import FileLimits
 
 CSV = "Name,Email\n" + "".join(f"P{n},p{n}@example.com\n" for n in range(20))
 
@@ -233,6 +234,7 @@ def test_claimers_racing_for_one_due_run_start_one_import(app, client, template)
                     broker=runtime.broker,
                     storage=runtime.storage,
                     max_line_length=app.config["MAX_LINE_LENGTH"],
+                    file_limits=FileLimits.from_config(app.config),
                 )
                 results.append([run.job_id for run in runs])
             except Exception as error:  # noqa: BLE001 - reported below
