@@ -12,7 +12,7 @@ from flask import current_app
 from . import schema
 from .errors import ApiError
 from .extensions import db
-from .models import JobStatus, utcnow
+from .models import DuplicatePolicy, JobStatus, utcnow
 from .runtime import get_runtime
 from .services import jobs
 from .services.ledger import Lease
@@ -77,7 +77,13 @@ def purge_command(age, yes):
 @click.option("--mode", type=click.Choice(["batch", "stream"]), default="batch", show_default=True)
 @click.option("--encoding", help="The file's encoding when it has no byte order mark (default UTF-8), e.g. cp1252.")
 @click.option("--delimiter", help="The field separator: , ; | tab (default: detected from the header).")
-def import_command(path, mode, encoding, delimiter):
+@click.option(
+    "--on-duplicate",
+    type=click.Choice([policy.value for policy in DuplicatePolicy]),
+    help="A row whose email a stored record holds: skip it (a duplicate error row; the default) or update the "
+    "record, which goes downstream again as an update. Rows that change nothing are skipped either way.",
+)
+def import_command(path, mode, encoding, delimiter, on_duplicate):
     """Import a CSV file in the foreground with a progress bar; exit non-zero if the import fails."""
     runtime = get_runtime()
     # With local storage the file is read where it is, and never deleted. Stored elsewhere, a copy is kept, so
@@ -93,6 +99,7 @@ def import_command(path, mode, encoding, delimiter):
             source=os.path.basename(path),
             encoding=encoding,
             delimiter=delimiter,
+            duplicate_policy=on_duplicate and DuplicatePolicy(on_duplicate),
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             lease=_own_lease(),
         )
