@@ -317,6 +317,13 @@ def _upload_operation(operation_id, mode, writes):
                                 "description": "The field separator, as a character or by name; detected from "
                                 "the header when empty or omitted.",
                             },
+                            "duplicate_policy": {
+                                "type": "string",
+                                "enum": ["", *(policy.value for policy in DuplicatePolicy)],
+                                "description": "A row whose email a stored record holds: skip it (a duplicate "
+                                "error row; when empty or omitted) or update the delivered record, which goes "
+                                'downstream again with "operation": "update".',
+                            },
                         },
                         "additionalProperties": False,
                     }
