@@ -46,9 +46,9 @@ class Downstream(Protocol):
 class SimulatedDownstream:
     """Refuse records from rejected email domains and accept the rest, the same way every time.
 
-    It takes the webhook's payload (README, "Delivery"): each record's key, operation ("create", or "update"
-    for a record an import changed), version, name, email, company and extra fields; an acceptance answers
-    with the operation it took.
+    It takes the webhook's payload (README, "Delivery and restarts"): each record's key, operation ("create",
+    or "update" for a record an import changed), version, name, email, company and extra fields; an acceptance
+    answers with the operation it took.
     """
 
     def __init__(

@@ -263,7 +263,7 @@ class Importer:
         self.publish()
 
     def _payload(self, record):
-        """The record as the downstream gets it (README, "The downstream"): an update says so, and its version."""
+        """The record as the downstream gets it (README, "Delivery and restarts"): an update says so."""
         return {
             "key": self.record_key(record),
             "operation": "update" if record["version"] > 1 else "create",
