@@ -318,11 +318,12 @@ def test_bad_upload_options_are_refused_with_what_they_need(client, fields, frag
     assert client.get("/api/import").get_json()["total"] == 0
 
 
+@pytest.mark.parametrize("mode", ["batch", "stream"])
 def test_the_records_api_returns_extra_fields_and_an_update_moves_the_record_to_the_updating_import(
-    client, wait_for_job
+    client, wait_for_job, mode
 ):
     def run(content, **fields):
-        response = client.post("/api/import/batch", data={"file": (io.BytesIO(content), "x.csv"), **fields})
+        response = client.post(f"/api/import/{mode}", data={"file": (io.BytesIO(content), "x.csv"), **fields})
         assert response.status_code == 202, response.get_json()
         return wait_for_job(response.get_json()["job"]["id"])
 
