@@ -27,13 +27,18 @@ class PostgresqlStatements:
     big PostgreSQL import went there.
     """
 
+    # The extra fields come as one JSON array, not a json[]: an array literal of JSON texts, every quote in them
+    # escaped, took two thirds of the statement's time. Its elements join the rows by position, and the rows go
+    # in in file order, so of two rows with one email the first is stored, as without the join.
     INSERT_RECORDS = text(
         'INSERT INTO records (job_id, "row", name, email, email_key, company, extra, status, attempts)'
-        ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company, staged.extra,'
-        " :status, 0 FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
-        " CAST(:email_keys AS text[]), CAST(:companies AS text[]), CAST(:extras AS json[]))"
-        ' AS staged("row", name, email, email_key, company, extra)'
-        ' ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
+        ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company,'
+        " CASE WHEN json_typeof(kept.extra) = 'null' THEN NULL ELSE kept.extra END, :status, 0"
+        " FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
+        " CAST(:email_keys AS text[]), CAST(:companies AS text[])) WITH ORDINALITY"
+        ' AS staged("row", name, email, email_key, company, position)'
+        " JOIN json_array_elements(CAST(:extras AS json)) WITH ORDINALITY AS kept(extra, position) USING (position)"
+        ' ORDER BY position ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
     )
     INSERT_ERRORS = text(
         'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
@@ -61,7 +66,7 @@ class PostgresqlStatements:
             "emails": [contact.email for contact in contacts],
             "email_keys": [contact.email_key for contact in contacts],
             "companies": [contact.company for contact in contacts],
-            "extras": [_json_or_null(contact.extra) for contact in contacts],
+            "extras": json.dumps([contact.extra for contact in contacts]),
         }
         return dict(session.execute(self.INSERT_RECORDS, {"job_id": job_id, "status": status, **arrays}).all())
 
