@@ -83,6 +83,20 @@ def test_extra_fields_are_stored_with_the_record_and_claimed_with_it(new_ledger)
     assert [record["extra"] for record in ledger.claim_for_delivery(10)] == [record["extra"] for record in in_flight]
 
 
+def test_in_a_big_batch_each_record_keeps_its_own_rows_extra_fields_and_the_first_of_two_rows_wins(new_ledger):
+    ledger = new_ledger()
+    rows = range(2, 2002)  # the second half repeats the first half's emails
+    contacts = [contact(row, email=f"p{row % 1000}@example.com", extra={"row": str(row)}) for row in rows]
+
+    ledger.stage(contacts, last_row=2001, rows_read=2000)
+
+    db.session.expire_all()
+    records = db.session.scalars(select(Record).where(Record.job_id == ledger.job_id)).all()
+    assert len(records) == 1000
+    assert all(record.extra == {"row": str(record.row)} and record.row < 1002 for record in records)
+    assert len(errors_of(ledger.job_id)) == 1000
+
+
 def test_under_update_a_changed_row_updates_the_delivered_record_which_moves_to_the_new_job(delivered, new_ledger):
     first = delivered(contact(2, extra={"phone": "1"}), contact(3, email="alan@example.com"))
     before = counts(first.job_id)
