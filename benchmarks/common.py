@@ -4,6 +4,7 @@ Nothing here is imported by the app or the tests; the scripts put this folder on
 """
 
 import contextlib
+import csv
 import http.client
 import json
 import os
@@ -42,13 +43,31 @@ def parse_args(parser, smoke):
     return parser.parse_args()
 
 
-def sample_file(rows, seed=generate_sample.DEFAULT_SEED):
-    """Return the path of a generated contacts file of `rows` rows under BENCH_DIR, writing it once."""
+def sample_file(rows, seed=generate_sample.DEFAULT_SEED, *, extra_columns=0):
+    """Return the path of a generated contacts file of `rows` rows under BENCH_DIR, writing it once.
+
+    With extra_columns, each row also has that many columns beyond name, email and company (extra_1, ...), each
+    holding a short value made from the row's number: the columns an import keeps as the record's extra fields.
+    """
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
-    path = BENCH_DIR / f"contacts-{rows}-{seed}.csv"
+    plain = BENCH_DIR / f"contacts-{rows}-{seed}.csv"
+    if not plain.exists():
+        partial = plain.with_suffix(".partial")
+        generate_sample.write_csv(partial, rows, seed=seed)
+        partial.rename(plain)
+    if not extra_columns:
+        return plain
+    path = BENCH_DIR / f"contacts-{rows}-{seed}-extra{extra_columns}.csv"
     if not path.exists():
         partial = path.with_suffix(".partial")
-        generate_sample.write_csv(partial, rows, seed=seed)
+        with (
+            open(plain, encoding="utf-8", newline="") as source,
+            open(partial, "w", encoding="utf-8", newline="") as target,
+        ):
+            reader, writer = csv.reader(source), csv.writer(target, lineterminator="\n")
+            writer.writerow([*next(reader), *(f"extra_{n}" for n in range(1, extra_columns + 1))])
+            for number, cells in enumerate(reader, start=2):
+                writer.writerow([*cells, *(f"value {n}-{number}" for n in range(1, extra_columns + 1))])
         partial.rename(path)
     return path
 

@@ -127,7 +127,13 @@ def purge_command(age, yes):
     help="The file's format (default: detected from its content, then its name's extension; else csv).",
 )
 @click.option("--sheet", help="The workbook sheet to import (xlsx; default: the active sheet).")
-def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, file_format, sheet):
+@click.option(
+    "--on-duplicate",
+    type=click.Choice([policy.value for policy in DuplicatePolicy]),
+    help="A row whose email a stored record holds: skip it (a duplicate error row; the default) or update the "
+    "record, which goes downstream again as an update. Rows that change nothing are skipped either way.",
+)
+def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, file_format, sheet, on_duplicate):
     """Import a CSV, Excel .xlsx, JSON or NDJSON file in the foreground with a progress bar; exit non-zero if the
     import fails."""
     given = _mapped_fields(mapping)
@@ -141,6 +147,7 @@ def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, 
             "sheet": sheet,
             "mapping": given,
             "template": template,
+            "duplicate_policy": on_duplicate and DuplicatePolicy(on_duplicate),
         }
         _print_preview(path or current_app.config["SAMPLE_FILE"], options)
         return
@@ -171,6 +178,7 @@ def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, 
             template=template,
             file_format=FileFormat(file_format) if file_format else None,
             sheet=sheet,
+            duplicate_policy=on_duplicate and DuplicatePolicy(on_duplicate),
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             file_limits=FileLimits.from_config(current_app.config),
             lease=_own_lease(),

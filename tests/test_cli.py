@@ -324,3 +324,24 @@ def test_import_takes_the_format_and_the_sheet(runner, tmp_path):
     assert result.exit_code == 0, result.output
     assert db.session.scalars(select(Record.email)).all() == ["ada@example.com"]
     assert db.session.scalars(select(ImportJob.sheet)).all() == ["Clients"]
+
+
+def test_import_on_duplicate_update_updates_stored_records_and_skip_leaves_them(runner, write_csv):
+    runner.invoke(args=["import", str(write_csv("name,email,phone\nAda,ada@example.com,1\n"))])
+    changed = write_csv("name,email,phone\nAda King,ada@example.com,2\n", name="changed.csv")
+
+    skipped = runner.invoke(args=["import", str(changed), "--on-duplicate", "skip"])
+    assert skipped.exit_code == 0 and "0 succeeded, 1 failed" in skipped.output
+    updated = runner.invoke(args=["import", str(changed), "--on-duplicate", "update"])
+    assert updated.exit_code == 0 and "1 succeeded, 0 failed" in updated.output
+
+    db.session.expire_all()
+    record = db.session.scalars(select(Record)).one()
+    assert (record.name, record.extra, record.version) == ("Ada King", {"phone": "2"}, 2)
+    assert db.session.scalars(select(ImportJob.duplicate_policy).order_by(ImportJob.id)).all() == [
+        "skip",
+        "skip",
+        "update",
+    ]
+    refused = runner.invoke(args=["import", str(changed), "--on-duplicate", "merge"])
+    assert refused.exit_code != 0 and "'merge' is not one of 'skip', 'update'" in refused.output

@@ -125,3 +125,49 @@ def test_a_slow_answer_is_retried_with_the_same_keys(downstream_server, import_c
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     assert first.headers["Authorization"] == "Bearer test-token"
     assert set(downstream_server.accepted_keys()) == set(keys)
+
+
+def test_the_payload_carries_extra_fields_and_an_update_goes_out_marked_under_a_new_key(
+    client, write_csv, wait_for_job, downstream_server
+):
+    def run(text, **fields):
+        path = write_csv(text)
+        with path.open("rb") as handle:
+            response = client.post("/api/import/batch", data={"file": (handle, path.name), **fields})
+        assert response.status_code == 202, response.get_json()
+        job = wait_for_job(response.get_json()["job"]["id"])
+        return job, db.session.get(ImportJob, job["id"]).key
+
+    first, first_key = run("name,email,company,phone\nAda,ada@example.com,AE,+44 1\nAlan,alan@example.com,,\n")
+    assert first["success_count"] == 2
+    ada, alan = downstream_server.calls[0].records
+    assert ada == {
+        "key": f"{first_key}-2",
+        "operation": "create",
+        "version": 1,
+        "name": "Ada",
+        "email": "ada@example.com",
+        "company": "AE",
+        "extra": {"phone": "+44 1"},
+    }
+    assert alan["extra"] == {"phone": ""}  # a kept column's empty cell is kept as the empty text it was
+
+    second, second_key = run(
+        "name,email,company,phone\nAda King,ADA@example.com,AE,+44 2\nAlan,alan@example.com,,\n",
+        duplicate_policy="update",
+    )
+
+    assert (second["success_count"], second["failed_count"]) == (1, 1)
+    (update,) = downstream_server.calls[1].records
+    assert update == {
+        "key": f"{second_key}-2-v2",
+        "operation": "update",
+        "version": 2,
+        "name": "Ada King",
+        "email": "ada@example.com",
+        "company": "AE",
+        "extra": {"phone": "+44 2"},
+    }
+    (unchanged,) = db.session.scalars(select(RowError).where(RowError.job_id == second["id"])).all()
+    assert (unchanged.row, unchanged.category) == (3, "duplicate")
+    assert unchanged.message.startswith("unchanged: ")

@@ -59,7 +59,12 @@ class Downstream(Protocol):
 
 
 class SimulatedDownstream:
-    """Refuse records from rejected email domains and accept the rest, the same way every time."""
+    """Refuse records from rejected email domains and accept the rest, the same way every time.
+
+    It takes the webhook's payload (README, "Delivery and restarts"): each record's key, operation ("create",
+    or "update" for a record an import changed), version, name, email, company and extra fields; an acceptance
+    answers with the operation it took.
+    """
 
     def __init__(
         self,
@@ -117,7 +122,8 @@ class SimulatedDownstream:
             message = f'domain "{domain}" is not accepted by the downstream'
             return Outcome(key, False, message, {"status": "rejected", "reason": message})
         simulated_id = "sim-" + hashlib.sha1(key.encode()).hexdigest()[:12]
-        return Outcome(key, True, None, {"status": "accepted", "id": simulated_id})
+        operation = record.get("operation", "create")
+        return Outcome(key, True, None, {"status": "accepted", "id": simulated_id, "operation": operation})
 
 
 def parse_domains(text: str) -> tuple[str, ...]:

@@ -11,10 +11,10 @@ from sqlalchemy.orm import Session
 
 from ..errors import InvalidFile
 from ..models import Record, RecordStatus, RowError
-from .mapping import FIELDS
+from .mapping import FIELDS, REPORT_COLUMNS, ColumnMapping
 from .reader import EXTRA_KEY, read_header
 
-ERROR_COLUMNS = ("row", "category", "message")
+ERROR_COLUMNS = REPORT_COLUMNS
 RESULT_COLUMNS = ("row", "name", "email", "company", "status", "attempts", "response")
 DELIVERED = (RecordStatus.SUCCEEDED.value, RecordStatus.FAILED.value)  # records the downstream answered
 # A cell starting with one of these runs as a formula in a spreadsheet (OWASP "CSV injection").
@@ -39,13 +39,23 @@ def source_keys(path: str, encoding: str, delimiter: str) -> list[str]:
 
 
 def errors_csv(
-    session: Session, job_id: int, *, keys: list[str], category: str | None, batch_size: int
+    session: Session,
+    job_id: int,
+    *,
+    keys: list[str],
+    mapping: ColumnMapping | None,
+    category: str | None,
+    batch_size: int,
 ) -> Iterator[str]:
     """Yield the job's errors as CSV text, one batch of rows per chunk, in row order.
 
     Each line is the row number, category and message, then the row as it was read under its file's columns
-    (cells beyond them follow at the end). Every cell is neutralised; the stored data is not touched.
+    (cells beyond them follow at the end). Every cell is neutralised; the stored data is not touched. A file
+    that was itself an errors.csv had those three columns already: they are written once, for this export.
     """
+    if tuple(keys[: len(ERROR_COLUMNS)]) == ERROR_COLUMNS:
+        keys = keys[len(ERROR_COLUMNS) :]
+    fields = _fields_by_column(mapping)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # a byte order mark, so spreadsheets read the file as UTF-8
@@ -63,7 +73,7 @@ def errors_csv(
         ).all()
         session.rollback()  # end the read, so a slow download holds no transaction open
         for error in errors:
-            cells = (error.row, error.category, error.message, *_cells(error.data, keys))
+            cells = (error.row, error.category, error.message, *_cells(error.data, keys, fields))
             writer.writerow([neutralise(cell) for cell in cells])
         yield buffer.getvalue()
         buffer.seek(0)
@@ -73,10 +83,25 @@ def errors_csv(
         after = (errors[-1].row, errors[-1].id)
 
 
-def _cells(data, keys):
-    """The row's cells under the keys; a downstream refusal stored only name, email and company, in lower case."""
+def _fields_by_column(mapping):
+    """{column: field} of the columns the mapping reads name, email and company from (a name read from several
+    columns goes in the first: imported again, it is the whole name)."""
+    if mapping is None:
+        return {}
+    fields = {mapping.name[0]: "name", mapping.email: "email"}
+    if mapping.company is not None:
+        fields[mapping.company] = "company"
+    return fields
+
+
+def _cells(data, keys, fields):
+    """The row's cells under the keys. A downstream refusal stored the record: name, email and company under those
+    names (found by the mapping's columns, or in lower case), its extra fields under their columns."""
     data = data or {}
-    cells = [data.get(key, data.get(key.lower()) if key.lower() in FIELDS else None) for key in keys]
+    cells = [
+        data[key] if key in data else data.get(fields.get(key) or (key.lower() if key.lower() in FIELDS else None))
+        for key in keys
+    ]
     extra = data.get(EXTRA_KEY) or []
     return cells + list(extra)
 

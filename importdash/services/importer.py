@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError
-from ..models import ErrorCategory, JobAction, JobMode, JobStatus
+from ..models import DuplicatePolicy, ErrorCategory, JobAction, JobMode, JobStatus
 from .broker import EventBroker
 from .delivery import Deliverer
 from .jobs import open_job_file, publish_job, remove_ended_uploads
@@ -124,6 +124,7 @@ class Importer:
         job = self.ledger.job()
         key, mode, cursor = job.key, JobMode(job.mode), job.cursor
         self.key_prefix = key
+        self.on_duplicate = DuplicatePolicy(job.duplicate_policy)
         if job.cancel_requested:
             self.stop.cancel()
         self._check_stop()
@@ -193,7 +194,12 @@ class Importer:
         if last_row is None:
             return None
         records = self.ledger.stage(
-            outcomes, last_row=last_row, rows_read=len(outcomes), in_flight=in_flight, settled=self.unsettled
+            outcomes,
+            last_row=last_row,
+            rows_read=len(outcomes),
+            in_flight=in_flight,
+            settled=self.unsettled,
+            on_duplicate=self.on_duplicate,
         )
         self.unsettled = []  # committed with the chunk; until then a failure hands them to the job's last write
         self.publish()
@@ -254,16 +260,22 @@ class Importer:
         self.publish()
 
     def _payload(self, record):
+        """The record as the downstream gets it (README, "Delivery and restarts"): an update says so."""
         return {
             "key": self.record_key(record),
+            "operation": "update" if record["version"] > 1 else "create",
+            "version": record["version"],
             "name": record["name"],
             "email": record["email"],
             "company": record["company"],
+            "extra": record["extra"] or {},
         }
 
     def record_key(self, record: dict) -> str:
-        """The record's idempotency key: the same on every attempt and across restarts."""
-        return f"{self.key_prefix}-{record['row']}"
+        """The record's idempotency key: the same on every attempt and across restarts; an update's ends in its
+        version (-v2), so the downstream never takes it for a repeat of the record's first delivery."""
+        key = f"{self.key_prefix}-{record['row']}"
+        return key if record["version"] == 1 else f"{key}-v{record['version']}"
 
     def _set_notice(self, notice):
         if notice != self._notice:

@@ -534,7 +534,8 @@ def export_errors(session: Session, job_id: int, *, category: str | None, batch_
     """Return a file name and the job's errors as CSV text, in chunks read as they are written."""
     job = get_job(session, job_id)
     keys = job.columns or source_keys(job.path, job.encoding, job.delimiter)  # jobs made before columns were kept
-    chunks = errors_csv(session, job_id, keys=keys, category=category, batch_size=batch_size)
+    mapping = ColumnMapping.from_json(job.mapping)
+    chunks = errors_csv(session, job_id, keys=keys, mapping=mapping, category=category, batch_size=batch_size)
     return f"import-{job_id}-{category or 'all'}-errors.csv", chunks
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from ..models import (
     ERROR_COUNTERS,
     TRANSITIONS,
+    DuplicatePolicy,
     ErrorCategory,
     ImportJob,
     JobAction,
@@ -347,14 +348,23 @@ class JobLedger:
         return self._transaction(read)
 
     def stage(
-        self, outcomes: list, *, last_row: int, rows_read: int, in_flight: bool = False, settled: Verdicts = ()
+        self,
+        outcomes: list,
+        *,
+        last_row: int,
+        rows_read: int,
+        in_flight: bool = False,
+        settled: Verdicts = (),
+        on_duplicate: DuplicatePolicy = DuplicatePolicy.SKIP,
     ) -> list[dict]:
         """Store validated rows and commit: contacts become records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
-        an email. Records are stored pending, to be claimed later, or with in_flight=True already in flight,
-        for a caller that sends them at once (a stream chunk): that saves writing each record once more before
-        its call, and those records are returned, as claim_for_delivery() returns what it claims.
+        an email. With on_duplicate=UPDATE a duplicate of a delivered record of another import updates that
+        record instead (see _update_stored). Records are stored pending, to be claimed later, or with
+        in_flight=True already in flight, for a caller that sends them at once (a stream chunk): that saves
+        writing each record once more before its call, and those records are returned, as claim_for_delivery()
+        returns what it claims.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
 
@@ -365,13 +375,24 @@ class JobLedger:
             if contacts:
                 status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
                 ids = self.sql.insert_records(self.session, self.job_id, contacts, status.value)
-                if in_flight:
-                    records = [_claimed(ids[c.row], c) for c in contacts if c.row in ids]
+                kept = {c.row: (ids[c.row], 1) for c in contacts if c.row in ids}  # row: (record id, version)
                 duplicates = [c for c in contacts if c.row not in ids]
+                reasons = {}
+                if duplicates and on_duplicate is DuplicatePolicy.UPDATE:
+                    updated, reasons = self._update_stored(duplicates, status)
+                    kept.update(updated)
+                    duplicates = [c for c in duplicates if c.row not in updated]
+                if in_flight:
+                    records = [_claimed(*kept[c.row], c) for c in contacts if c.row in kept]
                 if duplicates:
-                    owners = self._owners_of({c.email_key for c in duplicates})
+                    owners = self._owners_of({c.email_key for c in duplicates if c.row not in reasons})
                     errors.extend(
-                        _error(c.row, ErrorCategory.DUPLICATE.value, self._duplicate_message(c, owners), c.data)
+                        _error(
+                            c.row,
+                            ErrorCategory.DUPLICATE.value,
+                            reasons.get(c.row) or self._duplicate_message(c, owners),
+                            c.data,
+                        )
                         for c in duplicates
                     )
             self._insert_errors(errors)
@@ -383,6 +404,71 @@ class JobLedger:
             return self._in_flight_between(contacts[0].row, contacts[-1].row) if in_flight and contacts else []
 
         return self._transaction(store, landed=stored)
+
+    def _update_stored(self, contacts: list[Contact], status: RecordStatus) -> tuple[dict, dict]:
+        """Give delivered records of other imports the fields of the contacts whose emails they hold, uncommitted.
+
+        Such a record moves to this job, at the contact's row: this job sends it again (as an update, its version
+        one higher) and counts it; the import that stored it first keeps its counts. A contact stays a duplicate
+        when its record belongs to this job (a repeat within the file), when the record is still on its way in
+        another import (that import owns it until it ends), or when the row changes none of its fields.
+
+        The records are read locked (PostgreSQL; on SQLite this transaction holds the write lock already), so two
+        imports updating one email at once are taken one after the other, and the second finds the record
+        pending in the first. Returns {row: (record id, version)} of the records updated, and {row: message} of
+        contacts that stay duplicates for a reason of their own.
+        """
+        held = self.session.execute(
+            select(
+                Record.id,
+                Record.job_id,
+                Record.row,
+                Record.name,
+                Record.company,
+                Record.extra,
+                Record.status,
+                Record.version,
+                Record.email_key,
+            )
+            .where(Record.email_key.in_({c.email_key for c in contacts}))
+            .order_by(Record.id)
+            .with_for_update()
+        ).all()
+        records = {record.email_key: record for record in held}
+        updates, updated, reasons, moved = [], {}, {}, set()
+        for contact in contacts:
+            record = records.get(contact.email_key)
+            if record is None or record.job_id == self.job_id or contact.email_key in moved:
+                continue  # a duplicate of this file's rows (or of a record gone meanwhile): the usual message
+            imported = f'email "{contact.email}" was already imported (import #{record.job_id}, row {record.row})'
+            if record.status != RecordStatus.SUCCEEDED.value:
+                reasons[contact.row] = (
+                    f"{imported} and is not delivered yet; it is not updated while that import holds it: "
+                    "import the row again once that import ends"
+                )
+            elif (record.name, record.company, record.extra or None) == (contact.name, contact.company, contact.extra):
+                reasons[contact.row] = f"unchanged: {imported} with these same fields"
+            else:
+                version = record.version + 1
+                updates.append(
+                    {
+                        "id": record.id,
+                        "job_id": self.job_id,
+                        "row": contact.row,
+                        "name": contact.name,
+                        "company": contact.company,
+                        "extra": contact.extra,
+                        "version": version,
+                        "status": status.value,
+                        "attempts": 0,
+                        "response": None,
+                    }
+                )
+                updated[contact.row] = (record.id, version)
+                moved.add(contact.email_key)  # a later row with this email duplicates this one, as for a new record
+        if updates:
+            self.session.execute(update(Record), updates)
+        return updated, reasons
 
     def requeue_refused(self) -> int:
         """Queue the job's refused records to be sent again (a retry), each back through dedupe.
@@ -433,7 +519,7 @@ class JobLedger:
         def requeue():
             queued = self._requeue_where_free(RecordStatus.CANCELLED)
             taken = self.session.execute(
-                select(Record.id, Record.row, Record.name, Record.email, Record.email_key, Record.company).where(
+                select(*CLAIMED_COLUMNS, Record.email_key).where(
                     Record.job_id == self.job_id, Record.status == RecordStatus.CANCELLED.value
                 )
             ).all()
@@ -447,8 +533,9 @@ class JobLedger:
                         f'email "{record.email}" was imported by import #{owner_job} (row {owner_row}) '
                         "while this import was stopped"
                     )
-                    data = {"name": record.name, "email": record.email, "company": record.company}
-                    errors.append(_error(record.row, ErrorCategory.DUPLICATE.value, message, data))
+                    errors.append(
+                        _error(record.row, ErrorCategory.DUPLICATE.value, message, _refused_data(record._mapping))
+                    )
                 self.session.execute(delete(Record).where(Record.id.in_([record.id for record in taken])))
                 self._insert_errors(errors)
             # Every cancelled record leaves the cancelled count: the queued ones are not processed any more, the
@@ -743,7 +830,7 @@ class JobLedger:
                     record["row"],
                     ErrorCategory.OTHER.value,
                     outcome.message or REFUSED,
-                    {"name": record["name"], "email": record["email"], "company": record["company"]},
+                    _refused_data(record),
                 )
                 for record, outcome in settled
                 if not outcome.ok
@@ -770,7 +857,16 @@ class JobLedger:
         return f'email "{contact.email}" is a duplicate'
 
 
-CLAIMED_COLUMNS = (Record.id, Record.row, Record.name, Record.email, Record.company, Record.attempts)
+CLAIMED_COLUMNS = (
+    Record.id,
+    Record.row,
+    Record.name,
+    Record.email,
+    Record.company,
+    Record.extra,
+    Record.version,
+    Record.attempts,
+)
 
 
 def _record(row):
@@ -790,7 +886,7 @@ def _error(row, category, message, data):
     return {"row": row, "category": category, "message": message, "data": data}
 
 
-def _claimed(record_id, contact):
+def _claimed(record_id, version, contact):
     """A record stored in flight, as claim_for_delivery() would have returned it."""
     return {
         "id": record_id,
@@ -798,5 +894,12 @@ def _claimed(record_id, contact):
         "name": contact.name,
         "email": contact.email,
         "company": contact.company,
+        "extra": contact.extra,
+        "version": version,
         "attempts": 0,
     }
+
+
+def _refused_data(record):
+    """A refused record's fields as its error row keeps them: name, email and company, and its extra fields."""
+    return {**(record["extra"] or {}), "name": record["name"], "email": record["email"], "company": record["company"]}

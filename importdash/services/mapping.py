@@ -15,6 +15,10 @@ from ..errors import ApiError, InvalidFile, MappingRequired
 FIELDS = ("name", "email", "company")  # the contact's own fields; every other kept column is an extra field
 REQUIRED_FIELDS = ("name", "email")
 CONFIDENT = 0.9  # a suggestion at least this sure is used without asking
+# The columns errors.csv puts before the file's own (services/export.py). A header that starts with them is a
+# corrected errors.csv imported again: they describe the error and are never kept as extra fields.
+REPORT_COLUMNS = ("row", "category", "message")
+
 _SHAPE = (
     'a mapping is JSON like {"name": "Full Name", "email": "E-mail Address", "company": "Company", '
     '"extra": ["Phone"]}; name may be a list of columns (first and last name), company and extra are optional'
@@ -137,7 +141,10 @@ class ColumnMapping:
         company_at = None if self.company is None else find(self.company)
         mapped = {*name_at, email_at, company_at}
         if self.extra is None:
-            extra = tuple((column, index) for index, column in enumerate(columns) if index not in mapped)
+            report = len(REPORT_COLUMNS) if tuple(columns[: len(REPORT_COLUMNS)]) == REPORT_COLUMNS else 0
+            extra = tuple(
+                (column, index) for index, column in enumerate(columns) if index not in mapped and index >= report
+            )
         else:
             extra = tuple((columns[find(column)], find(column)) for column in self.extra)
         return BoundMapping(name_at, email_at, company_at, extra)

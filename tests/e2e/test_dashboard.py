@@ -267,3 +267,35 @@ def test_a_cancelled_import_shows_its_cancelled_rows_and_which_later_import_took
     screenshot(page, "job-reimported-desktop")
     link.click()
     page.wait_for_url(re.compile(rf"/imports/{second['id']}$"))
+
+
+def test_a_job_page_lists_its_records_with_their_extra_fields_and_marks_updates(page, server, screenshot):
+    def upload(text, **fields):
+        file = {"name": "people.csv", "mimeType": "text/csv", "buffer": text.encode()}
+        response = page.request.post("/api/import/batch", multipart={"file": file, **fields})
+        assert response.status == 202, response.text()
+        server.wait_until_idle()
+        return response.json()["job"]["id"]
+
+    header = "name,email,company,Phone,Job title\n"
+    upload(header + "Ada Lovelace,ada@example.com,Analytical Engines,+44 1,Countess\n")
+    second = upload(
+        header + "Ada King,ada@example.com,Analytical Engines,+44 2,Countess\n"
+        "Alan Turing,alan.turing.at.the.national.physical.laboratory@example.org,,,<b>Codebreaker</b>\n",
+        duplicate_policy="update",
+    )
+
+    page.goto(f"/imports/{second}")
+    rows = page.locator("[data-record-rows] tr")
+    expect(rows).to_have_count(2)
+    ada, alan = rows.nth(0), rows.nth(1)
+    expect(ada.locator(".records__extra")).to_contain_text("Phone")
+    expect(ada.locator(".records__extra")).to_contain_text("+44 2")
+    expect(ada).to_contain_text("Update, version 2")
+    expect(alan.locator(".records__extra")).to_contain_text("<b>Codebreaker</b>")  # as text, never as markup
+    expect(alan.locator(".records__extra")).to_contain_text("(empty)")
+    assert alan.locator("b").count() == 0
+    expect(alan).not_to_contain_text("Update")
+    screenshot(page, "job-records-desktop")
+    page.set_viewport_size(PHONE)
+    screenshot(page, "job-records-375")

@@ -23,7 +23,17 @@ def test_accepts_with_a_stable_simulated_id():
     [outcome] = downstream.send([record("job-1:row-2", "ada@example.com")])
 
     expected_id = "sim-" + hashlib.sha1(b"job-1:row-2").hexdigest()[:12]
-    assert outcome == Outcome("job-1:row-2", True, None, {"status": "accepted", "id": expected_id})
+    assert outcome == Outcome(
+        "job-1:row-2", True, None, {"status": "accepted", "id": expected_id, "operation": "create"}
+    )
+
+
+def test_an_update_is_accepted_as_one():
+    downstream = SimulatedDownstream(latency_ms=0, reject_domains=())
+
+    [outcome] = downstream.send([{**record("job-2-5-v2", "ada@example.com"), "operation": "update", "version": 2}])
+
+    assert outcome.ok and outcome.response["operation"] == "update"
 
 
 def test_rejects_listed_domains_case_insensitively():

@@ -276,6 +276,48 @@ def test_errors_csv_filters_by_category_and_can_be_imported_again(client, wait_f
     assert (again["total_records"], again["success_count"]) == (1, 1)
 
 
+def test_a_corrected_errors_csv_imports_again_with_its_extra_columns_kept(client, wait_for_job, write_csv):
+    first = write_csv(
+        "Full Name,E-mail,Phone,Title\n"
+        ",nobody@example.com,0044 1,Countess\n"
+        "Mal,mal@blocked.example,0044 2,Spy\n"
+        "Ada,ada@example.com,0044 3,\n"
+    )
+    mapping = '{"name": "Full Name", "email": "E-mail"}'  # extra is left out: every other column is kept
+
+    def upload_mapped(path):
+        with path.open("rb") as handle:
+            response = client.post("/api/import/batch", data={"file": (handle, path.name), "mapping": mapping})
+        assert response.status_code == 202, response.get_json()
+        return response.get_json()["job"]["id"]
+
+    job_id = upload_mapped(first)
+    assert wait_for_job(job_id)["failed_count"] == 2
+
+    exported = client.get(f"/api/import/{job_id}/errors.csv").get_data(as_text=True)
+    header, *rows = list(csv.reader(io.StringIO(exported.lstrip("\ufeff"))))
+    assert header == ["row", "category", "message", "Full Name", "E-mail", "Phone", "Title"]
+    # The refused record's row comes back whole too: its fields under the mapping's columns, its extra fields.
+    assert [row[3:] for row in rows] == [
+        ["", "nobody@example.com", "0044 1", "Countess"],
+        ["Mal", "mal@blocked.example", "0044 2", "Spy"],
+    ]
+    fixed = exported.replace(",,nobody@example.com", ",Nobody,nobody@example.com").replace(
+        "mal@blocked.example", "mal@example.com"
+    )
+    again = upload_mapped(write_csv(fixed, "fixed.csv"))
+
+    assert wait_for_job(again)["success_count"] == 2
+    records = client.get(f"/api/records?job={again}").get_json()["records"]
+    assert {record["email"]: record["extra"] for record in records} == {
+        "nobody@example.com": {"Phone": "0044 1", "Title": "Countess"},
+        "mal@example.com": {"Phone": "0044 2", "Title": "Spy"},
+    }
+    # An errors.csv of the corrected file has the report's columns once, as the first one had.
+    again_header = next(csv.reader(io.StringIO(client.get(f"/api/import/{again}/errors.csv").get_data(as_text=True))))
+    assert again_header[3:] == header[3:] and again_header[0].lstrip("\ufeff") == "row"
+
+
 def test_errors_csv_of_an_unknown_job_or_category_is_a_json_error(client, make_job):
     assert client.get("/api/import/999/errors.csv").status_code == 404
     response = client.get(f"/api/import/{make_job().id}/errors.csv?category=nope")

@@ -318,3 +318,28 @@ def test_bad_upload_options_are_refused_with_what_they_need(client, fields, frag
     error = response.get_json()["error"]
     assert error["code"] == "invalid_parameter" and fragment in error["message"]
     assert client.get("/api/import").get_json()["total"] == 0
+
+
+@pytest.mark.parametrize("mode", ["batch", "stream"])
+def test_the_records_api_returns_extra_fields_and_an_update_moves_the_record_to_the_updating_import(
+    client, wait_for_job, mode
+):
+    def run(content, **fields):
+        response = client.post(f"/api/import/{mode}", data={"file": (io.BytesIO(content), "x.csv"), **fields})
+        assert response.status_code == 202, response.get_json()
+        return wait_for_job(response.get_json()["job"]["id"])
+
+    first = run(b"name,email,Phone\nAda,ada@example.com,1\nAlan,alan@example.com,\n")
+    (ada,) = client.get("/api/records?q=ada").get_json()["records"]
+    assert (ada["job_id"], ada["extra"], ada["version"]) == (first["id"], {"Phone": "1"}, 1)
+
+    second = run(b"name,email,Phone\nAda,ada@example.com,2\n", duplicate_policy="update")
+
+    assert (second["duplicate_policy"], second["success_count"]) == ("update", 1)
+    (ada,) = client.get(f"/api/records?job={second['id']}").get_json()["records"]
+    assert (ada["row"], ada["extra"], ada["version"], ada["status"]) == (2, {"Phone": "2"}, 2, "succeeded")
+    assert ada["response"]["operation"] == "update"
+    assert [r["email"] for r in client.get(f"/api/records?job={first['id']}").get_json()["records"]] == [
+        "alan@example.com"
+    ]
+    assert client.get(f"/api/import/{first['id']}").get_json()["job"]["success_count"] == 2  # its counts stay
