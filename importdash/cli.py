@@ -24,6 +24,7 @@ from .runtime import get_runtime
 from .services import checks, jobs, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
+from .services.notifications import NotificationDefaults
 
 # `importdash <command>`: the flask command with this app, so `importdash run`, `importdash db upgrade` and every
 # command below work as they do under `flask --app importdash`.
@@ -271,6 +272,7 @@ def cancel_command(job_id):
             runner=runtime.runner,
             broker=runtime.broker,
             lease_seconds=current_app.config["LEASE_SECONDS"],
+            notifications=NotificationDefaults.from_config(current_app.config),
         ).to_dict()
     if JobStatus(job["status"]).is_terminal:
         click.echo(_summary(job))

@@ -19,6 +19,7 @@ from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
+from .services.notifications import Notifier, NotifierSettings
 from .services.relay import (
     DatabaseOutbox,
     PostgresNotify,
@@ -47,6 +48,7 @@ class Runtime:
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
     storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
     last_check: LastCheck  # the latest "Test downstream" answer this process got
+    notifier: Notifier  # sends the notifications of ended imports; its loop is started by start_background only
 
 
 def build_downstream(config) -> Downstream:
@@ -192,6 +194,7 @@ def init_app(app):
         relay_listener=relay_listener,
         storage=storage,
         last_check=LastCheck(),
+        notifier=Notifier(app, settings=NotifierSettings.from_config(config)),
     )
 
 
@@ -215,6 +218,7 @@ def start_background(app):
     if runtime.relay_listener is not None:
         runtime.relay_listener.start()
     runtime.claimer.start()
+    runtime.notifier.start()
 
 
 def stop_background(app, wait=False):
@@ -226,6 +230,7 @@ def stop_background(app, wait=False):
     """
     runtime = get_runtime(app)
     runtime.claimer.stop(wait=wait)
+    runtime.notifier.stop(wait=wait)
     if runtime.relay_listener is not None:
         runtime.relay_listener.stop()
     runtime.health.close()
@@ -233,6 +238,7 @@ def stop_background(app, wait=False):
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()
+        runtime.notifier.close()
         if runtime.relay_listener is not None:
             runtime.relay_listener.join()
         if runtime.relay_transport is not None:

@@ -40,6 +40,7 @@ from .dialects import statements_for
 from .export import errors_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
+from .notifications import NotificationDefaults
 from .reader import check_file, count_rows
 from .storage import StoreUnavailable, UploadStorage, key_patterns
 from .streams import JOB_CREATED, JOB_FINISHED, JOB_PROGRESS, JOBS_SNAPSHOT, state_event_name
@@ -415,6 +416,7 @@ def cancel_job(
     runner: "JobRunner",
     broker: EventBroker,
     lease_seconds: float,
+    notifications: NotificationDefaults,
 ) -> ImportJob:
     """Cancel an unfinished import and return it: ended now if no process holds it, else at the holder's next check.
 
@@ -433,7 +435,7 @@ def cancel_job(
     runner.cancel(job_id)
     # Nobody may hold it (it waits in the database for a free slot, or its process died): then it ends here. The
     # lease is taken under a name of its own, so a run starting in this process at the same moment cannot share it.
-    ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds)
+    ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds, notifications=notifications)
     if ledger.claim():
         ledger.finish(JobAction.CANCEL)
         publish_job(broker, session, job_id, JOB_FINISHED)

@@ -13,6 +13,7 @@ from importdash.models import ImportJob, JobAction, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
 from importdash.services.ledger import JobLedger
+from importdash.services.notifications import NotificationDefaults
 from importdash.services.validator import Contact
 
 
@@ -31,7 +32,14 @@ def create(app, **options):
 
 def cancel(app, job_id):
     runtime = get_runtime(app)
-    return jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=30)
+    return jobs.cancel_job(
+        db.session,
+        job_id,
+        runner=runtime.runner,
+        broker=runtime.broker,
+        lease_seconds=30,
+        notifications=NotificationDefaults.from_config(app.config),
+    )
 
 
 def test_creating_an_import_announces_it_after_the_commit(app):

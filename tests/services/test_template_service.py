@@ -88,6 +88,9 @@ def test_validated_normalises_what_it_keeps(app):
         "sheet": None,
         "mapping": None,
         "duplicate_policy": "skip",
+        "notify_webhook_url": None,
+        "notify_email": None,
+        "notify_on": None,
     }
     with pytest.raises(ApiError, match="Send a template as a JSON object"):
         templates.validated(["Shop"])
