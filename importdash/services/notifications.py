@@ -138,7 +138,7 @@ def record_notifications(session: Session, job_id: int, *, defaults: Notificatio
                 target=target,
                 address=address,
                 status=DeliveryStatus.PENDING.value,
-                next_attempt_at=utcnow(),
+                next_attempt_at=database_now(),  # due at once, on the clock claims are judged by
             )
         )
     return len(deliveries)
