@@ -4,6 +4,7 @@ import { $, el, fillUrl, setText } from "./dom.js";
 import { TERMINAL, capitalize, count, duration, percent, rate } from "./format.js";
 import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
+import "./notifications.js";
 
 const VALUE_ORDER = ["name", "email", "company"];
 const ERROR_LIMIT = 100; // errors listed at once; the note says how many more the filter matches

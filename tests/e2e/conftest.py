@@ -59,7 +59,13 @@ class Server(servers.Server):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server_settings():
+    """Settings a test module adds to its server's (a module-scoped fixture of its own may override this)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, server_settings):
     if sync_playwright is None:
         pytest.skip("Playwright for Python is not installed (pip install -e '.[test]')")
     if not os.access(CHROMIUM, os.X_OK):
@@ -76,6 +82,7 @@ def server(tmp_path_factory):
         SSE_KEEPALIVE_SECONDS=1,
         # The shipped thread count: the browser holds its progress streams open as a person's would.
         THREADS=Config.THREADS,
+        **server_settings,
     )
     running = Server(env, folder / "gunicorn.log")
     try:

@@ -7,13 +7,13 @@ import json
 import threading
 from email import message_from_bytes
 from email.policy import default as default_policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
 from servers import free_port
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from webhook_receiver import Receiver
 
 from importdash.extensions import db
 from importdash.models import Ending, ImportJob, ImportTemplate, NotificationDelivery, utcnow
@@ -196,38 +196,6 @@ def test_two_claimers_at_once_never_take_the_same_notification(app, make_job):
 
 
 # Sending.
-
-
-class Receiver:
-    """A loopback webhook receiver on a free port that answers with the statuses it is given, in turn."""
-
-    def __init__(self, statuses=(200,)):
-        self.requests = []
-        self.statuses = list(statuses)
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.requests.append((dict(self.headers), body))
-                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
-                answer = b"ok" if status < 400 else b"receiver is down for maintenance"
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/importdash?token=s3cret"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
