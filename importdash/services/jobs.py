@@ -27,6 +27,7 @@ from ..models import (
     JobMode,
     JobRun,
     JobStatus,
+    NotificationDelivery,
     Record,
     RecordStatus,
     RowError,
@@ -534,6 +535,7 @@ def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -
         raise _still_running(unfinished, running)
     uploads = _kept_uploads(session, storage)
     session.execute(delete(JobRun))
+    session.execute(delete(NotificationDelivery))
     deleted = {
         "records": session.execute(delete(Record)).rowcount,
         "errors": session.execute(delete(RowError)).rowcount,
@@ -571,6 +573,7 @@ def purge_jobs(session: Session, *, ended_before: datetime, storage: UploadStora
         return {"records": 0, "errors": 0, "jobs": 0, "files": 0}
     uploads = _kept_uploads(session, storage, job_ids)
     session.execute(delete(JobRun).where(JobRun.job_id.in_(job_ids)))
+    session.execute(delete(NotificationDelivery).where(NotificationDelivery.job_id.in_(job_ids)))
     deleted = {
         "records": session.execute(delete(Record).where(Record.job_id.in_(job_ids))).rowcount,
         "errors": session.execute(delete(RowError).where(RowError.job_id.in_(job_ids))).rowcount,
