@@ -24,7 +24,6 @@ from .runtime import get_runtime
 from .services import checks, jobs, notifications, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
-from .services.notifications import NotificationDefaults
 
 # `importdash <command>`: the flask command with this app, so `importdash run`, `importdash db upgrade` and every
 # command below work as they do under `flask --app importdash`.
@@ -282,7 +281,7 @@ def cancel_command(job_id):
             runner=runtime.runner,
             broker=runtime.broker,
             lease_seconds=current_app.config["LEASE_SECONDS"],
-            notifications=NotificationDefaults.from_config(current_app.config),
+            notifications=runtime.notification_defaults,
         ).to_dict()
     if JobStatus(job["status"]).is_terminal:
         click.echo(_summary(job))

@@ -19,7 +19,7 @@ from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
-from .services.notifications import Notifier, NotifierSettings
+from .services.notifications import NotificationDefaults, Notifier, NotifierSettings
 from .services.relay import (
     DatabaseOutbox,
     PostgresNotify,
@@ -49,6 +49,7 @@ class Runtime:
     storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
     last_check: LastCheck  # the latest "Test downstream" answer this process got
     notifier: Notifier  # sends the notifications of ended imports; its loop is started by start_background only
+    notification_defaults: NotificationDefaults  # the global NOTIFY_* settings, for jobs ended outside a run
 
 
 def build_downstream(config) -> Downstream:
@@ -195,6 +196,8 @@ def init_app(app):
         storage=storage,
         last_check=LastCheck(),
         notifier=Notifier(app, settings=NotifierSettings.from_config(config)),
+        # Read once here too, so that a wrong NOTIFY_ON stops the start instead of every import's end.
+        notification_defaults=NotificationDefaults.from_config(config),
     )
 
 

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 EVENT = "import.finished"
 _MESSAGE_LENGTH = 200  # longest part of a receiver's answer kept in last_error
+_CLAIM_BATCH = 20  # notifications one round claims at once; a round claims again while it gets this many
 
 
 # What an ending is.
@@ -81,9 +82,10 @@ def parse_endings(value: str | Iterable[str]) -> frozenset[Ending]:
     return frozenset(endings)
 
 
-def parse_addresses(value: str) -> list[str]:
-    """Email addresses from a comma-separated text."""
-    return [address.strip() for address in value.split(",") if address.strip()]
+def parse_addresses(value: str | Iterable[str]) -> list[str]:
+    """Email addresses from a comma-separated text (or a list, as a JSON environment value reads)."""
+    addresses = value.split(",") if isinstance(value, str) else value
+    return [address.strip() for address in addresses if isinstance(address, str) and address.strip()]
 
 
 def shown_url(url: str) -> str:
@@ -345,17 +347,17 @@ class Notifier:
         self._thread = None
         self._failing = False
 
-    def send_due(self, *, limit: int = 20) -> int:
+    def send_due(self) -> int:
         """Claim the notifications due now and send them; return how many were attempted."""
         attempted = 0
         with self.app.app_context():
             try:
                 while not self._stopping.is_set():
-                    claimed = claim_due(db.session, limit=limit, claim_seconds=self.settings.claim_seconds)
+                    claimed = claim_due(db.session, limit=_CLAIM_BATCH, claim_seconds=self.settings.claim_seconds)
                     for delivery_id in claimed:
                         self._attempt(db.session, delivery_id)
                     attempted += len(claimed)
-                    if len(claimed) < limit:
+                    if len(claimed) < _CLAIM_BATCH:
                         break
             finally:
                 db.session.remove()

@@ -12,7 +12,6 @@ from ..runtime import get_runtime
 from ..security import current_user
 from ..services import jobs
 from ..services.mapping import ColumnMapping
-from ..services.notifications import NotificationDefaults
 
 # The form fields of an upload besides the file, each read as text and parsed by its function (None: as sent).
 UPLOAD_FIELDS = {
@@ -49,14 +48,14 @@ def start_stream():
 @bp.post("/<id:job_id>/cancel")
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
-    runtime, config = get_runtime(), current_app.config
+    runtime = get_runtime()
     job = jobs.cancel_job(
         db.session,
         job_id,
         runner=runtime.runner,
         broker=runtime.broker,
-        lease_seconds=config["LEASE_SECONDS"],
-        notifications=NotificationDefaults.from_config(config),
+        lease_seconds=current_app.config["LEASE_SECONDS"],
+        notifications=runtime.notification_defaults,
     )
     return {"job": job.to_dict()}, 200 if JobStatus(job.status).is_terminal else 202
 

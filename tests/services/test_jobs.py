@@ -13,7 +13,6 @@ from importdash.models import ImportJob, JobAction, utcnow
 from importdash.runtime import get_runtime
 from importdash.services import jobs
 from importdash.services.ledger import JobLedger
-from importdash.services.notifications import NotificationDefaults
 from importdash.services.validator import Contact
 
 
@@ -38,7 +37,7 @@ def cancel(app, job_id):
         runner=runtime.runner,
         broker=runtime.broker,
         lease_seconds=30,
-        notifications=NotificationDefaults.from_config(app.config),
+        notifications=runtime.notification_defaults,
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from webhook_receiver import Receiver
 
+from importdash import create_app
 from importdash.extensions import db
 from importdash.models import Ending, ImportJob, ImportTemplate, NotificationDelivery, utcnow
 from importdash.services import notifications
@@ -31,6 +32,11 @@ from importdash.services.notifications import (
 )
 
 SECRET = "whsec_test"
+
+
+@pytest.fixture
+def app_config():
+    return {"NOTIFY_EMAIL_TO": "ops@example.com"}
 
 
 # Pure functions.
@@ -74,6 +80,12 @@ def test_endings_are_read_from_text_or_a_list_and_an_unknown_one_is_named():
 
 
 @pytest.mark.unit
+def test_a_wrong_ending_in_notify_on_stops_the_app_from_starting(tmp_path):
+    with pytest.raises(ValueError, match="'finished' is not an ending"):
+        create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", "NOTIFY_ON": "failed,finished"})
+
+
+@pytest.mark.unit
 def test_the_outcome_and_ending_come_from_the_counts():
     def job(**counts):
         fields = dict(status="completed", success_count=3, failed_count=0, duplicate_count=0)
@@ -102,7 +114,7 @@ def deliveries(job_id):
 
 
 def test_an_import_that_ends_records_its_notifications_with_its_ending(app, client, wait_for_job):
-    app.config.update(NOTIFY_WEBHOOK_URL="http://127.0.0.1:9/hook?token=s3cret", NOTIFY_EMAIL_TO="ops@example.com")
+    app.config.update(NOTIFY_WEBHOOK_URL="http://127.0.0.1:9/hook?token=s3cret")
 
     job_id = client.post("/api/import").get_json()["job"]["id"]
     job = wait_for_job(job_id)
@@ -120,7 +132,6 @@ def test_an_import_that_ends_records_its_notifications_with_its_ending(app, clie
 
 
 def test_a_cancelled_import_notifies_too(app, client, make_job):
-    app.config.update(NOTIFY_EMAIL_TO="ops@example.com")
     job_id = make_job(status="pending").id
 
     assert client.post(f"/api/import/{job_id}/cancel").status_code == 200
