@@ -206,6 +206,19 @@ def test_two_claimers_at_once_never_take_the_same_notification(app, make_job):
     assert claim_due(db.session, limit=10, claim_seconds=60) == []  # claimed for 60 s: not due again yet
 
 
+def test_a_notification_whose_sender_died_is_claimed_again_once_its_claim_runs_out(app, make_job):
+    job_id = make_job(status="completed").id
+    record_notifications(db.session, job_id, defaults=defaults("http://127.0.0.1:9/hook"))
+    db.session.commit()
+
+    (taken,) = claim_due(db.session, limit=5, claim_seconds=0)  # its process dies here, before any answer
+    taken_again = claim_due(db.session, limit=5, claim_seconds=60)
+
+    assert taken_again == [taken]
+    (row,) = deliveries(job_id)
+    assert (row.status, row.attempts) == ("pending", 2)
+
+
 # Sending.
 
 
