@@ -231,7 +231,7 @@ class Config:
     NOTIFY_WEBHOOK_URL = None  # POST a signed JSON summary of each ended import here
     NOTIFY_WEBHOOK_SECRET = None  # the shared secret of the HMAC-SHA256 signature (never logged or shown)
     NOTIFY_EMAIL_TO = ""  # comma-separated addresses that get an email summary of each ended import
-    # Which endings notify: completed, completed_with_failures (a failed delivery or an error row), failed, cancelled.
+    # Which endings notify: completed, completed_with_failures (some records refused downstream), failed, cancelled.
     NOTIFY_ON = "completed,completed_with_failures,failed,cancelled"
     NOTIFY_MAX_ATTEMPTS = 8  # tries per notification before it is given up as failed
     NOTIFY_BACKOFF_BASE_SECONDS = 10.0  # the first retry waits up to this long (full jitter), doubling per retry

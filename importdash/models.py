@@ -444,8 +444,8 @@ class RateLimit(db.Model):
 class Ending(str, Enum):
     """How an import ended, as notifications tell it (services/notifications.py ending())."""
 
-    COMPLETED = "completed"  # every row succeeded
-    COMPLETED_WITH_FAILURES = "completed_with_failures"  # it ran to the end, with failed deliveries or error rows
+    COMPLETED = "completed"  # it ran to the end and the downstream refused no record
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # it ran to the end, and some or all records were refused
     FAILED = "failed"
     CANCELLED = "cancelled"
 

@@ -51,13 +51,17 @@ _CLAIM_BATCH = 20  # notifications one round claims at once; a round claims agai
 
 
 def outcome(job: ImportJob) -> str:
-    """How the job ended in one word: completed, completed_with_failures, nothing_succeeded, failed or cancelled."""
+    """How the job ended in one word: completed, completed_with_failures, nothing_succeeded, failed or cancelled.
+
+    A completed job's word follows its deliveries, as the job page tells it (#14): nothing_succeeded when every
+    record sent was refused, completed_with_failures when some were; rows that never became records (duplicates,
+    missing values, invalid formats) are in error_counts beside it.
+    """
     if job.status != JobStatus.COMPLETED.value:
         return job.status
-    problems = job.failed_count + sum(job.error_counts.values())
-    if not problems:
-        return "completed"
-    return "completed_with_failures" if job.success_count else "nothing_succeeded"
+    if job.success_count == 0 and job.failed_count > 0:
+        return "nothing_succeeded"
+    return "completed_with_failures" if job.failed_count else "completed"
 
 
 def ending(job: ImportJob) -> Ending:

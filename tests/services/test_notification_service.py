@@ -93,7 +93,8 @@ def test_the_outcome_and_ending_come_from_the_counts():
         return ImportJob(**(fields | counts))
 
     assert notifications.outcome(job()) == "completed"
-    assert notifications.outcome(job(duplicate_count=1)) == "completed_with_failures"
+    assert notifications.outcome(job(duplicate_count=1)) == "completed"  # rows that never became records
+    assert notifications.outcome(job(failed_count=1)) == "completed_with_failures"
     assert notifications.outcome(job(success_count=0, failed_count=2)) == "nothing_succeeded"
     assert notifications.ending(job(success_count=0, failed_count=2)) is Ending.COMPLETED_WITH_FAILURES
     assert notifications.ending(job(status="cancelled")) is Ending.CANCELLED
