@@ -19,9 +19,9 @@ from flask.cli import FlaskGroup
 from . import create_app, schema
 from .errors import ApiError, MappingRequired
 from .extensions import db
-from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, isoformat, utcnow
+from .models import DuplicatePolicy, Ending, ErrorCategory, FileFormat, JobMode, JobStatus, isoformat, utcnow
 from .runtime import get_runtime
-from .services import checks, jobs, previews, schedules, templates
+from .services import checks, jobs, notifications, previews, schedules, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
 from .services.reader import FileLimits
@@ -310,7 +310,17 @@ def _run_in_foreground(job_id):
         runner.cancel(job_id)
         runner.wait(job_id)
         job = jobs.job_dict(db.session, jobs.get_job(db.session, job_id))
+    _send_notifications()
     _report(job)
+
+
+def _send_notifications():
+    """Try the notifications due now once (this import's ending among them), so that a cron job without a server
+    still notifies; what fails stays queued, and a server's sender retries it."""
+    try:
+        get_runtime().notifier.send_due()
+    except Exception as error:  # the import's own outcome decides the exit status, not its notifications
+        click.echo(f"Notifications were not sent now ({type(error).__name__}); a server sends them.", err=True)
 
 
 # Look at imports, and act on them wherever they run.
@@ -395,6 +405,7 @@ def cancel_command(job_id):
             runner=runtime.runner,
             broker=runtime.broker,
             lease_seconds=current_app.config["LEASE_SECONDS"],
+            notifications=runtime.notification_defaults,
         )
         job = jobs.job_dict(db.session, cancelled)
     if JobStatus(job["status"]).is_terminal:
@@ -441,6 +452,27 @@ def errors_command(job_id, category, as_csv, output, limit, offset, search):
         click.echo(f"Import #{job_id} has no {category + ' ' if category else ''}errors.")
     else:
         _page_note("Errors", offset, len(errors), total)
+
+
+@click.command("notifications")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.option("--resend", is_flag=True, help="Queue the failed ones to be sent again (a server sends them).")
+def notifications_command(job_id, resend):
+    """List an import's notifications: channel, target, status, attempts, last error."""
+    with _refusals():
+        jobs.get_job(db.session, job_id)
+        if resend:
+            count = notifications.resend_failed(db.session, job_id)
+            click.echo(f"{count} failed notification{'s' if count != 1 else ''} queued again.")
+        deliveries = notifications.list_deliveries(db.session, job_id)
+    if not deliveries:
+        click.echo(f"Import #{job_id} has no notifications (none configured for how it ended).")
+    for delivery in deliveries:
+        sent = f"  sent {delivery.sent_at:%Y-%m-%d %H:%M:%S}" if delivery.sent_at else ""
+        click.echo(
+            f"{delivery.channel:<8} {delivery.status:<8} attempts {delivery.attempts}  {delivery.target}{sent}"
+            + (f"\n         last error: {delivery.last_error}" if delivery.last_error else "")
+        )
 
 
 def _page_size(limit):
@@ -649,6 +681,7 @@ COMMANDS = (
     watch_command,
     cancel_command,
     errors_command,
+    notifications_command,
 )
 
 
@@ -740,6 +773,10 @@ def templates_list_command():
         settings.append(f"duplicates: {template.duplicate_policy}")
         if template.mapping:
             settings.append(f"name={' + '.join(template.mapping['name'])} email={template.mapping['email']}")
+        if template.notify_webhook_url:
+            settings.append(f"notifies {notifications.shown_url(template.notify_webhook_url)}")
+        if template.notify_email:
+            settings.append(f"emails {', '.join(template.notify_email)}")
         click.echo(f"{template.id:>4}  {template.name}  ({', '.join(settings)})")
 
 
@@ -763,7 +800,26 @@ def templates_show_command(name):
 @click.option("--sheet", help="The workbook sheet to read (xlsx).")
 @click.option("--map", "mapping", multiple=True, metavar="FIELD=COLUMN", help="As for import; needs name and email.")
 @click.option("--duplicate-policy", type=click.Choice([choice.value for choice in DuplicatePolicy]))
-def templates_create_command(name, json_file, file_format, encoding, delimiter, sheet, mapping, duplicate_policy):
+@click.option("--notify-webhook", metavar="URL", help="POST a signed summary here when its imports end.")
+@click.option("--notify-email", metavar="ADDRESS", multiple=True, help="Email a summary here when its imports end.")
+@click.option(
+    "--notify-on",
+    metavar="ENDINGS",
+    help=f"Comma-separated endings that notify ({', '.join(item.value for item in Ending)}); default: NOTIFY_ON.",
+)
+def templates_create_command(
+    name,
+    json_file,
+    file_format,
+    encoding,
+    delimiter,
+    sheet,
+    mapping,
+    duplicate_policy,
+    notify_webhook,
+    notify_email,
+    notify_on,
+):
     """Save a template from options (or from JSON as the API takes it, whose fields the options override)."""
     data = {}
     if json_file is not None:
@@ -784,6 +840,9 @@ def templates_create_command(name, json_file, file_format, encoding, delimiter, 
         "sheet": sheet,
         "mapping": given.to_json() if given else None,
         "duplicate_policy": duplicate_policy,
+        "notify_webhook_url": notify_webhook,
+        "notify_email": list(notify_email) or None,
+        "notify_on": None if notify_on is None else notify_on.split(","),
     }
     data |= {field: value for field, value in options.items() if value is not None}
     try:

@@ -35,9 +35,9 @@ def postgresql_timeouts(config, url_options=None):
 
 
 # Database connections a process may hold besides one per runner slot and those of its requests, one each: the
-# health probe's thread, the claimer's loop, the scheduler's loop, the event relay's listener and the shared rate
-# limit's store.
-BACKGROUND_CONNECTIONS = 5
+# health probe's thread, the claimer's loop, the scheduler's loop, the event relay's listener, the shared rate
+# limit's store and the notification sender's loop.
+BACKGROUND_CONNECTIONS = 6
 
 
 def database_pool(config):
@@ -67,9 +67,9 @@ class Config:
     DATABASE_TCP_TIMEOUT_SECONDS = 10  # a connection whose server stopped answering is dropped after this
     DATABASE_RETRY_AFTER_SECONDS = 5  # the Retry-After of a 503 while the database does not answer
     # Connections this process's request threads may hold at once (of gunicorn's THREADS; a request holds one only
-    # while it runs, a progress stream none). With MAX_JOBS and the 5 background users this makes the pool: 15 by
+    # while it runs, a progress stream none). With MAX_JOBS and the 6 background users this makes the pool: 15 by
     # default, so six processes hold at most 90 of PostgreSQL's default 100 (README, Deploy).
-    DATABASE_REQUEST_CONNECTIONS = 6
+    DATABASE_REQUEST_CONNECTIONS = 5
     DATABASE_POOL_TIMEOUT_SECONDS = 3  # a request waits this long (whole seconds) for a connection, then gets a 503
     # A running import rides out database faults (dropped connections, lock and statement timeouts) this long,
     # retrying with full-jitter backoff; past it the run stops, its lease runs out, and a process with a free slot
@@ -251,6 +251,30 @@ class Config:
     # A run still fetching this long after its claim is taken for abandoned (its process died) and ended as failed;
     # well above any fetch, which its timeout ends much sooner unless the file keeps arriving.
     SCHEDULE_ABANDONED_RUN_SECONDS = 3600
+    # Notifications when an import ends (README, "Notifications"). A template's own settings win over these: a
+    # template with a webhook URL notifies that one instead of NOTIFY_WEBHOOK_URL, one with email addresses those
+    # instead of NOTIFY_EMAIL_TO, one with endings those instead of NOTIFY_ON.
+    NOTIFY_WEBHOOK_URL = None  # POST a signed JSON summary of each ended import here
+    NOTIFY_WEBHOOK_SECRET = None  # the shared secret of the HMAC-SHA256 signature (never logged or shown)
+    NOTIFY_EMAIL_TO = ""  # comma-separated addresses that get an email summary of each ended import
+    # Which endings notify: completed, completed_with_failures (some records refused downstream), failed, cancelled.
+    NOTIFY_ON = "completed,completed_with_failures,failed,cancelled"
+    NOTIFY_MAX_ATTEMPTS = 8  # tries per notification before it is given up as failed
+    NOTIFY_BACKOFF_BASE_SECONDS = 10.0  # the first retry waits up to this long (full jitter), doubling per retry
+    NOTIFY_BACKOFF_CAP_SECONDS = 3600.0  # no retry waits longer than this
+    NOTIFY_POLL_SECONDS = 2.0  # a serving process looks for notifications due this often (and when an import ends)
+    # A notification a process took is its own for this long; if the process dies sending it, another sends it after.
+    NOTIFY_CLAIM_SECONDS = 120
+    NOTIFY_TIMEOUT_SECONDS = 10.0  # a webhook call or an SMTP conversation that takes longer has failed
+    SMTP_HOST = None  # the mail server that sends notification emails; None: emails fail with a reason
+    SMTP_PORT = 25
+    SMTP_USERNAME = None  # log in with these when set
+    SMTP_PASSWORD = None
+    SMTP_STARTTLS = False  # upgrade the connection with STARTTLS before logging in
+    SMTP_FROM = "importdash@localhost"  # the notification emails' From address
+    # The dashboard's address as people reach it, for links in notifications (job page, errors.csv), e.g.
+    # https://imports.example.com; None: http:// and BIND.
+    PUBLIC_URL = None
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100

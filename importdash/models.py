@@ -365,6 +365,10 @@ class ImportTemplate(db.Model):
     sheet: Mapped[str | None] = mapped_column(Text)
     mapping: Mapped[dict | None] = mapped_column(JSON)  # ColumnMapping.to_json()
     duplicate_policy: Mapped[str] = mapped_column(String(16), default=DuplicatePolicy.SKIP.value)
+    # Notifications when its imports end; None (or an empty list) in each: the global default (NOTIFY_*).
+    notify_webhook_url: Mapped[str | None] = mapped_column(Text)
+    notify_email: Mapped[list | None] = mapped_column(JSON)  # addresses
+    notify_on: Mapped[list | None] = mapped_column(JSON)  # Ending values
     created_by: Mapped[str] = mapped_column(Text, default=ANONYMOUS_USER)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -545,3 +549,72 @@ class ScheduleRun(db.Model):
     job_id: Mapped[int | None] = mapped_column(ForeignKey("import_jobs.id", ondelete="SET NULL"))
     outcome: Mapped[str | None] = mapped_column(String(16))  # a ScheduleOutcome value, once it ended
     error: Mapped[str | None] = mapped_column(Text)  # why it failed, written for people
+
+
+class Ending(str, Enum):
+    """How an import ended, as notifications tell it (services/notifications.py ending())."""
+
+    COMPLETED = "completed"  # it ran to the end and the downstream refused no record
+    COMPLETED_WITH_FAILURES = "completed_with_failures"  # it ran to the end, and some or all records were refused
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class DeliveryChannel(str, Enum):
+    WEBHOOK = "webhook"
+    EMAIL = "email"
+
+
+class DeliveryStatus(str, Enum):
+    PENDING = "pending"  # waits for its next attempt (next_attempt_at), or is being sent by the process that took it
+    SENT = "sent"
+    FAILED = "failed"  # given up after NOTIFY_MAX_ATTEMPTS, or refused for good; last_error says why
+
+
+class NotificationDelivery(db.Model):
+    """One notification of one import's ending, to one webhook or email address, and how sending it went.
+
+    Written in the transaction that ends the import, so it is never lost; sent by any serving process that
+    claims it (next_attempt_at moved on by NOTIFY_CLAIM_SECONDS), on the database's clock.
+    """
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (
+        Index("ix_notification_deliveries_job_id_id", "job_id", "id"),
+        Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Sent as X-Importdash-Id with every attempt, so a receiver drops a repeat.
+    key: Mapped[str] = mapped_column(String(32), default=lambda: uuid.uuid4().hex, unique=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    ending: Mapped[str] = mapped_column(String(32))  # an Ending value
+    channel: Mapped[str] = mapped_column(String(16))  # a DeliveryChannel value
+    # Where it goes, as shown: an email address, or the URL without credentials, query or fragment.
+    target: Mapped[str] = mapped_column(Text)
+    # Where it goes, in full (a URL may carry a token): used to send, never shown.
+    address: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING.value)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)  # why the last attempt failed, for people
+    response_status: Mapped[int | None]  # the webhook's last HTTP status, or the SMTP server's last reply code
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "key": self.key,
+            "job_id": self.job_id,
+            "ending": self.ending,
+            "channel": self.channel,
+            "target": self.target,
+            "status": self.status,
+            "attempts": self.attempts,
+            "next_attempt_at": isoformat(self.next_attempt_at) if self.status == DeliveryStatus.PENDING.value else None,
+            "last_error": self.last_error,
+            "response_status": self.response_status,
+            "created_at": isoformat(self.created_at),
+            "sent_at": isoformat(self.sent_at),
+        }

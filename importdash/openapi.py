@@ -3,7 +3,10 @@
 from .models import (
     MAX_ID,
     MAX_SEARCH_LENGTH,
+    DeliveryChannel,
+    DeliveryStatus,
     DuplicatePolicy,
+    Ending,
     ErrorCategory,
     FileFormat,
     JobMode,
@@ -247,6 +250,30 @@ def document(config, *, auth_required):
                     },
                 },
             },
+        },
+        "/api/import/{job_id}/notifications": {
+            "get": _operation(
+                "listImportNotifications",
+                "List the notifications of an import's endings (webhook and email), with how sending each went.",
+                [job_id],
+                {
+                    "200": _json("NotificationList", "The notifications, oldest first."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
+        "/api/import/{job_id}/notifications/resend": {
+            "post": _operation(
+                "resendImportNotifications",
+                "Send an import's failed notifications again, with their attempts counted afresh.",
+                [job_id],
+                {
+                    "202": _json("NotificationsResent", "They are queued; the background sender sends them."),
+                    "404": _error("No such import."),
+                    "409": _error("None of its notifications failed."),
+                    **writes,
+                },
+            ),
         },
         "/api/import/{job_id}/events": {
             "get": _operation(
@@ -676,6 +703,27 @@ _TEMPLATE_BODY = {
                         "type": ["string", "null"],
                         "enum": [*(choice.value for choice in DuplicatePolicy), None],
                     },
+                    "notify_webhook_url": {
+                        "type": ["string", "null"],
+                        "maxLength": 2000,
+                        "description": "POST a signed summary here when an import ends; empty: NOTIFY_WEBHOOK_URL.",
+                    },
+                    "notify_email": {
+                        "anyOf": [
+                            {"type": "array", "items": {"type": "string"}, "maxItems": 20},
+                            {"type": "string"},
+                            {"type": "null"},
+                        ],
+                        "description": "Addresses (a list, or comma-separated) emailed when an import ends; "
+                        "none: NOTIFY_EMAIL_TO.",
+                    },
+                    "notify_on": {
+                        "anyOf": [
+                            {"type": "array", "items": {"type": "string", "enum": [item.value for item in Ending]}},
+                            {"type": "null"},
+                        ],
+                        "description": "Which endings notify; null: NOTIFY_ON.",
+                    },
                 },
                 "required": ["name"],
                 "additionalProperties": False,
@@ -1015,11 +1063,34 @@ _SCHEMAS = {
         sheet=_nullable(_STRING),
         mapping={"anyOf": [_mapping_schema("The columns' mapping."), {"type": "null"}]},
         duplicate_policy=_enum(DuplicatePolicy),
+        notify_webhook_url=_nullable(_STRING),
+        notify_email={"type": "array", "items": _STRING},
+        notify_on={"anyOf": [{"type": "array", "items": _enum(Ending)}, {"type": "null"}]},
         created_by=_STRING,
         created_at=_TIMESTAMP,
         updated_at=_TIMESTAMP,
     ),
     "TemplateEnvelope": _object(template=_ref("Template")),
+    "Notification": _object(
+        id=_INTEGER,
+        key={**_STRING, "description": "Sent as X-Importdash-Id with every attempt, for the receiver to dedupe."},
+        job_id=_INTEGER,
+        ending=_enum(Ending),
+        channel=_enum(DeliveryChannel),
+        target={**_STRING, "description": "An email address, or the webhook's URL without credentials or query."},
+        status=_enum(DeliveryStatus),
+        attempts=_COUNT,
+        next_attempt_at={**_nullable(_TIMESTAMP), "description": "When a pending one is tried next."},
+        last_error={**_nullable(_STRING), "description": "Why the last attempt failed."},
+        response_status={**_nullable(_INTEGER), "description": "The webhook's HTTP status, or the SMTP reply code."},
+        created_at=_TIMESTAMP,
+        sent_at=_nullable(_TIMESTAMP),
+    ),
+    "NotificationList": _object(notifications={"type": "array", "items": _ref("Notification")}),
+    "NotificationsResent": _object(
+        resent={**_COUNT, "description": "The failed notifications queued again."},
+        notifications={"type": "array", "items": _ref("Notification")},
+    ),
     "TemplateList": _object(templates={"type": "array", "items": _ref("Template")}),
     "PreviewEnvelope": _object(preview=_ref("Preview")),
     "Preview": _object(

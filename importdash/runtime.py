@@ -19,6 +19,7 @@ from .services.delivery import CircuitBreaker, Deliverer, RetryPolicy
 from .services.downstream import Downstream, SimulatedDownstream, parse_domains
 from .services.health import DatabaseProbe
 from .services.limit_store import DatabaseLimitStore, LimitStore, OutageBackoff, RedisLimitStore, limit_name
+from .services.notifications import NotificationDefaults, Notifier, NotifierSettings
 from .services.reader import FileLimits
 from .services.relay import (
     DatabaseOutbox,
@@ -52,6 +53,8 @@ class Runtime:
     last_check: LastCheck  # the latest "Test downstream" answer this process got
     fetch: SourceFetcher  # fetches schedules' files from their sources
     scheduler: Scheduler  # runs due schedules; started by start_background only
+    notifier: Notifier  # sends the notifications of ended imports; its loop is started by start_background only
+    notification_defaults: NotificationDefaults  # the global NOTIFY_* settings, for jobs ended outside a run
 
 
 def build_downstream(config) -> Downstream:
@@ -219,6 +222,9 @@ def init_app(app):
         last_check=LastCheck(),
         fetch=fetch,
         scheduler=scheduler,
+        notifier=Notifier(app, settings=NotifierSettings.from_config(config)),
+        # Read once here too, so that a wrong NOTIFY_ON stops the start instead of every import's end.
+        notification_defaults=NotificationDefaults.from_config(config),
     )
 
 
@@ -243,6 +249,7 @@ def start_background(app):
         runtime.relay_listener.start()
     runtime.claimer.start()
     runtime.scheduler.start()
+    runtime.notifier.start()
 
 
 def stop_background(app, wait=False):
@@ -255,6 +262,7 @@ def stop_background(app, wait=False):
     runtime = get_runtime(app)
     runtime.scheduler.stop(wait=wait)
     runtime.claimer.stop(wait=wait)
+    runtime.notifier.stop(wait=wait)
     if runtime.relay_listener is not None:
         runtime.relay_listener.stop()
     runtime.health.close()
@@ -262,6 +270,7 @@ def stop_background(app, wait=False):
     runtime.runner.shutdown(wait=wait)
     if wait:
         runtime.downstream.close()
+        runtime.notifier.close()
         if runtime.relay_listener is not None:
             runtime.relay_listener.join()
         if runtime.relay_transport is not None:

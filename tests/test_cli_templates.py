@@ -109,3 +109,33 @@ def test_map_of_one_field_wins_over_the_templates_mapping(runner, write_csv):
 
     assert result.exit_code == 0, result.output
     assert db.session.scalars(db.select(Record.email)).all() == ["ada@home.example"]
+
+
+def test_templates_create_takes_notification_settings_and_notifications_lists_an_imports(runner, app, write_csv):
+    created = runner.invoke(
+        args=["templates", "create", "Feed", "--notify-webhook", "http://127.0.0.1:9/hook?token=s3cret"]
+        + ["--notify-email", "ops@example.com", "--notify-email", "crm@example.com", "--notify-on", "completed,failed"]
+    )
+    assert created.exit_code == 0, created.output
+    template = db.session.query(ImportTemplate).one()
+    assert template.notify_email == ["ops@example.com", "crm@example.com"]
+    assert template.notify_on == ["completed", "failed"]
+    assert "notifies http://127.0.0.1:9/hook" in runner.invoke(args=["templates", "list"]).output
+    refused = runner.invoke(args=["templates", "create", "Bad", "--notify-email", "not-an-address"])
+    assert refused.exit_code != 0 and "is not an email address" in refused.output
+
+    path = write_csv("name,email\nAda Lovelace,ada@example.com\n")
+    imported = runner.invoke(args=["import", str(path), "--template", "Feed"])
+    assert imported.exit_code == 0, imported.output
+    job_id = db.session.query(ImportJob).one().id
+    listed = runner.invoke(args=["notifications", str(job_id)])
+
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    # No secret is set and port 9 does not answer: the import itself still succeeded.
+    assert lines[0].startswith("webhook  failed   attempts 1  http://127.0.0.1:9/hook")
+    assert "IMPORTDASH_NOTIFY_WEBHOOK_SECRET is not set" in lines[1]
+    assert "s3cret" not in listed.output
+    assert [line.split()[0] for line in lines if not line.startswith(" ")] == ["webhook", "email", "email"]
+    assert "IMPORTDASH_SMTP_HOST is not set" in listed.output
+    assert runner.invoke(args=["notifications", "99999"]).exit_code != 0

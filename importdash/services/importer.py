@@ -18,6 +18,7 @@ from .broker import EventBroker
 from .delivery import Deliverer
 from .jobs import open_job_file, publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
+from .notifications import NotificationDefaults
 from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .validator import Rejection, validate
@@ -36,6 +37,7 @@ class ImportSettings:
     heartbeat_interval: float
     outages: OutagePolicy
     upload_retention_hours: float
+    notifications: NotificationDefaults
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> "ImportSettings":
@@ -49,6 +51,7 @@ class ImportSettings:
             heartbeat_interval=config["HEARTBEAT_SECONDS"],
             outages=OutagePolicy.from_config(config),
             upload_retention_hours=config["UPLOAD_RETENTION_HOURS"],
+            notifications=NotificationDefaults.from_config(config),
         )
 
 
@@ -299,7 +302,14 @@ class Importer:
 def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
     """Run a job to a terminal state (or leave it resumable on shutdown); never raises."""
     settings = context.settings
-    ledger = JobLedger(context.session, job_id, context.owner, settings.lease_seconds, outages=settings.outages)
+    ledger = JobLedger(
+        context.session,
+        job_id,
+        context.owner,
+        settings.lease_seconds,
+        outages=settings.outages,
+        notifications=settings.notifications,
+    )
     try:
         claimed = ledger.claim()
     except DatabaseUnavailable as outage:

@@ -29,6 +29,7 @@ from ..models import (
     JobMode,
     JobRun,
     JobStatus,
+    NotificationDelivery,
     Record,
     RecordStatus,
     RowError,
@@ -42,6 +43,7 @@ from .dialects import statements_for
 from .export import errors_csv, results_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
+from .notifications import NotificationDefaults
 from .reader import CheckedFile, FileLimits, TableSource, check_file, estimate_rows
 from .rows import FileSource, open_binary
 from .storage import StoreUnavailable, UploadStorage, key_patterns
@@ -578,6 +580,7 @@ def cancel_job(
     runner: "JobRunner",
     broker: EventBroker,
     lease_seconds: float,
+    notifications: NotificationDefaults,
 ) -> ImportJob:
     """Cancel an unfinished import and return it: ended now if no process holds it, else at the holder's next check.
 
@@ -596,7 +599,7 @@ def cancel_job(
     runner.cancel(job_id)
     # Nobody may hold it (it waits in the database for a free slot, or its process died): then it ends here. The
     # lease is taken under a name of its own, so a run starting in this process at the same moment cannot share it.
-    ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds)
+    ledger = JobLedger(session, job_id, f"cancel-{uuid.uuid4().hex}", lease_seconds, notifications=notifications)
     if ledger.claim():
         ledger.finish(JobAction.CANCEL)
         publish_job(broker, session, job_id, JOB_FINISHED)
@@ -722,6 +725,7 @@ def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -
         raise _still_running(unfinished, running)
     uploads = _kept_uploads(session, storage)
     session.execute(delete(JobRun))
+    session.execute(delete(NotificationDelivery))
     deleted = {
         "records": session.execute(delete(Record)).rowcount,
         "errors": session.execute(delete(RowError)).rowcount,
@@ -759,6 +763,7 @@ def purge_jobs(session: Session, *, ended_before: datetime, storage: UploadStora
         return {"records": 0, "errors": 0, "jobs": 0, "files": 0}
     uploads = _kept_uploads(session, storage, job_ids)
     session.execute(delete(JobRun).where(JobRun.job_id.in_(job_ids)))
+    session.execute(delete(NotificationDelivery).where(NotificationDelivery.job_id.in_(job_ids)))
     deleted = {
         "records": session.execute(delete(Record).where(Record.job_id.in_(job_ids))).rowcount,
         "errors": session.execute(delete(RowError).where(RowError.job_id.in_(job_ids))).rowcount,

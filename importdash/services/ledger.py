@@ -33,6 +33,7 @@ from ..models import (
 )
 from .dialects import database_now, lease_expiry, statements_for
 from .downstream import Outcome
+from .notifications import NotificationDefaults, record_notifications
 from .validator import Contact, Rejection
 
 log = logging.getLogger(__name__)
@@ -255,6 +256,7 @@ class JobLedger:
         lease_seconds: float,
         *,
         outages: OutagePolicy | None = None,
+        notifications: NotificationDefaults | None = None,
         clock=time.monotonic,
         sleep=time.sleep,
         rand=random.random,
@@ -265,6 +267,8 @@ class JobLedger:
         self.lease_seconds = lease_seconds
         self.sql = statements_for(session)
         self.outages = outages
+        # The global notification settings; None: this ledger's endings notify nobody (tests of the ledger itself).
+        self.notifications = notifications
         self._clock = clock
         self._sleep = sleep
         self._rand = rand
@@ -638,6 +642,8 @@ class JobLedger:
                 values["error"] = error
             self._end_run(RunOutcome(status.value), error)
             self._update_job(tally, action=action, notice=None, **values)
+            if self.notifications is not None:  # committed with the ending, so no crash can lose them
+                record_notifications(self.session, self.job_id, defaults=self.notifications)
             return status
 
         return self._transaction(end, landed=lambda: status)

@@ -1,21 +1,38 @@
 """Import templates: saved, named ways to read a kind of file (format, encoding, delimiter, sheet, mapping, the
-columns kept, the duplicate policy), and what an import's options become with one."""
+columns kept, the duplicate policy) and whom to notify when its imports end, and what an import's options become
+with one."""
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, Conflict, NotFound
-from ..models import ANONYMOUS_USER, MAX_ID, DuplicatePolicy, FileFormat, ImportTemplate, Schedule, isoformat
+from ..models import ANONYMOUS_USER, MAX_ID, DuplicatePolicy, Ending, FileFormat, ImportTemplate, Schedule, isoformat
 from .mapping import ColumnMapping
+from .notifications import parse_addresses, parse_endings
 from .reader import parse_delimiter, parse_encoding
+from .validator import email_problem
 
 # A template as the API shows and takes it: the upload form's own field names.
-FIELDS = ("name", "format", "encoding", "delimiter", "sheet", "mapping", "duplicate_policy")
+FIELDS = (
+    "name",
+    "format",
+    "encoding",
+    "delimiter",
+    "sheet",
+    "mapping",
+    "duplicate_policy",
+    "notify_webhook_url",
+    "notify_email",
+    "notify_on",
+)
 MAX_NAME_LENGTH = 100  # the column's size
 MAX_SHEET_LENGTH = 255
+MAX_URL_LENGTH = 2_000
+MAX_ADDRESSES = 20  # email addresses one template notifies
 
 
 def template_json(template: ImportTemplate) -> dict:
@@ -29,6 +46,9 @@ def template_json(template: ImportTemplate) -> dict:
         "sheet": template.sheet,
         "mapping": template.mapping,
         "duplicate_policy": template.duplicate_policy,
+        "notify_webhook_url": template.notify_webhook_url,
+        "notify_email": template.notify_email or [],
+        "notify_on": template.notify_on,
         "created_by": template.created_by,
         "created_at": isoformat(template.created_at),
         "updated_at": isoformat(template.updated_at),
@@ -139,7 +159,55 @@ def validated(data) -> dict:
         "sheet": sheet,
         "mapping": None if mapping is None else ColumnMapping.validated(mapping).to_json(),
         "duplicate_policy": _choice(DuplicatePolicy, "duplicate_policy", policy or DuplicatePolicy.SKIP.value),
+        "notify_webhook_url": _webhook_url(_text(data, "notify_webhook_url")),
+        "notify_email": _addresses(data.get("notify_email")),
+        "notify_on": _endings(data.get("notify_on")),
     }
+
+
+def _webhook_url(url):
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ApiError(
+            f"notify_webhook_url must be an http:// or https:// URL of up to {MAX_URL_LENGTH} characters.",
+            code="invalid_parameter",
+        )
+    return url
+
+
+def _addresses(value):
+    """notify_email: a list of addresses (or one comma-separated text); None when there are none."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = parse_addresses(value)
+    if not isinstance(value, list) or not all(isinstance(address, str) for address in value):
+        raise ApiError("notify_email must be a list of email addresses.", code="invalid_parameter")
+    addresses = list(dict.fromkeys(address.strip() for address in value if address.strip()))
+    if len(addresses) > MAX_ADDRESSES:
+        raise ApiError(f"notify_email holds at most {MAX_ADDRESSES} addresses.", code="invalid_parameter")
+    for address in addresses:
+        problem = email_problem(address)
+        if problem is not None:
+            raise ApiError(
+                f"notify_email: {address[:80]!r} is not an email address ({problem}).", code="invalid_parameter"
+            )
+    return addresses or None
+
+
+def _endings(value):
+    """notify_on: a list of endings; None (the global NOTIFY_ON) when left out or null."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise ApiError("notify_on must be a list of endings, or null for the global setting.", code="invalid_parameter")
+    try:
+        endings = parse_endings(value)
+    except ValueError as error:
+        raise ApiError(f"notify_on: {error}.", code="invalid_parameter") from None
+    return [ending.value for ending in Ending if ending in endings]
 
 
 def _text(data, field, strip=True):

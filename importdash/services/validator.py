@@ -69,7 +69,7 @@ def _reject(source_row, category, message):
 def _format_problems(name, email, company):
     """Describe every format problem of a row that failed the fast checks."""
     problems = []
-    reason = _email_problem(email)
+    reason = email_problem(email)
     if reason is not None:
         problems.append(f"email {_shown(email)} is not a valid address ({reason})")
     for column, value in (("name", name), ("company", company)):
@@ -78,7 +78,7 @@ def _format_problems(name, email, company):
     return "; ".join(problems)
 
 
-def _email_problem(email):
+def email_problem(email: str) -> str | None:
     """Return a short reason why a trimmed email is not a plausible address, or None if it is one."""
     if len(email) > MAX_EMAIL_LENGTH:
         return f"longer than {MAX_EMAIL_LENGTH} characters"

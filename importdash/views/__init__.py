@@ -1,6 +1,7 @@
-"""Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), templates (saved ways to read a file), schedules (imports that start themselves), downstream (its state,
-and a check), health, docs (the OpenAPI document and its page) and pages (the dashboard)."""
+"""Blueprints: imports (start), history (jobs and their errors), notifications (of their endings), events (live
+streams), records (the per-row ledger), templates (saved ways to read a file), schedules (imports that start
+themselves), downstream (its state, and a check), health, docs (the OpenAPI document and its page) and pages (the
+dashboard)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -19,10 +20,34 @@ class IdConverter(IntegerConverter):
 
 
 def register_blueprints(app):
-    from . import docs, downstream, events, health, history, imports, pages, records, schedules, templates
+    from . import (
+        docs,
+        downstream,
+        events,
+        health,
+        history,
+        imports,
+        notifications,
+        pages,
+        records,
+        schedules,
+        templates,
+    )
 
     app.url_map.converters["id"] = IdConverter
-    for module in (imports, history, events, records, templates, schedules, downstream, health, docs, pages):
+    for module in (
+        imports,
+        history,
+        notifications,
+        events,
+        records,
+        templates,
+        schedules,
+        downstream,
+        health,
+        docs,
+        pages,
+    ):
         app.register_blueprint(module.bp)
 
 

@@ -50,8 +50,15 @@ def start_stream():
 @bp.post("/<id:job_id>/cancel")
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
-    runtime, lease_seconds = get_runtime(), current_app.config["LEASE_SECONDS"]
-    job = jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=lease_seconds)
+    runtime = get_runtime()
+    job = jobs.cancel_job(
+        db.session,
+        job_id,
+        runner=runtime.runner,
+        broker=runtime.broker,
+        lease_seconds=current_app.config["LEASE_SECONDS"],
+        notifications=runtime.notification_defaults,
+    )
     return {"job": jobs.job_dict(db.session, job)}, 200 if JobStatus(job.status).is_terminal else 202
 
 

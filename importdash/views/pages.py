@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template
 from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, SourceKind
+from ..models import DuplicatePolicy, Ending, ErrorCategory, FileFormat, JobMode, JobStatus, SourceKind
 from ..services import jobs
 from ..services.schedules import SCHEDULE_MODES
 
@@ -17,6 +17,14 @@ CATEGORY_LABELS = {
     ErrorCategory.MISSING_VALUE.value: "Missing Values",
     ErrorCategory.INVALID_FORMAT.value: "Invalid Format",
     ErrorCategory.OTHER.value: "Other",
+}
+
+# How a template's notify_on choices read on its form.
+ENDING_LABELS = {
+    Ending.COMPLETED.value: "completes",
+    Ending.COMPLETED_WITH_FAILURES.value: "completes with failures",
+    Ending.FAILED.value: "fails",
+    Ending.CANCELLED.value: "is cancelled",
 }
 
 
@@ -58,7 +66,9 @@ def job(job_id):
 @bp.get("/templates")
 def templates():
     """Show the import templates, to create, edit and delete them."""
-    return render_template("pages/templates.html", formats=list(FileFormat), policies=list(DuplicatePolicy))
+    return render_template(
+        "pages/templates.html", formats=list(FileFormat), policies=list(DuplicatePolicy), endings=ENDING_LABELS
+    )
 
 
 SOURCE_LABELS = {

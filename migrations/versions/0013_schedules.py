@@ -2,7 +2,7 @@
 one row per due time that an instance claimed (unique per schedule and due time, so exactly one runs it).
 
 Revision ID: 0013_schedules
-Revises: 0010_files_and_mapping
+Revises: 0012_notifications
 Create Date: 2026-12-07 08:40:00
 
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0013_schedules"
-down_revision = "0010_files_and_mapping"
+down_revision = "0012_notifications"
 branch_labels = None
 depends_on = None
 

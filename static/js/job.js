@@ -7,6 +7,7 @@ import { initHeader, notify, showLiveStatus } from "./header.js";
 import { LiveStream } from "./live.js";
 import { showStatus, statusLook } from "./status.js";
 import "./job-records.js"; // the records panel, with each record's extra fields
+import "./notifications.js";
 
 const VALUE_ORDER = ["name", "email", "company"];
 const ERROR_PAGE_SIZE = 20; // errors per page of the list

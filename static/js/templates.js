@@ -56,6 +56,7 @@ function rowFor(template) {
     el("td", { "data-label": "Reading" }, reading.join(" · ")),
     el("td", { "data-label": "Columns" }, describeMapping(template.mapping)),
     el("td", { "data-label": "Duplicates" }, template.duplicate_policy === "update" ? "Update" : "Skip"),
+    el("td", { "data-label": "Notifies", className: "templates__notifies" }, describeNotifications(template)),
     el("td", { className: "templates__cell-actions" }, el("div", { className: "templates__actions" }, edit, remove)),
   );
 }
@@ -66,6 +67,13 @@ function describeMapping(mapping) {
   if (mapping.company) parts.push(`company ← ${mapping.company}`);
   parts.push(mapping.extra === null ? "other columns kept" : `kept: ${mapping.extra.join(", ") || "none"}`);
   return parts.join("; ");
+}
+
+function describeNotifications(template) {
+  const targets = [template.notify_webhook_url ? "webhook" : null, ...template.notify_email].filter(Boolean);
+  if (!targets.length && !template.notify_on) return "Server's settings";
+  const when = template.notify_on ? ` (${template.notify_on.join(", ").replaceAll("_", " ")})` : "";
+  return `${targets.join(", ") || "Server's targets"}${when}`;
 }
 
 /** The form's fields as the API takes a template. */
@@ -81,10 +89,19 @@ function formTemplate() {
     delimiter: form.elements.delimiter.value || null,
     sheet: value("sheet") || null,
     duplicate_policy: value("duplicate_policy"),
+    notify_webhook_url: value("notify_webhook_url") || null,
+    notify_email: form.elements.notify_email.value.split(/[\n,]/).map((line) => line.trim()).filter(Boolean),
+    notify_on: endingBoxes().some((box) => box.checked)
+      ? endingBoxes().filter((box) => box.checked).map((box) => box.value)
+      : null,
     mapping: mapped
       ? { name, email: value("email_column"), company: value("company_column") || null, extra: extra.length ? extra : null }
       : null,
   };
+}
+
+function endingBoxes() {
+  return [...form.querySelectorAll('input[name="notify_on"]')];
 }
 
 function fillForm(template) {
@@ -101,8 +118,12 @@ function fillForm(template) {
     email_column: mapping ? mapping.email : "",
     company_column: mapping ? mapping.company || "" : "",
     extra_columns: mapping && mapping.extra ? mapping.extra.join("\n") : "",
+    notify_webhook_url: template ? template.notify_webhook_url || "" : "",
+    notify_email: template ? template.notify_email.join("\n") : "",
   };
   for (const [name, value] of Object.entries(fields)) form.elements[name].value = value;
+  const endings = new Set(template?.notify_on ?? []);
+  for (const box of endingBoxes()) box.checked = endings.has(box.value);
 }
 
 function startEditing(template) {

@@ -36,7 +36,14 @@ def create(app, **options):
 
 def cancel(app, job_id):
     runtime = get_runtime(app)
-    return jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=30)
+    return jobs.cancel_job(
+        db.session,
+        job_id,
+        runner=runtime.runner,
+        broker=runtime.broker,
+        lease_seconds=30,
+        notifications=runtime.notification_defaults,
+    )
 
 
 def test_creating_an_import_announces_it_after_the_commit(app):

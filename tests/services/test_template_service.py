@@ -88,6 +88,9 @@ def test_validated_normalises_what_it_keeps(app):
         "sheet": None,
         "mapping": None,
         "duplicate_policy": "skip",
+        "notify_webhook_url": None,
+        "notify_email": None,
+        "notify_on": None,
     }
     with pytest.raises(ApiError, match="Send a template as a JSON object"):
         templates.validated(["Shop"])
@@ -104,3 +107,34 @@ def test_memory_keeps_the_latest_mapping_per_set_of_columns_in_each_files_spelli
         name=("KONTAKT",), email="adresse", extra=("telefon",)
     )
     assert memory.recall(db.session, ["Kontakt", "Adresse"]) is None  # another set of columns
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("notify_webhook_url", "ftp://example.com/hook", "must be an http:// or https:// URL"),
+        ("notify_webhook_url", "https://", "must be an http:// or https:// URL"),
+        ("notify_email", ["ops@example.com", "ops@"], "'ops@' is not an email address"),
+        ("notify_email", [1], "must be a list of email addresses"),
+        ("notify_on", ["failed", "finished"], "'finished' is not an ending"),
+        ("notify_on", "failed", "must be a list of endings"),
+    ],
+)
+def test_notification_fields_are_checked(app, field, value, message):
+    with pytest.raises(ApiError, match=message):
+        templates.validated({"name": "Feed", field: value})
+
+
+def test_notification_fields_are_kept_tidy(app):
+    values = templates.validated(
+        {
+            "name": "Feed",
+            "notify_webhook_url": " https://hooks.example.com/in?token=x ",
+            "notify_email": "ops@example.com, crm@example.com,ops@example.com",
+            "notify_on": ["cancelled", "failed"],
+        }
+    )
+
+    assert values["notify_webhook_url"] == "https://hooks.example.com/in?token=x"
+    assert values["notify_email"] == ["ops@example.com", "crm@example.com"]
+    assert values["notify_on"] == ["failed", "cancelled"]

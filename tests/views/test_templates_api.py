@@ -28,6 +28,9 @@ def test_a_template_is_created_listed_shown_by_id_and_name_replaced_and_deleted(
         "sheet": None,
         "mapping": MAPPING,
         "duplicate_policy": "skip",
+        "notify_webhook_url": None,
+        "notify_email": [],
+        "notify_on": None,
         "created_by": "anonymous",
         "created_at": "",
         "updated_at": "",
@@ -226,3 +229,27 @@ def test_the_templates_page_is_linked_from_the_header_and_reads_the_api(client):
 
     assert 'data-templates-url="/api/templates"' in page and 'src="/static/js/templates.js"' in page
     assert 'href="/templates"' in client.get("/").get_data(as_text=True)
+
+
+def test_a_templates_notification_settings_are_saved_and_bad_ones_refused_with_a_400(client):
+    created = client.post(
+        "/api/templates",
+        json={
+            "name": "Feed",
+            "notify_webhook_url": "https://hooks.example.com/in",
+            "notify_email": ["ops@example.com"],
+            "notify_on": ["failed"],
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    template = created.get_json()["template"]
+    assert (template["notify_webhook_url"], template["notify_email"], template["notify_on"]) == (
+        "https://hooks.example.com/in",
+        ["ops@example.com"],
+        ["failed"],
+    )
+
+    refused = client.post("/api/templates", json={"name": "Other", "notify_email": ["nobody"]})
+    assert refused.status_code == 400
+    assert refused.get_json()["error"]["code"] == "invalid_parameter"
+    assert "'nobody' is not an email address" in refused.get_json()["error"]["message"]
