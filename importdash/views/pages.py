@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, render_template
 from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus
+from ..models import MAX_PRIORITY, MIN_PRIORITY, DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus
 from ..services import jobs
 
 bp = Blueprint("pages", __name__)
@@ -51,6 +51,7 @@ def job(job_id):
         state=state,
         categories=CATEGORY_LABELS,
         rate_limit=rate_limit,
+        priorities={"min": MIN_PRIORITY, "max": MAX_PRIORITY},
     )
 
 
