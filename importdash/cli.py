@@ -28,6 +28,7 @@ from .models import (
     FileFormat,
     JobMode,
     JobStatus,
+    stored,
     utcnow,
 )
 from .runtime import get_runtime
@@ -621,7 +622,7 @@ def _progress_line(job, rate):
         parts.append(f"cancelled {job['cancelled_count']:,}")
     if rate is not None:
         parts.append(f"{rate:,.0f} rows/s")
-        if total and rate > 0 and done < total and not JobStatus(job["status"]).is_terminal:
+        if total and rate > 0 and done < total and job["status"] in stored(JobStatus.runnable()):
             parts.append(f"about {_duration((total - done) / rate)} left")
     if job["notice"]:
         parts.append(job["notice"])

@@ -799,7 +799,7 @@ def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -
     """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
     unfinished = list(
         session.execute(
-            select(ImportJob.id, ImportJob.source)
+            select(ImportJob.id, ImportJob.source, ImportJob.status)
             .where(ImportJob.status.in_(stored(JobStatus.unfinished())) | ImportJob.id.in_(running))
             .order_by(ImportJob.created_at, ImportJob.id)
         )
@@ -822,11 +822,15 @@ def _still_running(unfinished, running):
     """The refusal to clear: it names the oldest unfinished import, and carries its id for a link to it."""
     if not unfinished:  # a run this process holds whose job row is gone already
         return Conflict("An import is still running; wait for it to finish or cancel it first.")
-    job_id, source = unfinished[0]
+    job_id, source, status = unfinished[0]
     others = len(unfinished) - 1
     also = f" (and {others} other{'s' if others > 1 else ''})" if others else ""
+    if status == JobStatus.PAUSED.value:
+        state, advice = "is paused", "unpause it and let it finish, or cancel it first"
+    else:
+        state, advice = "is still running", "wait for it to finish or cancel it first"
     return Conflict(
-        f"Import #{job_id} ({source}) is still running{also}; wait for it to finish or cancel it first.",
+        f"Import #{job_id} ({source}) {state}{also}; {advice}.",
         code="import_running",
         details={"job_id": job_id},
     )

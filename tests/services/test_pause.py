@@ -160,7 +160,7 @@ def test_a_paused_job_counts_as_unfinished_for_clearing_deleting_and_purging(app
     pause(app, job_id)
     storage = get_runtime(app).storage
 
-    with pytest.raises(Conflict, match=f"Import #{job_id} .* is still running"):
+    with pytest.raises(Conflict, match=rf"Import #{job_id} \(contacts.csv\) is paused; unpause it and let it"):
         jobs.clear_all(db.session, running=[], storage=storage)
     with pytest.raises(Conflict, match="is paused"):
         jobs.delete_job(db.session, job_id, running=[], storage=storage)
