@@ -19,7 +19,20 @@ from flask.cli import FlaskGroup
 from . import create_app, schema
 from .errors import ApiError, MappingRequired
 from .extensions import db
-from .models import DuplicatePolicy, Ending, ErrorCategory, FileFormat, JobMode, JobStatus, isoformat, utcnow
+from .models import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    DuplicatePolicy,
+    Ending,
+    ErrorCategory,
+    FileFormat,
+    JobMode,
+    JobStatus,
+    isoformat,
+    stored,
+    utcnow,
+)
 from .runtime import get_runtime
 from .services import checks, jobs, notifications, previews, schedules, templates
 from .services.ledger import Lease
@@ -133,7 +146,16 @@ def purge_command(age, yes):
     help="A row whose email a stored record holds: skip it (a duplicate error row; the default) or update the "
     "record, which goes downstream again as an update. Rows that change nothing are skipped either way.",
 )
-def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, file_format, sheet, on_duplicate):
+@click.option(
+    "--priority",
+    type=click.IntRange(MIN_PRIORITY, MAX_PRIORITY),
+    default=DEFAULT_PRIORITY,
+    show_default=True,
+    help="Waiting imports with a higher priority get a free runner slot first (see `importdash priority`).",
+)
+def import_command(
+    path, mode, encoding, delimiter, mapping, template, dry_run, file_format, sheet, on_duplicate, priority
+):
     """Import a CSV, Excel .xlsx, JSON or NDJSON file in the foreground with a progress bar; exit non-zero if the
     import fails."""
     given = _mapped_fields(mapping)
@@ -182,6 +204,7 @@ def import_command(path, mode, encoding, delimiter, mapping, template, dry_run, 
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             file_limits=FileLimits.from_config(current_app.config),
             lease=_own_lease(),
+            priority=priority,
         )
     runtime.runner.submit(job.id)
     click.echo(f"Import #{job.id} ({mode}) of {job.source} started.", err=True)
@@ -417,6 +440,44 @@ def cancel_command(job_id):
         )
 
 
+@click.command("pause")
+@click.argument("job_id", type=click.IntRange(min=1))
+def pause_command(job_id):
+    """Pause a waiting or running import, whichever process runs it; `unpause` lets it go on."""
+    runtime = get_runtime()
+    with _refusals():
+        job = jobs.job_dict(
+            db.session, jobs.pause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+        )
+    if job["status"] == JobStatus.PAUSED.value:
+        click.echo(f"Import #{job_id} is paused (importdash unpause {job_id} lets it go on).")
+    else:
+        click.echo(
+            f"Import #{job_id} pauses at its next check, within {current_app.config['HEARTBEAT_SECONDS']} s "
+            f"(importdash watch {job_id} follows it)."
+        )
+
+
+@click.command("unpause")
+@click.argument("job_id", type=click.IntRange(min=1))
+def unpause_command(job_id):
+    """Let a paused import go on from where it stopped, in whichever process has a free slot."""
+    runtime = get_runtime()
+    with _refusals():
+        jobs.unpause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    click.echo(f"Import #{job_id} waits for a free slot again (importdash watch {job_id} follows it).")
+
+
+@click.command("priority")
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.argument("priority", type=click.IntRange(MIN_PRIORITY, MAX_PRIORITY))
+def priority_command(job_id, priority):
+    """Set an import's priority: waiting imports with a higher one get a free slot first (running ones go on)."""
+    with _refusals():
+        jobs.set_priority(db.session, job_id, priority=priority, broker=get_runtime().broker)
+    click.echo(f"Import #{job_id} has priority {priority}.")
+
+
 @click.command("errors")
 @click.argument("job_id", type=click.IntRange(min=1))
 @click.option("--category", type=click.Choice([category.value for category in ErrorCategory]))
@@ -536,6 +597,8 @@ def _report(job):
     """Print how the job ended (its reason or note on stderr) and exit 1 unless it completed."""
     click.echo(_summary(job))
     completed = job["status"] == JobStatus.COMPLETED.value
+    if job["status"] == JobStatus.PAUSED.value:  # paused while this command ran it
+        click.echo(f"Paused: importdash unpause {job['id']} lets it go on, in a server with a free slot.", err=True)
     if job["error"]:
         click.echo(f"{'Note' if completed else 'Reason'}: {job['error']}", err=True)
     if not completed:
@@ -624,10 +687,14 @@ def _progress_line(job, rate):
         parts.append(f"cancelled {job['cancelled_count']:,}")
     if rate is not None:
         parts.append(f"{rate:,.0f} rows/s")
-        if total and rate > 0 and done < total and not JobStatus(job["status"]).is_terminal:
+        if total and rate > 0 and done < total and job["status"] in stored(JobStatus.runnable()):
             parts.append(f"about {_duration((total - done) / rate)} left")
     if job["notice"]:
         parts.append(job["notice"])
+    if job["status"] == JobStatus.PAUSED.value:
+        parts.append(f"paused: importdash unpause {job['id']} lets it go on")
+    elif job["pause_requested"] and not JobStatus(job["status"]).is_terminal:
+        parts.append("pausing at its next check")
     return "  ".join(parts)
 
 
@@ -680,6 +747,9 @@ COMMANDS = (
     status_command,
     watch_command,
     cancel_command,
+    pause_command,
+    unpause_command,
+    priority_command,
     errors_command,
     notifications_command,
 )

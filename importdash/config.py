@@ -139,7 +139,7 @@ class Config:
     PROGRESS_LINE_SECONDS = 10
     DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
-    HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel request this often
+    HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel or pause request this often
     # A serving process with a free runner slot looks this often for jobs waiting in the database (posted to a busy
     # process, or whose process died and whose lease ran out); it also looks whenever one of its slots frees.
     # One indexed read per idle process per poll; 0: only at start and when a slot frees.

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -14,6 +14,8 @@ ANONYMOUS_USER = "anonymous"  # who started a job when authentication is off
 DEFAULT_ENCODING = "utf-8-sig"  # UTF-8, with or without a byte order mark
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and would overflow the driver)
 MAX_SEARCH_LENGTH = 255  # the longest search of file names: a file's display name is at most this long
+# A job's priority: waiting jobs with a higher one claim free runner slots first. Part of the API, not a tunable.
+MIN_PRIORITY, DEFAULT_PRIORITY, MAX_PRIORITY = -10, 0, 10
 
 
 def utcnow():
@@ -32,10 +34,17 @@ class JobStatus(str, Enum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PAUSED = "paused"  # held by a person: no runner claims it until it is unpaused
 
     @classmethod
     def unfinished(cls):
-        """The statuses of a job that some run has yet to finish (it waits for a runner, or one runs it)."""
+        """The statuses of a job that some run has yet to finish (it waits for a runner, one runs it, or it is
+        paused)."""
+        return frozenset({cls.PENDING, cls.PROCESSING, cls.PAUSED})
+
+    @classmethod
+    def runnable(cls):
+        """The statuses of an unfinished job a runner may take: waiting for one, or run by one."""
         return frozenset({cls.PENDING, cls.PROCESSING})
 
     @property
@@ -70,6 +79,8 @@ class JobAction(str, Enum):
     CANCEL = "cancel"
     RETRY = "retry"  # a completed job's failed deliveries go out again
     RESUME = "resume"  # a failed or cancelled job goes on from where it stopped
+    PAUSE = "pause"  # a waiting or running job is held: its run stops at a safe point and gives up its slot
+    UNPAUSE = "unpause"  # a paused job waits for a runner again, and goes on from where it stopped
 
 
 @dataclass(frozen=True)
@@ -79,13 +90,16 @@ class Transition:
 
 
 TRANSITIONS = {
-    JobAction.RUN: Transition(JobStatus.unfinished(), JobStatus.PROCESSING),
+    JobAction.RUN: Transition(JobStatus.runnable(), JobStatus.PROCESSING),
     JobAction.RELEASE: Transition(frozenset({JobStatus.PROCESSING}), JobStatus.PROCESSING),
     JobAction.COMPLETE: Transition(frozenset({JobStatus.PROCESSING}), JobStatus.COMPLETED),
-    JobAction.FAIL: Transition(JobStatus.unfinished(), JobStatus.FAILED),
+    JobAction.FAIL: Transition(JobStatus.runnable(), JobStatus.FAILED),
+    # A paused job is cancelled without a run: nothing of it is in flight that a run would have to settle first.
     JobAction.CANCEL: Transition(JobStatus.unfinished(), JobStatus.CANCELLED),
     JobAction.RETRY: Transition(frozenset({JobStatus.COMPLETED}), JobStatus.PENDING),
     JobAction.RESUME: Transition(frozenset({JobStatus.FAILED, JobStatus.CANCELLED}), JobStatus.PENDING),
+    JobAction.PAUSE: Transition(JobStatus.runnable(), JobStatus.PAUSED),
+    JobAction.UNPAUSE: Transition(frozenset({JobStatus.PAUSED}), JobStatus.PENDING),
 }
 
 
@@ -133,6 +147,11 @@ class ErrorCategory(str, Enum):
     MISSING_VALUE = "missing_value"
     INVALID_FORMAT = "invalid_format"
     OTHER = "other"
+
+
+# The runnable statuses as SQL, for the claim order index's WHERE: a claim names them the same way, literally, so
+# that both databases see the index covers it.
+RUNNABLE_SQL = "status IN ('pending', 'processing')"
 
 
 class ImportJob(db.Model):
@@ -196,6 +215,11 @@ class ImportJob(db.Model):
     lease_expires_at: Mapped[datetime | None]
     # Set by a cancel request from any process; the lease holder sees it at its next heartbeat.
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Set by a pause request from any process while a run holds the job; the holder pauses it at its next heartbeat.
+    pause_requested: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Waiting jobs with a higher priority claim free runner slots first (MIN_PRIORITY..MAX_PRIORITY); a running
+    # job is never stopped for one with a higher priority.
+    priority: Mapped[int] = mapped_column(default=DEFAULT_PRIORITY, server_default="0")
     notice: Mapped[str | None] = mapped_column(String(255))  # what delivery is waiting for, e.g. the downstream
     retries: Mapped[int] = mapped_column(default=0)  # how often its failed deliveries were sent again
     # Commits by the lease holder's ledger. A holder whose commit failed mid-way (a dropped connection) reads it
@@ -254,6 +278,8 @@ class ImportJob(db.Model):
             "error": self.error,
             "notice": self.notice,
             "cancel_requested": self.cancel_requested,
+            "pause_requested": self.pause_requested,
+            "priority": self.priority,
             "retries": self.retries,
             "last_retried_at": isoformat(self.last_retried_at),
         }
@@ -271,6 +297,18 @@ def own_work(job, runs):
     now = utcnow()
     seconds = sum(((run.ended_at or now) - run.started_at).total_seconds() for run in own)
     return round(seconds, 3), sum(run.sent for run in own)
+
+
+# Claims take the runnable jobs highest priority first, then oldest: only those few are in this index, in that
+# order, so a claim reads the head of it (services/ledger.py claimable() and CLAIM_ORDER).
+Index(
+    "ix_import_jobs_claim_order",
+    ImportJob.priority.desc(),
+    ImportJob.created_at,
+    ImportJob.id,
+    sqlite_where=text(RUNNABLE_SQL),
+    postgresql_where=text(RUNNABLE_SQL),
+)
 
 
 # The job's counter of error rows in each category.
@@ -415,6 +453,7 @@ class RunOutcome(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     RELEASED = "released"  # its process shut down; another run goes on from there
+    PAUSED = "paused"  # someone paused the job; a run after it is unpaused goes on from there
     INTERRUPTED = "interrupted"  # it stopped without a word (its process died, or the database stayed away)
 
 

@@ -1,8 +1,11 @@
 """The OpenAPI 3.1 description of the JSON API, served at /api/openapi.json (tests hold it to the routes)."""
 
 from .models import (
+    DEFAULT_PRIORITY,
     MAX_ID,
+    MAX_PRIORITY,
     MAX_SEARCH_LENGTH,
+    MIN_PRIORITY,
     DeliveryChannel,
     DeliveryStatus,
     DuplicatePolicy,
@@ -208,6 +211,63 @@ def document(config, *, auth_required):
                     **writes,
                 },
             ),
+        },
+        "/api/import/{job_id}/pause": {
+            "post": _operation(
+                "pauseImport",
+                "Pause a pending or running import: its run stops at its next check, leaving what was in flight to "
+                "go out again with the same keys, and gives up its runner slot. A paused import is never claimed "
+                "and counts as unfinished (records cannot be cleared while one exists).",
+                [job_id],
+                {
+                    "200": _json("JobEnvelope", "The import is paused."),
+                    "202": _json("JobEnvelope", "The import pauses at its next check (pause_requested)."),
+                    "404": _error("No such import."),
+                    "409": _error("The import has ended, is being cancelled, or is paused already."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/import/{job_id}/unpause": {
+            "post": _operation(
+                "unpauseImport",
+                "Let a paused import wait for a runner slot again; it goes on from where it stopped.",
+                [job_id],
+                {
+                    "202": _json("JobEnvelope", "The import waits for a free runner slot (pending)."),
+                    "404": _error("No such import."),
+                    "409": _error("The import is not paused (or is still pausing)."),
+                    **writes,
+                },
+            ),
+        },
+        "/api/import/{job_id}/priority": {
+            "post": {
+                **_operation(
+                    "setImportPriority",
+                    "Set an import's priority: waiting imports with a higher one get a free runner slot first. A "
+                    "running import is never stopped for one with a higher priority.",
+                    [job_id],
+                    {
+                        "200": _json("JobEnvelope", "The import's new priority is stored."),
+                        "400": _error("No JSON object with a priority, or a priority out of range."),
+                        "404": _error("No such import."),
+                        **writes,
+                    },
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {"priority": _PRIORITY},
+                                "required": ["priority"],
+                            }
+                        }
+                    },
+                },
+            },
         },
         "/api/import/{job_id}/resume": {
             "post": _operation(
@@ -757,8 +817,20 @@ def _upload_operation(operation_id, mode, writes):
                 "403": _error(_CROSS_SITE_OR_DEMO),
             },
         ),
-        "requestBody": _upload_body(required=False),
+        "requestBody": _with_priority(_upload_body(required=False)),
     }
+
+
+def _with_priority(body):
+    """An upload's form with the priority a start takes besides."""
+    form = body["content"]["multipart/form-data"]["schema"]
+    form["properties"]["priority"] = {
+        "type": "string",
+        "pattern": r"^\s*[+-]?\d{1,3}\s*$",
+        "description": f"The import's priority, a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} "
+        f"({DEFAULT_PRIORITY} when omitted); waiting imports with a higher one get a free runner slot first.",
+    }
+    return body
 
 
 def _upload_body(*, required):
@@ -892,6 +964,12 @@ def _nullable(schema):
 _INTEGER = {"type": "integer"}
 _COUNT = {"type": "integer", "minimum": 0}
 _STRING = {"type": "string"}
+_PRIORITY = {
+    "type": "integer",
+    "minimum": MIN_PRIORITY,
+    "maximum": MAX_PRIORITY,
+    "description": "Waiting imports with a higher priority get a free runner slot first; running ones go on.",
+}
 _TIMESTAMP = {"type": "string", "format": "date-time"}
 
 _SCHEMAS = {
@@ -971,6 +1049,11 @@ _SCHEMAS = {
         error=_nullable(_STRING),
         notice=_nullable({"type": "string", "description": "What delivery waits for, e.g. downstream unavailable."}),
         cancel_requested={"type": "boolean"},
+        pause_requested={
+            "type": "boolean",
+            "description": "A pause was asked for; the run stops at its next check and the status becomes paused.",
+        },
+        priority=_PRIORITY,
         retries=_COUNT,
         last_retried_at=_nullable(_TIMESTAMP),
     ),

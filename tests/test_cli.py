@@ -111,6 +111,7 @@ def test_resume_goes_on_with_a_cancelled_import_and_refuses_a_completed_one(runn
 
 def job_state(processed, status="processing", total=1000, **fields):
     return {
+        "id": 1,
         "status": status,
         "total_records": total,
         "processed_count": processed,
@@ -118,6 +119,7 @@ def job_state(processed, status="processing", total=1000, **fields):
         "failed_count": 0,
         "cancelled_count": 0,
         "notice": None,
+        "pause_requested": False,
     } | fields
 
 

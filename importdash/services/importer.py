@@ -70,6 +70,7 @@ class JobContext:
 
 class StopReason(str, Enum):
     CANCEL = "cancel"  # someone cancelled the job: it ends cancelled
+    PAUSE = "pause"  # someone paused the job: it waits, paused, and gives up its slot until it is unpaused
     SHUTDOWN = "shutdown"  # the process is stopping: the job stays resumable
 
 
@@ -79,15 +80,22 @@ class StopSignal:
     def __init__(self, shutdown: threading.Event):
         self._shutdown = shutdown
         self._cancelled = threading.Event()
+        self._paused = threading.Event()
 
     def cancel(self) -> None:
         self._cancelled.set()
 
+    def pause(self) -> None:
+        self._paused.set()
+
     @property
     def reason(self) -> StopReason | None:
-        """Why the job must stop, or None while it may go on; a cancel wins over a shutdown."""
+        """Why the job must stop, or None while it may go on; a cancel wins over a pause, a pause over a shutdown
+        (a paused job must stay paused when its process stops)."""
         if self._cancelled.is_set():
             return StopReason.CANCEL
+        if self._paused.is_set():
+            return StopReason.PAUSE
         if self._shutdown.is_set():
             return StopReason.SHUTDOWN
         return None
@@ -130,6 +138,8 @@ class Importer:
         self.on_duplicate = DuplicatePolicy(job.duplicate_policy)
         if job.cancel_requested:
             self.stop.cancel()
+        if job.pause_requested:
+            self.stop.pause()
         self._check_stop()
         self.publish(force=True)
         if job.retries:
@@ -177,11 +187,15 @@ class Importer:
                 self._deliver()
 
     def stop_requested(self) -> bool:
-        """True once the job must stop; renews the lease every heartbeat, which also brings cancels from any process."""
+        """True once the job must stop; renews the lease every heartbeat, which also brings cancels and pauses from
+        any process."""
         if self.stop.reason is None and self.clock() - self._last_heartbeat >= self.settings.heartbeat_interval:
             self._last_heartbeat = self.clock()
-            if self.ledger.renew_lease():
+            asked = self.ledger.renew_lease()
+            if asked is JobAction.CANCEL:
                 self.stop.cancel()
+            elif asked is JobAction.PAUSE:
+                self.stop.pause()
         return self.stop.reason is not None
 
     def _check_stop(self):
@@ -325,7 +339,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         error = importer.run()
         action = JobAction.COMPLETE
     except Stopped as stopped:
-        action = JobAction.CANCEL if stopped.reason is StopReason.CANCEL else JobAction.RELEASE
+        action = _STOP_ACTIONS[stopped.reason]
     except LeaseLost:
         context.session.rollback()
         log.warning("import #%s: lease lost; the process that took it over carries on", job_id)
@@ -350,6 +364,14 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
             )
         except Exception:
             log.exception("import #%s: could not delete its upload; the upload sweep tries again", job_id)
+
+
+# How a run that stopped at its stop signal ends.
+_STOP_ACTIONS = {
+    StopReason.CANCEL: JobAction.CANCEL,
+    StopReason.PAUSE: JobAction.PAUSE,
+    StopReason.SHUTDOWN: JobAction.RELEASE,
+}
 
 
 def describe_failure(error: Exception, job_id: int) -> str:
@@ -387,6 +409,8 @@ def _end(ledger, broker, action, error, settled):
     try:
         if action is JobAction.RELEASE:
             ledger.release(settled=settled)
+        elif action is JobAction.PAUSE:
+            ledger.pause(settled=settled)
         else:
             ledger.finish(action, error=error, settled=settled)
     except Exception:
@@ -394,6 +418,10 @@ def _end(ledger, broker, action, error, settled):
         return None
     if action is JobAction.RELEASE:
         log.info("import #%s paused for shutdown; it resumes when the app starts again", ledger.job_id)
+        publish_job(broker, ledger.session, ledger.job_id)
+        return None
+    if action is JobAction.PAUSE:
+        log.info("import #%s paused by request; it goes on once it is unpaused", ledger.job_id)
         publish_job(broker, ledger.session, ledger.job_id)
         return None
     job = ledger.job()

@@ -1,5 +1,5 @@
-"""Everything a caller does to an import job: create, get, list, state, cancel, retry and clear, and read its
-errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
+"""Everything a caller does to an import job: create, get, list, state, cancel, pause, unpause, prioritise, retry and
+clear, and read its errors and records. Views and the CLI call only this module; importer.py is what runs one job."""
 
 import dataclasses
 import functools
@@ -11,14 +11,17 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, BinaryIO
 
-from sqlalchemy import Text, cast, delete, func, literal, or_, select, update
+from sqlalchemy import Text, case, cast, delete, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import ApiError, Conflict, InvalidFile, MappingRequired, NotFound
 from ..models import (
     ANONYMOUS_USER,
+    DEFAULT_PRIORITY,
     MAX_ID,
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     TRANSITIONS,
     DuplicatePolicy,
     ErrorCategory,
@@ -39,7 +42,7 @@ from ..models import (
 )
 from . import memory, templates
 from .broker import Event, EventBroker
-from .dialects import statements_for
+from .dialects import database_now, statements_for
 from .export import errors_csv, results_csv, source_keys
 from .ledger import SUPERSEDED_MARK, JobLedger, Lease
 from .mapping import ColumnMapping, complete_mapping
@@ -104,6 +107,7 @@ def create_job(
     store_in: UploadStorage | None = None,
     preview_token: str | None = None,
     lease: Lease | None = None,
+    priority: int = DEFAULT_PRIORITY,
 ) -> ImportJob:
     """Check the file, then create and announce a pending job that reads it the way the check found.
 
@@ -114,12 +118,14 @@ def create_job(
     raises InvalidFile (a bad encoding or delimiter ApiError), writing and storing nothing. A key that started a
     job already raises AlreadyStarted with that job, even when two requests with it arrive at once. With a lease
     the job is created held by its owner, which runs it itself (the CLI): no other process can claim it first.
+    Waiting jobs of a higher priority (check_priority) claim a free runner slot first.
 
     The columns are read with the mapping given (mapping; or mapped_fields, some fields, with the rest matched),
     else the template's, else the one remembered for a file with these columns, else the one match_columns finds.
     A mapping given or the template's is remembered for the next file with these columns.
     """
     mode = JobMode(mode)
+    priority = check_priority(priority)
     if preview_token is not None:
         readable = functools.partial(store_in.open, path)
     elif os.path.isfile(path):
@@ -170,6 +176,7 @@ def create_job(
         idempotency_key=idempotency_key,
         total_records=total,
         estimated_total=estimate,
+        priority=priority,
         **(lease.values() if lease else {}),
     )
     session.add(job)
@@ -582,15 +589,22 @@ def cancel_job(
     lease_seconds: float,
     notifications: NotificationDefaults,
 ) -> ImportJob:
-    """Cancel an unfinished import and return it: ended now if no process holds it, else at the holder's next check.
+    """Cancel an unfinished (or paused) import and return it: ended now if no process holds it, else at the holder's
+    next check.
 
     The request is stored on the job, so a holder in another process sees it when it renews its lease.
     """
     get_job(session, job_id)
+    paused = ImportJob.status == JobStatus.PAUSED.value
     requested = session.execute(
         update(ImportJob)
         .where(ImportJob.id == job_id, ImportJob.status.in_(statuses_allowing(JobAction.CANCEL)))
-        .values(cancel_requested=True)
+        # A paused job waits once more, so that it is cancelled below, or by whichever run claims it first.
+        .values(
+            cancel_requested=True,
+            pause_requested=False,
+            status=case((paused, JobStatus.PENDING.value), else_=ImportJob.status),
+        )
     ).rowcount
     session.commit()
     if not requested:
@@ -636,6 +650,7 @@ def retry_job(
         last_retried_at=utcnow(),
         completed_at=None,
         cancel_requested=False,
+        pause_requested=False,
         **(lease.values() if lease else {}),
     )
     # Its run takes the refused records back through dedupe and sends them again.
@@ -665,12 +680,108 @@ def resume_job(session: Session, job_id: int, *, runner: "JobRunner", lease: Lea
     if job.status not in statuses_allowing(JobAction.RESUME):
         raise Conflict(f"Import #{job_id} is {job.status}; only a failed or cancelled import can be resumed.")
     held = lease.values() if lease else {}
-    reopened = _move(session, job_id, JobAction.RESUME, completed_at=None, cancel_requested=False, error=None, **held)
+    reopened = _move(
+        session,
+        job_id,
+        JobAction.RESUME,
+        completed_at=None,
+        cancel_requested=False,
+        pause_requested=False,
+        error=None,
+        **held,
+    )
     if not reopened:
         session.rollback()
         raise Conflict(f"Import #{job_id} is being resumed already.")
     session.commit()  # its run queues the cancelled records again, each back through dedupe
     runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
+    return get_job(session, job_id)
+
+
+def pause_job(session: Session, job_id: int, *, runner: "JobRunner", broker: EventBroker) -> ImportJob:
+    """Pause an import that waits or runs, and return it: paused now if no run holds it, else at the holder's next
+    heartbeat, where the run stops at a safe point, gives up its slot and its lease, and ends "paused".
+
+    A paused job is never claimed and counts as unfinished (nothing may be cleared while it is). Unlike a cancel,
+    nothing of it ends: unpause_job lets it go on from where it stopped. The request is stored on the job, so a
+    holder in another process sees it when it renews its lease.
+    """
+    get_job(session, job_id)
+    allowed = (
+        ImportJob.id == job_id,
+        ImportJob.status.in_(statuses_allowing(JobAction.PAUSE)),
+        ImportJob.cancel_requested.is_(False),
+    )
+    # Nobody holds it (it waits for a slot, or its process died): it is paused here. The UPDATE checks that itself,
+    # as a claim's UPDATE does, so a job is either claimed or paused, never both.
+    unheld = ImportJob.lease_owner.is_(None) | (ImportJob.lease_expires_at < database_now())
+    paused = session.execute(
+        update(ImportJob)
+        .where(*allowed, unheld)
+        .values(
+            status=TRANSITIONS[JobAction.PAUSE].target.value,
+            pause_requested=False,
+            lease_owner=None,
+            lease_expires_at=None,
+            notice=None,
+        )
+    ).rowcount
+    requested = paused or session.execute(update(ImportJob).where(*allowed).values(pause_requested=True)).rowcount
+    session.commit()
+    if not requested:
+        job = get_job(session, job_id)
+        if job.status == JobStatus.PAUSED.value:
+            raise Conflict(f"Import #{job_id} is paused already.")
+        if job.cancel_requested and not JobStatus(job.status).is_terminal:
+            raise Conflict(f"Import #{job_id} is being cancelled; there is nothing to pause.")
+        raise Conflict(f"Import #{job_id} already ended ({job.status}); there is nothing to pause.")
+    if not paused:
+        runner.pause(job_id)  # a run here stops at its next check; a run elsewhere at its next heartbeat
+    publish_job(broker, session, job_id)
+    return get_job(session, job_id)
+
+
+def unpause_job(session: Session, job_id: int, *, runner: "JobRunner", broker: EventBroker) -> ImportJob:
+    """Let a paused import wait for a runner again, and return it, pending: its next run goes on from where the
+    paused one stopped, sending what that left in flight again with the same keys."""
+    get_job(session, job_id)
+    if not _move(session, job_id, JobAction.UNPAUSE, pause_requested=False):
+        session.rollback()
+        job = get_job(session, job_id)
+        if job.pause_requested and not JobStatus(job.status).is_terminal:
+            raise Conflict(f"Import #{job_id} is pausing at its next check; unpause it once it is paused.")
+        raise Conflict(f"Import #{job_id} is {job.status}; only a paused import can be unpaused.")
+    session.commit()
+    publish_job(broker, session, job_id)
+    runner.submit(job_id)  # with no free slot here, the job waits for a process that has one
+    return get_job(session, job_id)
+
+
+def check_priority(value: object) -> int:
+    """A job's priority as a whole number from MIN_PRIORITY to MAX_PRIORITY (a form's text too); ApiError otherwise."""
+    number = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d{1,3}\s*", value):
+        number = int(value)
+    if number is None or not MIN_PRIORITY <= number <= MAX_PRIORITY:
+        raise ApiError(
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} (higher runs first); got {value!r}",
+            code="invalid_parameter",
+        )
+    return number
+
+
+def set_priority(session: Session, job_id: int, *, priority: object, broker: EventBroker) -> ImportJob:
+    """Give an import a new priority and return it: of the jobs waiting for a slot, higher ones are claimed first.
+
+    A running job keeps its slot (a priority never stops a run); a finished one keeps it for a retry or resume.
+    """
+    priority = check_priority(priority)
+    get_job(session, job_id)
+    session.execute(update(ImportJob).where(ImportJob.id == job_id).values(priority=priority))
+    session.commit()
+    publish_job(broker, session, job_id)
     return get_job(session, job_id)
 
 
@@ -716,7 +827,7 @@ def clear_all(session: Session, *, running: list[int], storage: UploadStorage) -
     """Delete every record, error row, import and uploaded file; refuse while any import is unfinished or runs here."""
     unfinished = list(
         session.execute(
-            select(ImportJob.id, ImportJob.source)
+            select(ImportJob.id, ImportJob.source, ImportJob.status)
             .where(ImportJob.status.in_(stored(JobStatus.unfinished())) | ImportJob.id.in_(running))
             .order_by(ImportJob.created_at, ImportJob.id)
         )
@@ -740,11 +851,15 @@ def _still_running(unfinished, running):
     """The refusal to clear: it names the oldest unfinished import, and carries its id for a link to it."""
     if not unfinished:  # a run this process holds whose job row is gone already
         return Conflict("An import is still running; wait for it to finish or cancel it first.")
-    job_id, source = unfinished[0]
+    job_id, source, status = unfinished[0]
     others = len(unfinished) - 1
     also = f" (and {others} other{'s' if others > 1 else ''})" if others else ""
+    if status == JobStatus.PAUSED.value:
+        state, advice = "is paused", "unpause it and let it finish, or cancel it first"
+    else:
+        state, advice = "is still running", "wait for it to finish or cancel it first"
     return Conflict(
-        f"Import #{job_id} ({source}) is still running{also}; wait for it to finish or cancel it first.",
+        f"Import #{job_id} ({source}) {state}{also}; {advice}.",
         code="import_running",
         details={"job_id": job_id},
     )

@@ -171,21 +171,33 @@ class Lease:
 
 
 def claimable() -> ColumnElement[bool]:
-    """A job waiting for a runner: unfinished, and either never leased or its lease ran out on the database's clock."""
+    """A job waiting for a runner: runnable (not paused, not ended), and either never leased or its lease ran out on
+    the database's clock."""
     return and_(
-        ImportJob.status.in_(stored(JobStatus.unfinished())),
+        # Inline values, as the claim order index's WHERE names them: a database uses a partial index only for a
+        # query whose own WHERE shows it covers the rows asked for.
+        ImportJob.status.in_(literal_values(stored(JobStatus.runnable()))),
         or_(ImportJob.lease_owner.is_(None), ImportJob.lease_expires_at < database_now()),
     )
 
 
+def literal_values(values: list[str]) -> list[ColumnElement[str]]:
+    return [literal(value, literal_execute=True) for value in values]
+
+
+# The order claims take waiting jobs in: highest priority first, then oldest (the claim order index's order).
+CLAIM_ORDER = (ImportJob.priority.desc(), ImportJob.created_at, ImportJob.id)
+
+
 def claimable_job_ids(session: Session, *, limit: int | None = None) -> list[int]:
-    """Ids of the jobs waiting for a runner, oldest first; a read that takes no lock."""
-    return list(session.scalars(select(ImportJob.id).where(claimable()).order_by(ImportJob.id).limit(limit)))
+    """Ids of the jobs waiting for a runner in the order claims take them; a read that takes no lock."""
+    return list(session.scalars(select(ImportJob.id).where(claimable()).order_by(*CLAIM_ORDER).limit(limit)))
 
 
 def claim_jobs(session: Session, lease: Lease, *, limit: int) -> list[int]:
-    """Take the lease of up to `limit` jobs waiting for a runner, oldest first, in one statement; commit and return
-    their ids. Two processes claiming at once never get the same job.
+    """Take the lease of up to `limit` jobs waiting for a runner, highest priority first and then oldest, in one
+    statement; commit and return their ids. Two processes claiming at once never get the same job. A job that runs
+    already keeps its slot, whatever the priority of those waiting.
 
     PostgreSQL locks the rows it picks with FOR UPDATE SKIP LOCKED, so a second claimer passes over them to the
     next waiting jobs instead of queueing behind the first. SQLite renders no FOR UPDATE: its one writer at a
@@ -203,7 +215,7 @@ def claim_jobs(session: Session, lease: Lease, *, limit: int) -> list[int]:
     picked = (
         select(ImportJob.id)
         .where(claimable())
-        .order_by(ImportJob.id)
+        .order_by(*CLAIM_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
         .cte("picked")
@@ -315,11 +327,16 @@ class JobLedger:
 
         def start():
             self._close_stale_runs()
-            last = self.session.scalar(
-                select(JobRun.outcome).where(JobRun.job_id == self.job_id).order_by(JobRun.id.desc()).limit(1)
-            )
+            last, last_kind = self.session.execute(
+                select(JobRun.outcome, JobRun.kind)
+                .where(JobRun.job_id == self.job_id)
+                .order_by(JobRun.id.desc())
+                .limit(1)
+            ).first() or (None, None)
             retries = self.session.scalar(select(ImportJob.retries).where(ImportJob.id == self.job_id))
-            if last in (RunOutcome.FAILED.value, RunOutcome.CANCELLED.value):
+            if last == RunOutcome.PAUSED.value:  # an unpaused run goes on with the work its paused run did
+                kind = last_kind
+            elif last in (RunOutcome.FAILED.value, RunOutcome.CANCELLED.value):
                 kind = RunKind.RESUME.value
             elif last == RunOutcome.COMPLETED.value and retries:
                 kind = RunKind.RETRY.value
@@ -637,7 +654,13 @@ class JobLedger:
                 )
                 .values(email_key=_superseded)
             )
-            values = {"status": status.value, "completed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
+            values = {
+                "status": status.value,
+                "completed_at": utcnow(),
+                "lease_owner": None,
+                "lease_expires_at": None,
+                "pause_requested": False,
+            }
             if error is not None:
                 values["error"] = error
             self._end_run(RunOutcome(status.value), error)
@@ -658,12 +681,42 @@ class JobLedger:
 
         self._transaction(let_go, landed=lambda: None)
 
-    def renew_lease(self) -> bool:
-        """Extend the lease, and return whether a cancel request is waiting for the job."""
+    def pause(self, *, settled: Verdicts = ()) -> None:
+        """Give up the lease and leave the job paused: no runner claims it until it is unpaused.
+
+        Records in flight stay in flight, as after a shutdown: the run after the unpause sends them again with
+        the same keys, so the downstream sees each one's effect once.
+        """
+
+        def hold():
+            tally = self._write_verdicts(settled)
+            self._end_run(RunOutcome.PAUSED, "Paused by request; the import goes on from here once it is unpaused.")
+            self._update_job(
+                tally,
+                action=JobAction.PAUSE,
+                status=TRANSITIONS[JobAction.PAUSE].target.value,
+                pause_requested=False,
+                lease_owner=None,
+                lease_expires_at=None,
+                notice=None,
+            )
+
+        self._transaction(hold, landed=lambda: None)
+
+    def renew_lease(self) -> JobAction | None:
+        """Extend the lease, and return what someone asked of the job meanwhile: CANCEL, PAUSE, or None.
+
+        A cancel wins over a pause: the job ends either way.
+        """
 
         def renew():
             self._update_job()
-            return bool(self.session.scalar(select(ImportJob.cancel_requested).where(ImportJob.id == self.job_id)))
+            asked = self.session.execute(
+                select(ImportJob.cancel_requested, ImportJob.pause_requested).where(ImportJob.id == self.job_id)
+            ).one()
+            if asked.cancel_requested:
+                return JobAction.CANCEL
+            return JobAction.PAUSE if asked.pause_requested else None
 
         return self._transaction(renew)
 

@@ -113,6 +113,13 @@ class JobRunner:
             if future is not None and not future.done():
                 self._signals[job_id].cancel()
 
+    def pause(self, job_id: int) -> None:
+        """Ask a job running here to stop; it ends paused at its next check, and its slot frees."""
+        with self._lock:
+            future = self._futures.get(job_id)
+            if future is not None and not future.done():
+                self._signals[job_id].pause()
+
     def is_running(self, job_id: int) -> bool:
         with self._lock:
             future = self._futures.get(job_id)

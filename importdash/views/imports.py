@@ -1,5 +1,5 @@
 """Preview uploads, start imports (the bundled sample, an uploaded file, or a previewed one by its token, in batch
-or stream mode), cancel, retry, resume or delete them."""
+or stream mode), cancel, pause, unpause, prioritise, retry, resume or delete them."""
 
 import os
 
@@ -25,6 +25,8 @@ UPLOAD_FIELDS = {
     "template": None,
     "duplicate_policy": lambda value: _choice(DuplicatePolicy, "duplicate_policy", value),
 }
+# The form fields a start takes besides an upload's (a preview takes none of them).
+START_FIELDS = {"priority": jobs.check_priority}
 
 bp = Blueprint("imports", __name__, url_prefix="/api/import")
 
@@ -62,6 +64,32 @@ def cancel(job_id):
     return {"job": jobs.job_dict(db.session, job)}, 200 if JobStatus(job.status).is_terminal else 202
 
 
+@bp.post("/<id:job_id>/pause")
+def pause(job_id):
+    """Pause an import that waits or runs: 200 once it is paused, 202 while its run stops at its next check."""
+    runtime = get_runtime()
+    job = jobs.pause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    return {"job": jobs.job_dict(db.session, job)}, 200 if job.status == JobStatus.PAUSED.value else 202
+
+
+@bp.post("/<id:job_id>/unpause")
+def unpause(job_id):
+    """Let a paused import wait for a runner again; it goes on from where it stopped."""
+    runtime = get_runtime()
+    job = jobs.unpause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    return {"job": jobs.job_dict(db.session, job)}, 202
+
+
+@bp.post("/<id:job_id>/priority")
+def priority(job_id):
+    """Give an import a new priority, JSON {"priority": n}; waiting imports with a higher one are claimed first."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or "priority" not in body:
+        raise ApiError('Send JSON like {"priority": 5}.', code="invalid_body")
+    job = jobs.set_priority(db.session, job_id, priority=body["priority"], broker=get_runtime().broker)
+    return {"job": jobs.job_dict(db.session, job)}
+
+
 @bp.post("/<id:job_id>/retry")
 def retry(job_id):
     """Send a completed import's failed deliveries again; optional JSON {"category": "other"}."""
@@ -90,7 +118,7 @@ def delete(job_id):
 def _start(mode, sample_only=False):
     config, runtime = current_app.config, get_runtime()
     key = _idempotency_key()
-    upload, token, options = (None, None, {}) if sample_only else _upload_form()
+    upload, token, options = (None, None, {}) if sample_only else _upload_form(START_FIELDS)
     options.update(
         started_by=current_user(),
         max_line_length=config["MAX_LINE_LENGTH"],
@@ -193,20 +221,21 @@ def _replayed(job):
     return {"job": jobs.job_dict(db.session, job)}, 200, {"Idempotent-Replayed": "true"}
 
 
-def _upload_form():
+def _upload_form(more_fields=None):
     """Return the uploaded file (None: the sample, or the preview's), the preview token and the upload fields
-    sent, parsed; 400 for anything else."""
+    sent (and more_fields, a start's), parsed; 400 for anything else."""
+    fields = UPLOAD_FIELDS | (more_fields or {})
     sent_body = request.content_length or request.headers.get("Transfer-Encoding")
     if sent_body and not (request.files or request.form):
         raise ApiError(
             "Send the CSV as a multipart/form-data upload in the field 'file' (curl -F file=@contacts.csv).",
             code="invalid_upload",
         )
-    unknown = sorted((set(request.form) | set(request.files)) - {"file", "preview", *UPLOAD_FIELDS}, key=str)
+    unknown = sorted((set(request.form) | set(request.files)) - {"file", "preview", *fields}, key=str)
     if unknown:
         noun = "field" if len(unknown) == 1 else "fields"
         names = ", ".join("(unnamed)" if name is None else repr(name) for name in unknown[:5])
-        accepted = ", ".join(f"'{name}'" for name in ["file", "preview", *UPLOAD_FIELDS])
+        accepted = ", ".join(f"'{name}'" for name in ["file", "preview", *fields])
         raise ApiError(f"Unknown form {noun} {names}; an upload takes the fields {accepted}.", code="invalid_upload")
     upload = request.files.get("file")
     if upload is None and "file" in request.form:
@@ -217,7 +246,7 @@ def _upload_form():
     if token is not None and upload is not None:
         raise ApiError("Send either a file or a preview's token, not both.", code="invalid_upload")
     options = {}
-    for name, parse in UPLOAD_FIELDS.items():
+    for name, parse in fields.items():
         if name not in request.form:
             continue  # not sent: the default (create_job's, or the preview's)
         value = request.form.get(name) or None

@@ -6,7 +6,17 @@ from flask import Blueprint, current_app, render_template
 from ..config import sample_imports_allowed
 from ..errors import NotFound
 from ..extensions import db
-from ..models import DuplicatePolicy, Ending, ErrorCategory, FileFormat, JobMode, JobStatus, SourceKind
+from ..models import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    DuplicatePolicy,
+    Ending,
+    ErrorCategory,
+    FileFormat,
+    JobMode,
+    JobStatus,
+    SourceKind,
+)
 from ..services import jobs
 from ..services.schedules import SCHEDULE_MODES
 
@@ -60,6 +70,7 @@ def job(job_id):
         state=state,
         categories=CATEGORY_LABELS,
         rate_limit=rate_limit,
+        priorities={"min": MIN_PRIORITY, "max": MAX_PRIORITY},
     )
 
 

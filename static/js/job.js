@@ -224,6 +224,16 @@ function renderActions() {
   const { job } = state;
   const finished = TERMINAL.has(job.status);
   $("[data-cancel]").hidden = finished || job.cancel_requested;
+  // Pause holds a waiting or running import; once its run has stopped, Unpause lets it go on.
+  const paused = job.status === "paused";
+  $("[data-pause]").hidden = finished || paused || job.cancel_requested || job.pause_requested;
+  $("[data-unpause]").hidden = !paused;
+  $("[data-pausing]").hidden = !(job.pause_requested && !paused && !finished && !job.cancel_requested);
+  $("[data-paused-note]").hidden = !paused;
+  const priority = $("[data-priority-form]");
+  priority.hidden = finished;
+  const input = $("[data-priority-input]");
+  if (document.activeElement !== input) input.value = job.priority;
   // Only refusals by the downstream can be sent again; validation errors need a fixed file.
   const retry = $("[data-retry]");
   retry.hidden = !(job.status === "completed" && state.retryable > 0);
@@ -275,6 +285,30 @@ function confirmWith(button, dialog, work) {
 confirmWith($("[data-cancel]"), $("[data-cancel-dialog]"), async () => {
   const { job } = await request(urls.cancelUrl, { method: "POST" });
   show({ ...state, job });
+});
+
+$("[data-pause]").addEventListener("click", (event) =>
+  act(event.currentTarget, async () => {
+    const { job } = await request(urls.pauseUrl, { method: "POST" });
+    show({ ...state, job });
+  }),
+);
+
+$("[data-unpause]").addEventListener("click", (event) =>
+  act(event.currentTarget, async () => {
+    const { job } = await request(urls.unpauseUrl, { method: "POST" });
+    show({ ...state, job });
+  }),
+);
+
+$("[data-priority-form]").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("[data-priority-input]");
+  act(event.submitter || input, async () => {
+    const { job } = await request(urls.priorityUrl, { method: "POST", json: { priority: Number(input.value) } });
+    show({ ...state, job });
+    notify(`Priority set to ${job.priority}.`);
+  });
 });
 
 confirmWith($("[data-delete]"), $("[data-delete-dialog]"), async () => {

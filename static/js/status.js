@@ -10,6 +10,7 @@ const LOOKS = {
   nothing_succeeded: { icon: "\u2715", text: "Nothing succeeded" }, // ✕
   failed: { icon: "\u2715", text: "Failed" },
   cancelled: { icon: "\u2298", text: "Cancelled" }, // ⊘
+  paused: { icon: "\u2016", text: "Paused" }, // ‖
 };
 
 /** The job's look: its outcome once completed, else its status; {name, icon, text}. */

@@ -176,7 +176,7 @@ def test_renewing_the_lease_extends_it_and_reports_a_cancel_request(ledger):
     )
     db.session.commit()
 
-    assert ledger.renew_lease() is True
+    assert ledger.renew_lease() is JobAction.CANCEL
     assert ledger.job().lease_expires_at > utcnow() + timedelta(seconds=50)
 
 

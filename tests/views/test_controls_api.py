@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from importdash import create_app
 from importdash.extensions import db
-from importdash.models import ImportJob, Record, RowError, utcnow
+from importdash.models import ImportJob, JobAction, Record, RowError, utcnow
 from importdash.runtime import get_runtime, stop_background
 from importdash.services.ledger import JobLedger
 
@@ -86,7 +86,7 @@ def test_cancel_reaches_a_job_leased_by_another_process_through_the_database(cli
     assert response.status_code == 202
     assert response.get_json()["job"]["status"] == "processing"
     holder = JobLedger(db.session, job_id, "other-host:1:x", lease_seconds=30)
-    assert holder.renew_lease() is True
+    assert holder.renew_lease() is JobAction.CANCEL
 
 
 def test_cancel_stops_a_job_running_in_another_process(app, client, tmp_path):

@@ -64,7 +64,7 @@ def test_the_history_filters_by_status_and_mode_and_finds_file_names(client, mak
 @pytest.mark.parametrize(
     "query, message",
     [
-        ("status=done", "status must be one of pending, processing, completed, failed, cancelled; got 'done'"),
+        ("status=done", "status must be one of pending, processing, completed, failed, cancelled, paused; got 'done'"),
         ("mode=fast", "mode must be one of default, batch, stream; got 'fast'"),
         ("q=" + "x" * 256, "q must be at most 255 characters"),
         ("q=a%00b", "q must not contain NUL characters"),
@@ -106,6 +106,8 @@ def test_job_shape(client, make_job):
         "error",
         "notice",
         "cancel_requested",
+        "pause_requested",
+        "priority",
         "retries",
         "last_retried_at",
         "delivered_count",

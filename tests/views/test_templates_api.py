@@ -206,7 +206,9 @@ def test_a_remembered_mapping_wins_over_automatic_matching(client, wait_for_job)
     columns = b"Name,Email,Contact\n"
     # The user said the person's name is in Contact, the Name column being something else.
     mapping = '{"name": "Contact", "email": "Email"}'
-    assert upload(client, columns + b"Acme,ada@example.com,Ada\n", mapping=mapping).status_code == 202
+    first = upload(client, columns + b"Acme,ada@example.com,Ada\n", mapping=mapping)
+    assert first.status_code == 202
+    wait_for_job(first.get_json()["job"]["id"])
 
     response = upload(client, columns + b"Initech,grace@example.com,Grace\n")
 
