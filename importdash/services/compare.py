@@ -11,6 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from enum import Enum
 
@@ -85,16 +86,17 @@ def compare_page(session: Session, a_id: int, b_id: int, *, difference: str, lim
     if difference == Difference.CHANGED.value:
         page = []
         skipped = 0
-        for left, right in _pairs(session, a, b):
-            fields = changed_fields(left, right)
-            if not fields:
-                continue
-            if skipped < offset:
-                skipped += 1
-                continue
-            page.append(_changed_item(left, right, fields))
-            if len(page) == limit:
-                break
+        with closing(_pairs(session, a, b)) as pairs:
+            for left, right in pairs:
+                fields = changed_fields(left, right)
+                if not fields:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                page.append(_changed_item(left, right, fields))
+                if len(page) == limit:
+                    break
         return page
     one, other = (a, b) if difference == Difference.ONLY_A.value else (b, a)
     rows = session.execute(_only_in(one, other).limit(limit).offset(offset)).all()
@@ -216,8 +218,17 @@ def _pairs(session, a, b) -> Iterator[tuple[SourceRow, SourceRow]]:
         .join_from(left, right, left.c.key == right.c.key)
         .order_by(left.c.row, left.c.origin)
     )
-    for row in session.execute(query.execution_options(yield_per=STREAM_BATCH)):
+    for row in _streamed(session, query):
         yield _source(a, row, "a_"), _source(b, row, "b_")
+
+
+def _streamed(session, query):
+    """Yield the query's rows, fetched STREAM_BATCH at a time (a server-side cursor on PostgreSQL)."""
+    result = session.execute(query.execution_options(yield_per=STREAM_BATCH))
+    try:
+        yield from result
+    finally:
+        result.close()  # a reader that stops early (a page filled, a download dropped) leaves no cursor open
 
 
 def _source(side, row, prefix=""):
@@ -278,7 +289,7 @@ def _csv_chunks(session, a, b):
 
     written = 0
     for one, other, difference in ((a, b, Difference.ONLY_A), (b, a, Difference.ONLY_B)):
-        for row in session.execute(_only_in(one, other).execution_options(yield_per=STREAM_BATCH)):
+        for row in _streamed(session, _only_in(one, other)):
             source = _source(one, row)
             cells = [difference.value, source.email, ""]
             blank = [""] * 5
