@@ -20,10 +20,11 @@ from .jobs import get_job
 
 RANGES_DAYS = (7, 30, 90)  # the date ranges the page and the API offer, in days back from today
 PERCENTILE = 95  # the duration percentile shown beside the average
+STREAM_BATCH = 1_000  # failed records fetched at a time while their answers are grouped
 
 # A downstream's message names the record it refused; these parts are replaced so that one kind of refusal is
 # counted as one group, whichever record it named.
-_EMAIL = re.compile(r"[^\s\"'<>@]+@[^\s\"'<>@]+")
+_EMAIL = re.compile(r"[^\s\"'<>@,;:()]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
 _LONG_ID = re.compile(r"\b(?=[0-9a-f-]*\d)[0-9a-f]{8,}(?:-[0-9a-f]+)*\b", re.IGNORECASE)
 _NUMBER = re.compile(r"\d+")
 _SPACE = re.compile(r"\s+")
@@ -135,11 +136,15 @@ def top_downstream_errors(session: Session, in_range, *, max_records: int, top: 
     )
     groups = Counter()
     read = 0
-    for response, message in session.execute(query.execution_options(yield_per=1_000)):
-        read += 1
-        if read > max_records:
-            break
-        groups[error_group(response, message)] += 1
+    result = session.execute(query.execution_options(yield_per=STREAM_BATCH))
+    try:
+        for response, message in result:
+            read += 1
+            if read > max_records:
+                break
+            groups[error_group(response, message)] += 1
+    finally:
+        result.close()  # stopping at the bound leaves no server-side cursor open
     ranked = sorted(groups.items(), key=lambda item: (-item[1], item[0]))[:top]
     return [{"status": status, "message": text, "count": count} for (status, text), count in ranked], read > max_records
 
