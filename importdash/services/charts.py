@@ -5,6 +5,7 @@ SVG carries pygal's stylesheet inside it and no script at all (pygal's tooltip s
 taken out; an image could not run them anyway).
 """
 
+import math
 from collections.abc import Callable
 
 import pygal
@@ -34,6 +35,9 @@ STYLE = Style(
     title_font_size=14,
     no_data_font_size=16,
 )
+
+# Lines over days: a day without figures is a gap, the axis starts at 0, and a lone day's dot is easy to see.
+LINES = {"allow_interruptions": True, "include_x_axis": True, "dots_size": 4}
 
 CATEGORY_TITLES = {
     ErrorCategory.DUPLICATE.value: "Duplicates",
@@ -87,11 +91,20 @@ def _has_any(days, value):
     return any(value(day) for day in days)
 
 
+def _count_labels(largest):
+    """Whole-number axis labels from 0 to at least the largest count, about five of them (pygal would show 0.1)."""
+    rough = max(largest / 5, 1)
+    magnitude = 10 ** math.floor(math.log10(rough))
+    step = next(magnitude * factor for factor in (1, 2, 5, 10) if magnitude * factor >= rough)
+    return list(range(0, max(largest, 1) + step, step))
+
+
 def volume(summary: dict) -> bytes:
     """Imports per day as bars, rows per day as a line on the right-hand axis."""
     days = summary["days"]
     chart = _day_chart(pygal.Bar, days, title="Imports and rows per day")
     if _has_any(days, lambda day: day["imports"]):
+        chart.y_labels = _count_labels(max(day["imports"] for day in days))
         chart.add("Imports", [day["imports"] for day in days])
         chart.add("Rows", [day["rows"] for day in days], secondary=True)
     return chart.render()
@@ -100,7 +113,7 @@ def volume(summary: dict) -> bytes:
 def success_rate(summary: dict) -> bytes:
     """The share of ended imports that completed, and of delivered rows the downstream accepted, per day."""
     days = summary["days"]
-    chart = _day_chart(pygal.Line, days, title="Success rate (%)", range=(0, 100), allow_interruptions=True)
+    chart = _day_chart(pygal.Line, days, title="Success rate (%)", range=(0, 100), **LINES)
     if _has_any(days, lambda day: day["success_rate"] is not None or day["delivery_success_rate"] is not None):
         chart.add("Imports completed", [_percent(day["success_rate"]) for day in days])
         chart.add("Rows accepted", [_percent(day["delivery_success_rate"]) for day in days])
@@ -110,7 +123,7 @@ def success_rate(summary: dict) -> bytes:
 def durations(summary: dict) -> bytes:
     """The average and 95th percentile of the ended imports' durations, per day."""
     days = summary["days"]
-    chart = _day_chart(pygal.Line, days, title="Import duration (seconds)", allow_interruptions=True)
+    chart = _day_chart(pygal.Line, days, title="Import duration (seconds)", **LINES)
     if _has_any(days, lambda day: day["duration"]["count"]):
         chart.add("Average", [day["duration"]["average_seconds"] for day in days])
         chart.add("95th percentile", [day["duration"]["p95_seconds"] for day in days])
@@ -122,6 +135,7 @@ def error_categories(summary: dict) -> bytes:
     days = summary["days"]
     chart = _day_chart(pygal.StackedBar, days, title="Error rows per category")
     if _has_any(days, lambda day: sum(day["errors"].values())):
+        chart.y_labels = _count_labels(max(sum(day["errors"].values()) for day in days))
         for category, title in CATEGORY_TITLES.items():
             chart.add(title, [day["errors"][category] for day in days])
     return chart.render()
@@ -130,9 +144,7 @@ def error_categories(summary: dict) -> bytes:
 def delivery_rate(summary: dict) -> bytes:
     """Rows per second delivered (sent over the runs' time) per day, against the rate the limit allows."""
     days = summary["days"]
-    chart = _day_chart(
-        pygal.Line, days, title="Delivery rate (rows per second)", allow_interruptions=True, include_x_axis=True
-    )
+    chart = _day_chart(pygal.Line, days, title="Delivery rate (rows per second)", **LINES)
     if _has_any(days, lambda day: day["rate_used"] is not None):
         chart.add("Used", [day["rate_used"] for day in days])
         if summary["rate_allowed"]:
@@ -151,6 +163,7 @@ def downstream_errors(summary: dict) -> bytes:
         # Most frequent at the top: pygal draws a horizontal bar chart's first label at the bottom.
         ordered = list(reversed(errors))
         chart.x_labels = [_shorten(f"{error['status']}: {error['message']}") for error in ordered]
+        chart.y_labels = _count_labels(errors[0]["count"])
         chart.add("Records", [error["count"] for error in ordered])
     return chart.render()
 
@@ -164,6 +177,7 @@ def throughput(job_rates: dict) -> bytes:
         allow_interruptions=True,
         include_x_axis=True,
         show_legend=False,
+        fill=True,
     )
     chart.no_data_text = "No deliveries yet"
     points = []
@@ -193,5 +207,5 @@ def _percent(share):
     return None if share is None else round(share * 100, 1)
 
 
-def _shorten(text, limit=60):
+def _shorten(text, limit=48):
     return text if len(text) <= limit else text[: limit - 1] + "…"
