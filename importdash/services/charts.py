@@ -13,9 +13,14 @@ from pygal.style import Style
 
 from ..models import ErrorCategory
 
-CHART_WIDTH = 720
+# Drawn at this size and scaled to the page's columns (about 540 px wide): fonts large enough to read at that scale.
+CHART_WIDTH = 640
+# Phones get the same chart drawn narrower (<picture> chooses), so its text keeps its size at about 330 px.
+COMPACT_WIDTH = 400
 CHART_HEIGHT = 320
 WIDE_HEIGHT = 360  # the downstream errors chart: one bar per group, with room for their labels
+DAY_LABELS = 8  # day labels along the bottom, about (4 when compact)
+LABEL_LENGTH = 48  # characters of a downstream error's label (half when compact); the table below has it whole
 
 # The app's own colours (static/css/app.css) in the order series are added.
 STYLE = Style(
@@ -28,12 +33,12 @@ STYLE = Style(
     opacity_hover="0.95",
     colors=("#4f46e5", "#22c55e", "#ef4444", "#a15c07", "#1d5fd6", "#9aa3b2"),
     font_family='system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif',
-    label_font_size=12,
-    major_label_font_size=12,
-    legend_font_size=12,
-    value_font_size=12,
-    title_font_size=14,
-    no_data_font_size=16,
+    label_font_size=15,
+    major_label_font_size=15,
+    legend_font_size=15,
+    value_font_size=15,
+    title_font_size=18,
+    no_data_font_size=18,
 )
 
 # Lines over days: a day without figures is a gap, the axis starts at 0, and a lone day's dot is easy to see.
@@ -57,32 +62,35 @@ def _without_scripts(root):
     return root
 
 
-def _chart(kind, *, height=CHART_HEIGHT, **options):
+def _chart(kind, compact, *, height=CHART_HEIGHT, **options):
     chart = kind(
         style=STYLE,
-        width=CHART_WIDTH,
+        width=COMPACT_WIDTH if compact else CHART_WIDTH,
         height=height,
         js=[],
         legend_at_bottom=True,
-        legend_at_bottom_columns=3,
+        legend_at_bottom_columns=2 if compact else 3,
+        margin_bottom=36,  # pygal's own 20 leaves the legend's last line cut off at these font sizes
         show_x_guides=False,
         truncate_label=-1,
         no_data_text="No imports in this range",
+        max_scale=6,  # about six values on an axis, not sixteen
         **options,
     )
     chart.add_xml_filter(_without_scripts)
     return chart
 
 
-def _day_labels(days):
-    """Short day labels (07-12), with about eight of them shown however many days there are."""
+def _day_labels(days, compact):
+    """Short day labels (07-12), with about DAY_LABELS of them shown however many days there are."""
     labels = [day["date"][5:] for day in days]
-    return labels, [label for index, label in enumerate(labels) if index % max(len(labels) // 8, 1) == 0]
+    every = math.ceil(len(labels) / (DAY_LABELS // 2 if compact else DAY_LABELS))
+    return labels, [label for index, label in enumerate(labels) if index % every == 0]
 
 
-def _day_chart(kind, days, **options):
-    chart = _chart(kind, x_label_rotation=0, **options)
-    chart.x_labels, chart.x_labels_major = _day_labels(days)
+def _day_chart(kind, days, compact, **options):
+    chart = _chart(kind, compact, x_label_rotation=0, **options)
+    chart.x_labels, chart.x_labels_major = _day_labels(days, compact)
     chart.show_minor_x_labels = False
     return chart
 
@@ -99,10 +107,10 @@ def _count_labels(largest):
     return list(range(0, max(largest, 1) + step, step))
 
 
-def volume(summary: dict) -> bytes:
+def volume(summary: dict, *, compact: bool) -> bytes:
     """Imports per day as bars, rows per day as a line on the right-hand axis."""
     days = summary["days"]
-    chart = _day_chart(pygal.Bar, days, title="Imports and rows per day")
+    chart = _day_chart(pygal.Bar, days, compact, title="Imports and rows per day")
     if _has_any(days, lambda day: day["imports"]):
         chart.y_labels = _count_labels(max(day["imports"] for day in days))
         chart.add("Imports", [day["imports"] for day in days])
@@ -110,30 +118,30 @@ def volume(summary: dict) -> bytes:
     return chart.render()
 
 
-def success_rate(summary: dict) -> bytes:
+def success_rate(summary: dict, *, compact: bool) -> bytes:
     """The share of ended imports that completed, and of delivered rows the downstream accepted, per day."""
     days = summary["days"]
-    chart = _day_chart(pygal.Line, days, title="Success rate (%)", range=(0, 100), **LINES)
+    chart = _day_chart(pygal.Line, days, compact, title="Success rate (%)", range=(0, 100), **LINES)
     if _has_any(days, lambda day: day["success_rate"] is not None or day["delivery_success_rate"] is not None):
         chart.add("Imports completed", [_percent(day["success_rate"]) for day in days])
         chart.add("Rows accepted", [_percent(day["delivery_success_rate"]) for day in days])
     return chart.render()
 
 
-def durations(summary: dict) -> bytes:
+def durations(summary: dict, *, compact: bool) -> bytes:
     """The average and 95th percentile of the ended imports' durations, per day."""
     days = summary["days"]
-    chart = _day_chart(pygal.Line, days, title="Import duration (seconds)", **LINES)
+    chart = _day_chart(pygal.Line, days, compact, title="Import duration (seconds)", **LINES)
     if _has_any(days, lambda day: day["duration"]["count"]):
         chart.add("Average", [day["duration"]["average_seconds"] for day in days])
         chart.add("95th percentile", [day["duration"]["p95_seconds"] for day in days])
     return chart.render()
 
 
-def error_categories(summary: dict) -> bytes:
+def error_categories(summary: dict, *, compact: bool) -> bytes:
     """Error rows per category per day, stacked."""
     days = summary["days"]
-    chart = _day_chart(pygal.StackedBar, days, title="Error rows per category")
+    chart = _day_chart(pygal.StackedBar, days, compact, title="Error rows per category")
     if _has_any(days, lambda day: sum(day["errors"].values())):
         chart.y_labels = _count_labels(max(sum(day["errors"].values()) for day in days))
         for category, title in CATEGORY_TITLES.items():
@@ -141,37 +149,44 @@ def error_categories(summary: dict) -> bytes:
     return chart.render()
 
 
-def delivery_rate(summary: dict) -> bytes:
+def delivery_rate(summary: dict, *, compact: bool) -> bytes:
     """Rows per second delivered (sent over the runs' time) per day, against the rate the limit allows."""
     days = summary["days"]
-    chart = _day_chart(pygal.Line, days, title="Delivery rate (rows per second)", **LINES)
+    chart = _day_chart(pygal.Line, days, compact, title="Delivery rate (rows per second)", **LINES)
     if _has_any(days, lambda day: day["rate_used"] is not None):
-        chart.add("Used", [day["rate_used"] for day in days])
+        used = [day["rate_used"] for day in days]
+        chart.add("Used", used)
         if summary["rate_allowed"]:
+            # Headroom above the higher line, so the allowed rate is not drawn on the plot's edge.
+            chart.range = (0, max([rate for rate in used if rate is not None] + [summary["rate_allowed"]]) * 1.15)
             chart.add(
                 "Allowed", [summary["rate_allowed"]] * len(days), show_dots=False, stroke_style={"dasharray": "6,4"}
             )
     return chart.render()
 
 
-def downstream_errors(summary: dict) -> bytes:
+def downstream_errors(summary: dict, *, compact: bool) -> bytes:
     """The most frequent downstream refusals, by status and normalised message."""
-    chart = _chart(pygal.HorizontalBar, height=WIDE_HEIGHT, title="Most frequent downstream errors", show_legend=False)
+    chart = _chart(
+        pygal.HorizontalBar, compact, height=WIDE_HEIGHT, title="Most frequent downstream errors", show_legend=False
+    )
     errors = summary["downstream_errors"]
     chart.no_data_text = "No downstream errors in this range"
     if errors:
         # Most frequent at the top: pygal draws a horizontal bar chart's first label at the bottom.
         ordered = list(reversed(errors))
-        chart.x_labels = [_shorten(f"{error['status']}: {error['message']}") for error in ordered]
+        limit = LABEL_LENGTH // 2 if compact else LABEL_LENGTH
+        chart.x_labels = [_shorten(f"{error['status']}: {error['message']}", limit) for error in ordered]
         chart.y_labels = _count_labels(errors[0]["count"])
         chart.add("Records", [error["count"] for error in ordered])
     return chart.render()
 
 
-def throughput(job_rates: dict) -> bytes:
+def throughput(job_rates: dict, *, compact: bool) -> bytes:
     """One job's rows per second over time: each run a level line over its span, seconds since the job started."""
     chart = _chart(
         pygal.XY,
+        compact,
         title=f"Import #{job_rates['job']['id']}: rows per second",
         x_title="Seconds since the import started",
         allow_interruptions=True,
@@ -193,7 +208,7 @@ def throughput(job_rates: dict) -> bytes:
 
 
 # The charts of the analytics page by the name in their URL.
-SUMMARY_CHARTS: dict[str, Callable[[dict], bytes]] = {
+SUMMARY_CHARTS: dict[str, Callable[..., bytes]] = {
     "volume": volume,
     "success-rate": success_rate,
     "durations": durations,
@@ -203,9 +218,14 @@ SUMMARY_CHARTS: dict[str, Callable[[dict], bytes]] = {
 }
 
 
+def chart_size(name: str, *, compact: bool) -> tuple[int, int]:
+    """The width and height a chart is drawn at, for the page's <img> to keep its place while it loads."""
+    return COMPACT_WIDTH if compact else CHART_WIDTH, WIDE_HEIGHT if name == "downstream-errors" else CHART_HEIGHT
+
+
 def _percent(share):
     return None if share is None else round(share * 100, 1)
 
 
-def _shorten(text, limit=48):
+def _shorten(text, limit):
     return text if len(text) <= limit else text[: limit - 1] + "…"

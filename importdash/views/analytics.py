@@ -30,7 +30,10 @@ def page():
         days=days,
         ranges=RANGES_DAYS,
         figures=_summary(days),
-        charts=list(charts.SUMMARY_CHARTS),
+        charts={
+            name: {"wide": charts.chart_size(name, compact=False), "compact": charts.chart_size(name, compact=True)}
+            for name in [*charts.SUMMARY_CHARTS, "throughput"]
+        },
         job_id=job_id or (picker[0]["id"] if picker else None),
         picker=picker,
     )
@@ -42,13 +45,14 @@ def chart(name):
     draw = charts.SUMMARY_CHARTS.get(name)
     if draw is None:
         raise ApiError(f"No chart named {name!r}.", status_code=404, code="not_found")
-    return _svg(draw(_summary(days_arg(request.args))))
+    return _svg(draw(_summary(days_arg(request.args)), compact=compact_arg(request.args)))
 
 
 @bp.get("/analytics/charts/imports/<id:job_id>/throughput.svg")
 def throughput_chart(job_id):
     """Draw one import's rows per second over its runs."""
-    return _svg(charts.throughput(analytics.job_throughput(db.session, job_id, now=utcnow())))
+    rates = analytics.job_throughput(db.session, job_id, now=utcnow())
+    return _svg(charts.throughput(rates, compact=compact_arg(request.args)))
 
 
 @bp.get("/api/analytics")
@@ -72,6 +76,14 @@ def days_arg(args):
     if raw not in allowed:
         raise ApiError(f"days must be one of {', '.join(allowed)}; got {raw!r}", code="invalid_parameter")
     return int(raw)
+
+
+def compact_arg(args):
+    """Read ?compact=1, which draws a chart narrower for phones (its text keeps its size there)."""
+    raw = args.get("compact", "")
+    if raw not in ("", "0", "1"):
+        raise ApiError(f"compact must be 0 or 1; got {raw!r}", code="invalid_parameter")
+    return raw == "1"
 
 
 def _summary(days):

@@ -69,6 +69,11 @@ def test_the_charts_render_as_styled_images_under_the_csp(page, server, console_
 
     screenshot(page, "analytics-desktop")
     page.set_viewport_size(PHONE)
+    # Phones get each chart drawn narrower (<picture>), so its text keeps a readable size.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll(".chart img")].every(
+             (image) => image.currentSrc.includes("compact=1") && image.complete && image.naturalWidth > 0)"""
+    )
     screenshot(page, "analytics-375")
 
     page.set_viewport_size(DESKTOP)

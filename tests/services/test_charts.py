@@ -44,16 +44,16 @@ def texts(svg):
 
 @pytest.mark.parametrize("name", list(charts.SUMMARY_CHARTS))
 def test_every_chart_draws_its_figures_and_says_when_there_are_none(name):
-    drawn = texts(charts.SUMMARY_CHARTS[name](SUMMARY))
-    empty = texts(charts.SUMMARY_CHARTS[name](EMPTY))
+    drawn = texts(charts.SUMMARY_CHARTS[name](SUMMARY, compact=False))
+    empty = texts(charts.SUMMARY_CHARTS[name](EMPTY, compact=True))
 
     assert "03-10" in drawn or 'rejected: domain "x.example" is not accepted' in drawn
     assert any(text.startswith("No ") for text in empty) and "03-10" not in empty
 
 
 def test_the_delivery_rate_chart_shows_the_allowed_rate_only_when_there_is_a_limit():
-    assert "Allowed" in texts(charts.delivery_rate(SUMMARY))
-    assert "Allowed" not in texts(charts.delivery_rate(SUMMARY | {"rate_allowed": None}))
+    assert "Allowed" in texts(charts.delivery_rate(SUMMARY, compact=False))
+    assert "Allowed" not in texts(charts.delivery_rate(SUMMARY | {"rate_allowed": None}, compact=False))
 
 
 def test_one_imports_runs_are_drawn_with_a_gap_between_them():
@@ -66,10 +66,10 @@ def test_one_imports_runs_are_drawn_with_a_gap_between_them():
         ],
     }
 
-    drawn = texts(charts.throughput(rates))
+    drawn = texts(charts.throughput(rates, compact=False))
 
     assert "Import #7: rows per second" in drawn and "No deliveries yet" not in drawn
-    assert "No deliveries yet" in texts(charts.throughput(rates | {"runs": []}))
+    assert "No deliveries yet" in texts(charts.throughput(rates | {"runs": []}, compact=True))
 
 
 @pytest.mark.parametrize(

@@ -129,3 +129,13 @@ def test_every_page_links_to_analytics_and_compare_and_a_job_page_to_compare_it(
     for html in (dashboard, job_page):
         assert 'href="/analytics"' in html and 'href="/compare"' in html
     assert f'href="/compare?a={finished_job.id}"' in job_page
+
+
+def test_phones_get_a_narrower_drawing_of_each_chart(client, finished_job):
+    wide = ElementTree.fromstring(client.get("/analytics/charts/volume.svg").data)
+    compact = ElementTree.fromstring(client.get("/analytics/charts/volume.svg?compact=1").data)
+    html = client.get("/analytics").get_data(as_text=True)
+
+    assert wide.get("viewBox") == "0 0 640 320" and compact.get("viewBox") == "0 0 400 320"
+    assert '<source media="(max-width: 720px)" srcset="/analytics/charts/volume.svg?days=30&amp;compact=1"' in html
+    assert client.get("/analytics/charts/volume.svg?compact=yes").status_code == 400
