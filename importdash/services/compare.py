@@ -3,8 +3,12 @@
 An import's source rows are its records plus the rows that never became records, kept as error rows with the row
 as read (duplicates, missing values, invalid formats): under global dedupe an email is a record in one import and
 a duplicate error row in the other, so records alone would match nothing. Rows are matched on the trimmed,
-lower-cased email; where an import repeats an email, its first row stands for it. Sets are joined in SQL; the
-fields of matched pairs (name, company, and the extra fields both rows have) are compared in Python as they stream.
+lower-cased email; where an import repeats an email, its first row stands for it.
+
+One GROUP BY on that email key over both imports' rows gives, per email, A's first row and B's first row (either
+may be missing): that is every count and list but "changed". Each row's fields are joined on by (job, row), which
+the records' and error rows' indexes serve; the fields of matched pairs (name, company, and the extra fields both
+rows have) are compared in Python as the pairs stream.
 """
 
 import csv
@@ -15,8 +19,8 @@ from contextlib import closing
 from dataclasses import dataclass
 from enum import Enum
 
-from sqlalchemy import JSON, Select, cast, exists, func, literal, null, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, case, exists, func, literal, select, union_all
+from sqlalchemy.orm import Session, aliased
 
 from ..errors import InvalidFile
 from ..models import ImportJob, Record, RowError
@@ -24,7 +28,7 @@ from .export import neutralise
 from .jobs import get_job
 from .mapping import FIELDS, ColumnMapping, match_columns
 
-STREAM_BATCH = 1_000  # rows fetched from the database at a time while pairs stream
+STREAM_BATCH = 1_000  # rows fetched from the database at a time while a list or the CSV streams
 
 
 class Difference(str, Enum):
@@ -55,27 +59,31 @@ class SourceRow:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Side:
     job: ImportJob
     email_column: str  # the source column that holds the email, as error rows' data names it
-    rows: Select  # (row, key, origin, state, name, email, company, extra, data), one per key
     read: Callable[[dict | None], tuple]  # an error row's data -> (name, email, company, extra)
 
 
 def compare_counts(session: Session, a_id: int, b_id: int) -> dict:
     """Return how many source rows each import has, and how many are only in A, only in B, changed and the same."""
     a, b = _side(session, a_id), _side(session, b_id)
-    counts = {"a": _side_counts(session, a), "b": _side_counts(session, b)}
-    matched = changed = 0
-    for left, right in _pairs(session, a, b):
-        matched += 1
-        changed += bool(changed_fields(left, right))
+    counts = _side_counts(session, a, b)
+    emails = _by_email(a, b)
+    both = emails.c.a_row.is_not(None) & emails.c.b_row.is_not(None)
+    only_a, only_b, matched = session.execute(
+        select(_count_where(emails.c.b_row.is_(None)), _count_where(emails.c.a_row.is_(None)), _count_where(both))
+    ).one()
+    changed = 0
+    with closing(_pairs(session, a, b)) as pairs:
+        for left, right in pairs:
+            changed += bool(changed_fields(left, right))
     counts |= {
-        Difference.ONLY_A.value: counts["a"]["emails"] - matched,
-        Difference.ONLY_B.value: counts["b"]["emails"] - matched,
+        Difference.ONLY_A.value: only_a or 0,
+        Difference.ONLY_B.value: only_b or 0,
         Difference.CHANGED.value: changed,
-        "same": matched - changed,
+        "same": (matched or 0) - changed,
     }
     return {"a": _job_summary(a.job), "b": _job_summary(b.job), "counts": counts}
 
@@ -98,9 +106,10 @@ def compare_page(session: Session, a_id: int, b_id: int, *, difference: str, lim
                 if len(page) == limit:
                     break
         return page
-    one, other = (a, b) if difference == Difference.ONLY_A.value else (b, a)
-    rows = session.execute(_only_in(one, other).limit(limit).offset(offset)).all()
-    return [{"email": source.email, "row": source.to_dict()} for source in (_source(one, row) for row in rows)]
+    mine = a if difference == Difference.ONLY_A.value else b
+    rows = session.execute(_only_in(a, b, difference).limit(limit).offset(offset))
+    sources = [_source(mine, row, row.row) for row in rows]
+    return [{"email": source.email, "row": source.to_dict()} for source in sources]
 
 
 def compare_csv(session: Session, a_id: int, b_id: int) -> tuple[str, Iterator[str]]:
@@ -131,95 +140,125 @@ def _side(session, job_id):
         bound = (mapping or ColumnMapping(name=("name",), email="email", company="company")).bind(columns)
     except InvalidFile:  # a job from before mappings whose columns are not the usual ones
         bound = ColumnMapping(name=(columns[0],), email=columns[min(1, len(columns) - 1)]).bind(columns)
-    email_column = columns[bound.email_at]
 
     def read(data):
         data = data or {}
-        folded = {str(key).casefold(): value for key, value in data.items()}
-        cells = [data.get(column, folded.get(column.casefold())) for column in columns]
-        cells = ["" if cell is None else str(cell) for cell in cells]
-        return bound.assemble(cells)
+        if not all(column in data for column in columns):  # a row stored under other case (downstream refusals)
+            folded = {str(key).casefold(): value for key, value in data.items()}
+            data = {column: data.get(column, folded.get(column.casefold())) for column in columns}
+        return bound.assemble(["" if data[column] is None else str(data[column]) for column in columns])
 
-    return _Side(job, email_column, _source_rows(job.id, email_column), read)
-
-
-def _source_rows(job_id, email_column):
-    """The job's records and the error rows that never became records, with their email key; one row per key."""
-    records = select(
-        Record.row.label("row"),
-        func.nullif(func.lower(func.trim(Record.email)), "").label("key"),
-        literal("record").label("origin"),
-        Record.status.label("state"),
-        Record.name.label("name"),
-        Record.email.label("email"),
-        Record.company.label("company"),
-        Record.extra.label("extra"),
-        cast(null(), JSON).label("data"),
-    ).where(Record.job_id == job_id)
-    errors = select(
-        RowError.row,
-        func.nullif(func.lower(func.trim(RowError.data[email_column].as_string())), ""),
-        literal("error"),
-        RowError.category,
-        null(),
-        null(),
-        null(),
-        cast(null(), JSON),
-        RowError.data,
-    ).where(
-        RowError.job_id == job_id,
-        # A refused record keeps an error row of its own (category other) beside the record: it is one source row.
-        ~exists().where(Record.job_id == RowError.job_id, Record.row == RowError.row),
-    )
-    both = union_all(records, errors).subquery("source")
-    first = func.row_number().over(partition_by=both.c.key, order_by=(both.c.row, both.c.origin)).label("rank")
-    ranked = select(*both.c, first).where(both.c.key.is_not(None)).subquery("ranked")
-    return select(*(column for column in ranked.c if column.name != "rank")).where(ranked.c.rank == 1)
+    return _Side(job, columns[bound.email_at], read)
 
 
-def _side_counts(session, side):
-    """Source rows in all, rows with no email to match on, and distinct emails."""
-    records = select(Record.row).where(Record.job_id == side.job.id)
-    errors = select(RowError.row).where(
-        RowError.job_id == side.job.id, ~exists().where(Record.job_id == RowError.job_id, Record.row == RowError.row)
-    )
-    total = session.scalar(select(func.count()).select_from(union_all(records, errors).subquery()))
-    emails = session.scalar(select(func.count()).select_from(side.rows.subquery()))
-    no_email = session.scalar(_without_email(side))
-    return {"rows": total, "emails": emails, "without_email": no_email, "repeated": total - emails - no_email}
+def _email_key(email):
+    return func.nullif(func.lower(func.trim(email)), "")
 
 
-def _without_email(side):
-    """Source rows with no email to match on: records cannot lack one, so only error rows (missing values)."""
-    blank = func.coalesce(func.trim(RowError.data[side.email_column].as_string()), "") == ""
-    return select(func.count()).where(
-        RowError.job_id == side.job.id,
-        blank,
-        ~exists().where(Record.job_id == RowError.job_id, Record.row == RowError.row),
-    )
+def _keyed_rows(side, name):
+    """(side, row, key) of the import's source rows: its records, and its error rows that never became records
+    (a refused record keeps an error row of its own beside it: still one source row)."""
+    job_id = side.job.id
+    records = select(literal(name).label("side"), Record.row.label("row"), _email_key(Record.email).label("key"))
+    errors = select(literal(name), RowError.row, _email_key(RowError.data[side.email_column].as_string()))
+    return [
+        records.where(Record.job_id == job_id),
+        errors.where(
+            RowError.job_id == job_id, ~exists().where(Record.job_id == RowError.job_id, Record.row == RowError.row)
+        ),
+    ]
 
 
-def _only_in(one, other):
-    mine, theirs = one.rows.subquery("mine"), other.rows.subquery("theirs")
+def _source_rows(a, b):
+    return union_all(*_keyed_rows(a, "a"), *_keyed_rows(b, "b")).subquery("source")
+
+
+def _by_email(a, b):
+    """Per email key: A's first row and B's first row holding it (None where an import has none)."""
+    source = _source_rows(a, b)
     return (
-        select(mine)
-        .outerjoin(theirs, theirs.c.key == mine.c.key)
-        .where(theirs.c.key.is_(None))
-        .order_by(mine.c.row, mine.c.origin)
+        select(
+            source.c.key,
+            func.min(case((source.c.side == "a", source.c.row))).label("a_row"),
+            func.min(case((source.c.side == "b", source.c.row))).label("b_row"),
+        )
+        .where(source.c.key.is_not(None))
+        .group_by(source.c.key)
+        .subquery("by_email")
     )
 
 
-def _pairs(session, a, b) -> Iterator[tuple[SourceRow, SourceRow]]:
-    """Yield the matched (A, B) source rows in A's row order, streamed."""
-    left, right = a.rows.subquery("a"), b.rows.subquery("b")
-    query = (
-        select(*(column.label(f"a_{column.name}") for column in left.c))
-        .add_columns(*(column.label(f"b_{column.name}") for column in right.c))
-        .join_from(left, right, left.c.key == right.c.key)
-        .order_by(left.c.row, left.c.origin)
+def _count_where(condition):
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _side_counts(session, a, b):
+    """Per import: source rows in all, rows with no email to match on, distinct emails, rows repeating one."""
+    source = _source_rows(a, b)
+    found = {
+        side: (rows, keyed, emails)
+        for side, rows, keyed, emails in session.execute(
+            select(source.c.side, func.count(), func.count(source.c.key), func.count(source.c.key.distinct())).group_by(
+                source.c.side
+            )
+        )
+    }
+    counts = {}
+    for side in ("a", "b"):
+        rows, keyed, emails = found.get(side, (0, 0, 0))
+        counts[side] = {"rows": rows, "emails": emails, "without_email": rows - keyed, "repeated": keyed - emails}
+    return counts
+
+
+def _only_in(a, b, difference) -> Select:
+    """The rows (of A, or of B) whose email the other import lacks, in row order, with their fields."""
+    emails = _by_email(a, b)
+    if difference == Difference.ONLY_A.value:
+        mine, theirs, side = emails.c.a_row, emails.c.b_row, a
+    else:
+        mine, theirs, side = emails.c.b_row, emails.c.a_row, b
+    return _with_fields(select(mine.label("row")).where(theirs.is_(None)).order_by(mine), side, mine, "")
+
+
+def _matched(a, b) -> Select:
+    """The emails both imports hold, in A's row order, with both rows' fields."""
+    emails = _by_email(a, b)
+    query = select(emails.c.a_row, emails.c.b_row).where(emails.c.a_row.is_not(None), emails.c.b_row.is_not(None))
+    query = _with_fields(query, a, emails.c.a_row, "a_")
+    return _with_fields(query, b, emails.c.b_row, "b_").order_by(emails.c.a_row)
+
+
+def _with_fields(query, side, row, prefix):
+    """Add the fields of the import's source row at `row`: its record's, else its error row's data (the first
+    error row of that row, should there be several)."""
+    record, error = aliased(Record, name=f"{prefix}record"), aliased(RowError, name=f"{prefix}error")
+    first_error = (
+        select(func.min(RowError.id)).where(RowError.job_id == side.job.id, RowError.row == row).scalar_subquery()
     )
-    for row in _streamed(session, query):
-        yield _source(a, row, "a_"), _source(b, row, "b_")
+    return (
+        query.outerjoin(record, and_(record.job_id == side.job.id, record.row == row))
+        .outerjoin(error, and_(record.id.is_(None), error.id == first_error))
+        .add_columns(
+            *(
+                column.label(prefix + column.key)
+                for column in (record.status, record.name, record.email, record.company, record.extra)
+            ),
+            error.category.label(prefix + "category"),
+            error.data.label(prefix + "data"),
+        )
+    )
+
+
+def _source(side, row, number, prefix=""):
+    """The SourceRow of one result row's fields (those _with_fields added under the prefix)."""
+    values = row._mapping
+    if values[prefix + "status"] is not None:
+        name, email, company, extra = (values[prefix + key] for key in ("name", "email", "company", "extra"))
+        state = values[prefix + "status"]
+    else:
+        name, email, company, extra = side.read(values[prefix + "data"])
+        state = values[prefix + "category"]
+    return SourceRow(number, email, name, company, extra or None, state)
 
 
 def _streamed(session, query):
@@ -231,17 +270,10 @@ def _streamed(session, query):
         result.close()  # a reader that stops early (a page filled, a download dropped) leaves no cursor open
 
 
-def _source(side, row, prefix=""):
-    values = row._mapping
-
-    def get(name):
-        return values[prefix + name] if prefix else values[name]
-
-    if get("origin") == "record":
-        name, email, company, extra = get("name"), get("email"), get("company"), get("extra")
-    else:
-        name, email, company, extra = side.read(get("data"))
-    return SourceRow(get("row"), email, name, company, extra or None, get("state"))
+def _pairs(session, a, b) -> Iterator[tuple[SourceRow, SourceRow]]:
+    """Yield the matched (A, B) source rows in A's row order."""
+    for row in _streamed(session, _matched(a, b)):
+        yield _source(a, row, row.a_row, "a_"), _source(b, row, row.b_row, "b_")
 
 
 def _changed_item(a, b, fields):
@@ -287,24 +319,22 @@ def _csv_chunks(session, a, b):
         buffer.truncate()
         return text
 
-    written = 0
-    for one, other, difference in ((a, b, Difference.ONLY_A), (b, a, Difference.ONLY_B)):
-        for row in _streamed(session, _only_in(one, other)):
-            source = _source(one, row)
-            cells = [difference.value, source.email, ""]
-            blank = [""] * 5
-            cells += _csv_side(source) + blank if difference is Difference.ONLY_A else blank + _csv_side(source)
-            writer.writerow([neutralise(cell) for cell in cells])
-            written += 1
+    blank = [""] * 5
+    for difference, side in ((Difference.ONLY_A, a), (Difference.ONLY_B, b)):
+        for written, row in enumerate(_streamed(session, _only_in(a, b, difference.value)), start=1):
+            source = _source(side, row, row.row)
+            cells = _csv_side(source) + blank if difference is Difference.ONLY_A else blank + _csv_side(source)
+            writer.writerow([neutralise(cell) for cell in (difference.value, source.email, "", *cells)])
             if written % STREAM_BATCH == 0:
                 yield flush()
+    changed = 0
     for left, right in _pairs(session, a, b):
         fields = changed_fields(left, right)
         if fields:
             cells = [Difference.CHANGED.value, left.email, " ".join(fields), *_csv_side(left), *_csv_side(right)]
             writer.writerow([neutralise(cell) for cell in cells])
-            written += 1
-            if written % STREAM_BATCH == 0:
+            changed += 1
+            if changed % STREAM_BATCH == 0:
                 yield flush()
     session.rollback()  # end the read
     yield flush()
