@@ -39,6 +39,19 @@ class AnalyticsLimits:
     max_failed_records: int  # newest failed records whose downstream answers are grouped
     top_errors: int  # downstream error groups listed
 
+    @classmethod
+    def from_config(cls, config) -> "AnalyticsLimits":
+        return cls(
+            max_jobs=config["ANALYTICS_MAX_JOBS"],
+            max_failed_records=config["ANALYTICS_MAX_FAILED_RECORDS"],
+            top_errors=config["ANALYTICS_TOP_ERRORS"],
+        )
+
+
+def rate_allowed(config) -> float:
+    """The records per second the rate limit allows (0: no limit): calls a second times records a call."""
+    return config["RATE_PER_SECOND"] * config["RECORDS_PER_CALL"]
+
 
 def summary(session: Session, *, days: int, today: date, rate_allowed: float, limits: AnalyticsLimits) -> dict:
     """Return the figures of the imports created in the last `days` days up to and including `today` (UTC)."""

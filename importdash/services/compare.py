@@ -107,7 +107,9 @@ def compare_page(session: Session, a_id: int, b_id: int, *, difference: str, lim
                     break
         return page
     mine = a if difference == Difference.ONLY_A.value else b
-    rows = session.execute(_only_in(a, b, difference).limit(limit).offset(offset))
+    # The page's row numbers first, then their fields: a dozen lookups, not one per row of the whole list.
+    page = _only_rows(a, b, difference).limit(limit).offset(offset).subquery("page")
+    rows = session.execute(_with_fields(select(page.c.row), mine, page.c.row, "").order_by(page.c.row))
     sources = [_source(mine, row, row.row) for row in rows]
     return [{"email": source.email, "row": source.to_dict()} for source in sources]
 
@@ -210,14 +212,20 @@ def _side_counts(session, a, b):
     return counts
 
 
+def _only_rows(a, b, difference) -> Select:
+    """The numbers of the rows (of A, or of B) whose email the other import lacks, in row order."""
+    emails = _by_email(a, b)
+    mine, theirs = (
+        (emails.c.a_row, emails.c.b_row) if difference == Difference.ONLY_A.value else (emails.c.b_row, emails.c.a_row)
+    )
+    return select(mine.label("row")).where(theirs.is_(None)).order_by(mine)
+
+
 def _only_in(a, b, difference) -> Select:
     """The rows (of A, or of B) whose email the other import lacks, in row order, with their fields."""
-    emails = _by_email(a, b)
-    if difference == Difference.ONLY_A.value:
-        mine, theirs, side = emails.c.a_row, emails.c.b_row, a
-    else:
-        mine, theirs, side = emails.c.b_row, emails.c.a_row, b
-    return _with_fields(select(mine.label("row")).where(theirs.is_(None)).order_by(mine), side, mine, "")
+    rows = _only_rows(a, b, difference).subquery("only")
+    side = a if difference == Difference.ONLY_A.value else b
+    return _with_fields(select(rows.c.row), side, rows.c.row, "").order_by(rows.c.row)
 
 
 def _matched(a, b) -> Select:

@@ -92,12 +92,8 @@ def _summary(days):
         db.session,
         days=days,
         today=utcnow().date(),
-        rate_allowed=config["RATE_PER_SECOND"] * config["RECORDS_PER_CALL"],
-        limits=AnalyticsLimits(
-            max_jobs=config["ANALYTICS_MAX_JOBS"],
-            max_failed_records=config["ANALYTICS_MAX_FAILED_RECORDS"],
-            top_errors=config["ANALYTICS_TOP_ERRORS"],
-        ),
+        rate_allowed=analytics.rate_allowed(config),
+        limits=AnalyticsLimits.from_config(config),
     )
 
 
