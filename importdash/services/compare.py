@@ -107,9 +107,9 @@ def compare_page(session: Session, a_id: int, b_id: int, *, difference: str, lim
                     break
         return page
     mine = a if difference == Difference.ONLY_A.value else b
-    # The page's row numbers first, then their fields: a dozen lookups, not one per row of the whole list.
-    page = _only_rows(a, b, difference).limit(limit).offset(offset).subquery("page")
-    rows = session.execute(_with_fields(select(page.c.row), mine, page.c.row, "").order_by(page.c.row))
+    # The page's row numbers first, then their fields: a page's worth of lookups, not one per row of the list.
+    numbers = _only_rows(a, b, difference).limit(limit).offset(offset).subquery("page")
+    rows = session.execute(_with_fields(select(numbers.c.row), mine, numbers.c.row, "").order_by(numbers.c.row))
     sources = [_source(mine, row, row.row) for row in rows]
     return [{"email": source.email, "row": source.to_dict()} for source in sources]
 

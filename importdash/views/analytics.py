@@ -2,7 +2,7 @@
 
 from flask import Blueprint, current_app, render_template, request
 
-from ..errors import ApiError
+from ..errors import ApiError, NotFound
 from ..extensions import db
 from ..models import utcnow
 from ..services import analytics, charts, jobs
@@ -44,7 +44,7 @@ def chart(name):
     """Draw one chart of the analytics page over the date range."""
     draw = charts.SUMMARY_CHARTS.get(name)
     if draw is None:
-        raise ApiError(f"No chart named {name!r}.", status_code=404, code="not_found")
+        raise NotFound(f"No chart named {name!r}.")
     return _svg(draw(_summary(days_arg(request.args)), compact=compact_arg(request.args)))
 
 
