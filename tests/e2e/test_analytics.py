@@ -1,8 +1,13 @@
 """The analytics and comparison pages in a real browser against the real server, with its CSP on."""
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import pytest
+
+from importdash.config import Config
 
 expect = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed").expect
 
@@ -112,10 +117,15 @@ def test_two_imports_are_compared_from_the_job_page_with_pickers(page, server, c
     assert console_errors == []
 
 
-def test_rows_only_in_one_import_are_listed_and_paged(page, server, tmp_path, screenshot):
+def test_rows_only_in_one_import_and_changed_rows_are_listed_and_paged(page, server, tmp_path, screenshot):
     first = server.run_import("/api/import")["job"]["id"]
+    # Ten of the sample's contacts again with another company, then 120 new ones.
+    sample = csv.DictReader(io.StringIO(Path(Config.SAMPLE_FILE).read_text(encoding="utf-8")))
+    again = [row for row in sample if "@" in row["email"]][:10]
+    lines = [f"{row['name']},{row['email']},Moved Co" for row in again]
+    lines += [f"Person {n},person{n}@fresh.example,Co" for n in range(120)]
     upload = tmp_path / "fresh.csv"
-    upload.write_text("name,email,company\n" + "".join(f"Person {n},person{n}@fresh.example,Co\n" for n in range(120)))
+    upload.write_text("name,email,company\n" + "\n".join(lines) + "\n", encoding="utf-8")
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(upload)
     page.get_by_role("button", name="Import (Batch)").click()
@@ -124,7 +134,6 @@ def test_rows_only_in_one_import_are_listed_and_paged(page, server, tmp_path, sc
     server.wait_until_idle()
 
     page.goto(f"/compare?a={first}&b={second}&show=only_b")
-
     table = page.locator("[data-compare-rows] tbody tr")
     expect(table).to_have_count(100)
     expect(table.first).to_contain_text("person0@fresh.example")
@@ -132,5 +141,12 @@ def test_rows_only_in_one_import_are_listed_and_paged(page, server, tmp_path, sc
     page.get_by_role("link", name="Next").click()
     expect(table).to_have_count(20)
     expect(page.locator("[data-compare-note]")).to_have_text("Showing 101–120 of 120")
+
+    page.locator('[data-difference="changed"]').click()
+    expect(page.locator('[data-difference="changed"] .difference__count')).to_have_text("10")
+    expect(table).to_have_count(10)
+    expect(table.first).to_contain_text("company")
+    expect(table.first).to_contain_text("Moved Co")
+    screenshot(page, "compare-changed-desktop")
     page.set_viewport_size(PHONE)
-    screenshot(page, "compare-rows-375")
+    screenshot(page, "compare-changed-375")
