@@ -119,13 +119,16 @@ def test_two_imports_are_compared_from_the_job_page_with_pickers(page, server, c
 
 def test_rows_only_in_one_import_and_changed_rows_are_listed_and_paged(page, server, tmp_path, screenshot):
     first = server.run_import("/api/import")["job"]["id"]
-    # Ten of the sample's contacts again with another company, then 120 new ones.
+    # Ten of the sample's contacts (ten emails) again with another company, then 120 new ones.
     sample = csv.DictReader(io.StringIO(Path(Config.SAMPLE_FILE).read_text(encoding="utf-8")))
-    again = [row for row in sample if "@" in row["email"]][:10]
-    lines = [f"{row['name']},{row['email']},Moved Co" for row in again]
-    lines += [f"Person {n},person{n}@fresh.example,Co" for n in range(120)]
+    distinct = {row["email"].strip().lower(): row for row in reversed(list(sample)) if "@" in row["email"]}
+    again = list(reversed(distinct.values()))[:10]  # each email's first row (the sample repeats a few)
     upload = tmp_path / "fresh.csv"
-    upload.write_text("name,email,company\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with upload.open("w", encoding="utf-8", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["name", "email", "company"])
+        writer.writerows([row["name"], row["email"], "Moved Co"] for row in again)
+        writer.writerows([f"Person {n}", f"person{n}@fresh.example", "Co"] for n in range(120))
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(upload)
     page.get_by_role("button", name="Import (Batch)").click()
