@@ -34,7 +34,9 @@ from .models import (
     utcnow,
 )
 from .runtime import get_runtime
-from .services import checks, jobs, notifications, previews, schedules, templates
+from .services import analytics, checks, compare, jobs, notifications, previews, schedules, templates
+from .services.analytics import RANGES_DAYS, AnalyticsLimits
+from .services.compare import Difference
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
 from .services.reader import FileLimits
@@ -536,6 +538,123 @@ def notifications_command(job_id, resend):
         )
 
 
+@click.command("analytics")
+@click.option(
+    "--days",
+    type=click.Choice([str(days) for days in RANGES_DAYS]),
+    help="The date range in days, up to today (UTC); default ANALYTICS_DEFAULT_DAYS.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON, as GET /api/analytics answers.")
+def analytics_command(days, as_json):
+    """Show the imports' figures per day: rows, outcomes, durations, delivery rate and downstream errors."""
+    config = current_app.config
+    figures = analytics.summary(
+        db.session,
+        days=int(days or config["ANALYTICS_DEFAULT_DAYS"]),
+        today=utcnow().date(),
+        rate_allowed=analytics.rate_allowed(config),
+        limits=AnalyticsLimits.from_config(config),
+    )
+    if as_json:
+        _echo_json(figures)
+        return
+    click.echo(ANALYTICS_ROW.format(**ANALYTICS_COLUMNS))
+    for day in [*figures["days"], {**figures["totals"], "date": "all", "rate_used": None}]:
+        click.echo(
+            ANALYTICS_ROW.format(
+                date=day["date"],
+                imports=f"{day['imports']:,}",
+                rows=f"{day['rows']:,}",
+                succeeded=f"{day['succeeded']:,}",
+                failed=f"{day['failed']:,}",
+                completed=_share(day["success_rate"]),
+                average=_seconds(day["duration"]["average_seconds"]),
+                p95=_seconds(day["duration"]["p95_seconds"]),
+                rate="-" if day["rate_used"] is None else f"{day['rate_used']:,.1f}",
+            )
+        )
+    allowed = figures["rate_allowed"]
+    click.echo(f"Rate allowed: {'no limit' if allowed is None else f'{allowed:,g} rows a second'}.")
+    for error in figures["downstream_errors"]:
+        click.echo(f"{error['count']:>9,}  {error['status']}: {error['message']}")
+
+
+ANALYTICS_ROW = "  ".join(
+    [
+        "{date:<10}",
+        "{imports:>7}",
+        "{rows:>11}",
+        "{succeeded:>11}",
+        "{failed:>9}",
+        "{completed:>9}",
+        "{average:>9}",
+        "{p95:>9}",
+        "{rate:>9}",
+    ]
+)
+ANALYTICS_COLUMNS = {
+    "date": "DATE",
+    "imports": "IMPORTS",
+    "rows": "ROWS",
+    "succeeded": "SUCCEEDED",
+    "failed": "FAILED",
+    "completed": "COMPLETED",
+    "average": "AVG TIME",
+    "p95": "P95 TIME",
+    "rate": "ROWS/S",
+}
+
+
+@click.command("compare")
+@click.argument("a", type=click.IntRange(min=1))
+@click.argument("b", type=click.IntRange(min=1))
+@click.option("--show", type=click.Choice([kind.value for kind in Difference]), help="List one kind of difference.")
+@click.option("--csv", "as_csv", is_flag=True, help="Write every difference as CSV, as GET /api/compare.csv does.")
+@click.option(
+    "--output", "-o", type=click.File("wb"), default="-", help="With --csv: the file to write (default: stdout)."
+)
+@click.option("--limit", type=click.IntRange(min=1), help="With --show: rows to list (default: DEFAULT_PAGE_SIZE).")
+@click.option("--offset", type=click.IntRange(min=0), default=0, help="With --show: rows to skip.")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON, as GET /api/compare answers.")
+def compare_command(a, b, show, as_csv, output, limit, offset, as_json):
+    """Compare two imports' rows by email: how many are only in A, only in B or changed, and which."""
+    if as_csv:
+        with _refusals():
+            _name, chunks = compare.compare_csv(db.session, a, b)
+        for chunk in chunks:
+            output.write(chunk.encode("utf-8"))  # the bytes GET /api/compare.csv sends
+        return
+    kind = show or Difference.ONLY_A.value
+    with _refusals():
+        result = compare.compare_counts(db.session, a, b)
+        rows = compare.compare_page(db.session, a, b, difference=kind, limit=_page_size(limit), offset=offset)
+    counts = result["counts"]
+    if as_json:
+        _echo_json(result | {"difference": kind, "rows": rows, "total": counts[kind]})
+        return
+    for side in ("a", "b"):
+        job, found = result[side], counts[side]
+        click.echo(
+            f"{side.upper()}: #{job['id']} {job['source']}: {found['rows']:,} rows, {found['emails']:,} emails "
+            f"({found['without_email']:,} rows without one, {found['repeated']:,} repeating one)"
+        )
+    for name, label in (("only_a", "only in A"), ("only_b", "only in B"), ("changed", "changed"), ("same", "same")):
+        click.echo(f"{label:<10} {counts[name]:>9,}")
+    if not show:
+        return
+    for item in rows:
+        if show == Difference.CHANGED.value:
+            click.echo(f"{item['email']}  {', '.join(item['fields'])}")
+            for side in ("a", "b"):
+                row = item[side]
+                fields = f"{row['name']} | {row['company'] or ''} | {row['extra'] or ''}"
+                click.echo(f"    {side.upper()} row {row['row']}: {fields}")
+        else:
+            row = item["row"]
+            click.echo(f"row {row['row']:>8}  {row['email']}  {row['name']}  {row['company'] or ''}  ({row['state']})")
+    _page_note("Rows", offset, len(rows), counts[show])
+
+
 def _page_size(limit):
     """--limit, or DEFAULT_PAGE_SIZE without it; at most MAX_PAGE_SIZE, as in the API."""
     config = current_app.config
@@ -713,6 +832,14 @@ def _duration(seconds):
     return f"{hours} h {minutes} min"
 
 
+def _share(share):
+    return "-" if share is None else f"{share:.1%}"
+
+
+def _seconds(seconds):
+    return "-" if seconds is None else f"{seconds:,.1f} s"
+
+
 def _local_time(moment, seconds=True):
     """An API timestamp (UTC, ISO 8601) in this machine's time zone; None stays None."""
     if moment is None:
@@ -752,6 +879,8 @@ COMMANDS = (
     priority_command,
     errors_command,
     notifications_command,
+    analytics_command,
+    compare_command,
 )
 
 

@@ -281,3 +281,12 @@ class Config:
     MAX_PAGE_SIZE = 1_000
     JOB_ERROR_PREVIEW = 100  # errors included with GET /api/import/<id>
     EXPORT_BATCH_SIZE = 1_000  # rows read per query while streaming errors.csv and results.csv
+
+    # Analytics (/analytics, /api/analytics) and comparison (/compare, /api/compare).
+    ANALYTICS_DEFAULT_DAYS = 30  # the date range shown when none is asked for: 7, 30 or 90 days
+    # The newest ended imports (and runs) in the range whose durations and delivery rates are read: averages and
+    # percentiles are worked out in Python, so this bounds one request however many imports there are.
+    ANALYTICS_MAX_JOBS = 5_000
+    ANALYTICS_MAX_FAILED_RECORDS = 50_000  # newest failed records whose downstream answers are grouped
+    ANALYTICS_TOP_ERRORS = 10  # downstream error groups shown
+    IMPORT_PICKER_SIZE = 200  # the newest imports offered in the analytics and comparison pages' pickers

@@ -21,6 +21,8 @@ from .models import (
     ScheduleOutcome,
     SourceKind,
 )
+from .services.analytics import RANGES_DAYS
+from .services.compare import Difference
 from .services.previews import CATEGORIES as PREVIEW_CATEGORIES
 from .services.reader import DELIMITERS
 
@@ -41,6 +43,16 @@ def document(config, *, auth_required):
     offset = _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "Items to skip (default 0).")
     category = _query("category", _enum(ErrorCategory), "Only errors of this category.")
     writes = {"403": _error("A cross-site browser request (checked with Sec-Fetch-Site and Origin).")}
+    compared = [
+        {
+            "name": name,
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            "description": f"Import {name.upper()}'s id.",
+        }
+        for name in ("a", "b")
+    ]
 
     paths = {
         "/api/import": {
@@ -556,6 +568,58 @@ def document(config, *, auth_required):
                 {"200": _json("DownstreamCheckEnvelope", "The check's answer and the downstream's state."), **writes},
             ),
         },
+        "/api/analytics": {
+            "get": _operation(
+                "showAnalytics",
+                "Figures across the imports created in the last 7, 30 or 90 days: per day and in all, with the "
+                "most frequent downstream errors.",
+                [_query("days", {"type": "integer", "enum": list(RANGES_DAYS)}, "The date range in days.")],
+                {"200": _json("Analytics", "The figures."), "400": _error("A bad date range.")},
+            ),
+        },
+        "/api/analytics/imports/{job_id}": {
+            "get": _operation(
+                "showImportThroughput",
+                "One import's rows per second over time: each run's records delivered over its time.",
+                [job_id],
+                {"200": _json("Throughput", "The import's runs and their rates."), "404": _error("No such import.")},
+            ),
+        },
+        "/api/compare": {
+            "get": _operation(
+                "compareImports",
+                "Compare two imports' source rows (records and rows kept as errors) matched by email: counts of "
+                "rows only in A, only in B, changed and the same, and a page of one kind of difference.",
+                [
+                    *compared,
+                    _query("difference", _enum(Difference), "Which rows to list (default only_a)."),
+                    limit,
+                    offset,
+                ],
+                {
+                    "200": _json("Comparison", "The counts and a page of rows."),
+                    "400": _error("An import is not named, or a bad difference or paging parameter."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
+        "/api/compare.csv": {
+            "get": _operation(
+                "exportComparison",
+                "Download every difference between two imports as CSV: rows only in A, only in B, then changed.",
+                compared,
+                {
+                    "200": {
+                        "description": "The differences, streamed; cells a spreadsheet would run as formulas are "
+                        "neutralised.",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("An import is not named."),
+                    "404": _error("No such import."),
+                },
+            ),
+        },
         "/api/openapi.json": {
             "get": _operation(
                 "openapi",
@@ -971,6 +1035,9 @@ _PRIORITY = {
     "description": "Waiting imports with a higher priority get a free runner slot first; running ones go on.",
 }
 _TIMESTAMP = {"type": "string", "format": "date-time"}
+_DATE = {"type": "string", "format": "date"}
+_BOOLEAN = {"type": "boolean"}
+_SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 
 _SCHEMAS = {
     "Error": _object(
@@ -1288,6 +1355,114 @@ _SCHEMAS = {
                 status={"type": "string", "enum": [RecordStatus.CANCELLED.value, RecordStatus.FAILED.value]},
                 imported_by=_object(job_id=_INTEGER, row=_INTEGER),
             ),
+        },
+        total=_COUNT,
+    ),
+    "Analytics": _object(
+        range=_object(days={"type": "integer", "enum": list(RANGES_DAYS)}, **{"from": _DATE, "to": _DATE}),
+        rate_allowed=_nullable(
+            {
+                "type": "number",
+                "description": "Rows per second the rate limit allows (RATE_PER_SECOND x "
+                "RECORDS_PER_CALL); null when unlimited.",
+            }
+        ),
+        totals=_object(
+            imports=_COUNT,
+            rows=_COUNT,
+            succeeded=_COUNT,
+            failed=_COUNT,
+            success_rate=_SHARE,
+            delivery_success_rate=_SHARE,
+            duration=_ref("Durations"),
+            errors=_ref("ErrorCounts"),
+        ),
+        days={
+            "type": "array",
+            "description": "One entry per day of the range, oldest first, days without imports included.",
+            "items": _object(
+                date=_DATE,
+                imports=_COUNT,
+                rows=_COUNT,
+                succeeded=_COUNT,
+                failed=_COUNT,
+                errors=_ref("ErrorCounts"),
+                duration=_ref("Durations"),
+                rate_used=_nullable({"type": "number", "minimum": 0, "description": "Rows per second delivered."}),
+                success_rate=_SHARE,
+                delivery_success_rate=_SHARE,
+            ),
+        },
+        downstream_errors={
+            "type": "array",
+            "description": "The most frequent refusals, by status and message with emails, ids and numbers "
+            "replaced by placeholders; most frequent first.",
+            "items": _object(status=_STRING, message=_STRING, count=_COUNT),
+        },
+        sampled={
+            **_object(durations=_BOOLEAN, rates=_BOOLEAN, downstream_errors=_BOOLEAN),
+            "description": "Whether the figures cover only the newest imports, runs or failures (a bound was met).",
+        },
+    ),
+    "Durations": _object(
+        average_seconds=_nullable({"type": "number", "minimum": 0}),
+        p95_seconds=_nullable({"type": "number", "minimum": 0}),
+        count=_COUNT,
+    ),
+    "Throughput": _object(
+        job=_object(id=_INTEGER, source=_STRING, status=_enum(JobStatus)),
+        runs={
+            "type": "array",
+            "items": _object(
+                kind={"type": "string", "enum": ["import", "retry", "resume"]},
+                start_seconds={"type": "number", "description": "Seconds from the import's first run."},
+                end_seconds={"type": "number"},
+                sent=_COUNT,
+                rows_per_second=_nullable({"type": "number", "minimum": 0}),
+                running={"type": "boolean"},
+            ),
+        },
+    ),
+    "ComparedImport": _object(id=_INTEGER, source=_STRING, status=_enum(JobStatus), created_at=_TIMESTAMP),
+    "SourceCounts": _object(
+        rows=_COUNT,
+        emails={"type": "integer", "minimum": 0, "description": "Distinct emails: the rows compared."},
+        without_email=_COUNT,
+        repeated={"type": "integer", "minimum": 0, "description": "Rows repeating an email of an earlier row."},
+    ),
+    "SourceRow": _object(
+        row=_INTEGER,
+        email=_nullable(_STRING),
+        name=_nullable(_STRING),
+        company=_nullable(_STRING),
+        extra={"type": ["object", "null"]},
+        state={"type": "string", "description": "A record's status or an error row's category."},
+    ),
+    "Comparison": _object(
+        a=_ref("ComparedImport"),
+        b=_ref("ComparedImport"),
+        counts=_object(
+            a=_ref("SourceCounts"),
+            b=_ref("SourceCounts"),
+            only_a=_COUNT,
+            only_b=_COUNT,
+            changed=_COUNT,
+            same=_COUNT,
+        ),
+        difference=_enum(Difference),
+        rows={
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    _object(email=_nullable(_STRING), row=_ref("SourceRow")),
+                    _object(
+                        email=_nullable(_STRING),
+                        fields={"type": "array", "items": _STRING},
+                        a=_ref("SourceRow"),
+                        b=_ref("SourceRow"),
+                    ),
+                ]
+            },
         },
         total=_COUNT,
     ),

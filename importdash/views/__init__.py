@@ -1,7 +1,7 @@
 """Blueprints: imports (start), history (jobs and their errors), notifications (of their endings), events (live
 streams), records (the per-row ledger), templates (saved ways to read a file), schedules (imports that start
-themselves), downstream (its state, and a check), health, docs (the OpenAPI document and its page) and pages (the
-dashboard)."""
+themselves), downstream (its state, and a check), health, docs (the OpenAPI document and its page), pages (the
+dashboard), analytics (charts across imports) and compare (two imports side by side)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -21,6 +21,8 @@ class IdConverter(IntegerConverter):
 
 def register_blueprints(app):
     from . import (
+        analytics,
+        compare,
         docs,
         downstream,
         events,
@@ -47,6 +49,8 @@ def register_blueprints(app):
         health,
         docs,
         pages,
+        analytics,
+        compare,
     ):
         app.register_blueprint(module.bp)
 
