@@ -30,6 +30,7 @@ from .services.relay import (
 )
 from .services.runner import JobRunner
 from .services.storage import UploadStorage, build_storage
+from .services.telemetry import Telemetry, build_telemetry
 from .services.webhook import WebhookDownstream
 
 
@@ -47,6 +48,7 @@ class Runtime:
     relay_listener: RelayListener | None  # hears the others' events; started by start_background only
     storage: UploadStorage  # where uploads are kept; reads, resumes and deletes any job's file
     last_check: LastCheck  # the latest "Test downstream" answer this process got
+    telemetry: Telemetry  # this process's metrics, and traces when an OTLP endpoint is set
 
 
 def build_downstream(config) -> Downstream:
@@ -145,6 +147,12 @@ def init_app(app):
         grant_tolerance=config["RATE_LIMIT_GRANT_TOLERANCE_SECONDS"],
     )
     downstream = build_downstream(config)
+    telemetry = build_telemetry(
+        downstream=config["DOWNSTREAM"],
+        duration_buckets=config["METRICS_JOB_DURATION_BUCKETS"],
+        otlp_endpoint=config["OTLP_ENDPOINT"],
+        service_name=config["OTLP_SERVICE_NAME"],
+    )
     deliverer = Deliverer(
         downstream,
         bucket=bucket,
@@ -152,6 +160,7 @@ def init_app(app):
             threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"], store=limit_store
         ),
         policy=RetryPolicy.from_config(config),
+        telemetry=telemetry,
     )
     relay_transport = build_relay_transport(app)
     # Names this process in its announcements, so its listener leaves its own events alone.
@@ -192,6 +201,7 @@ def init_app(app):
         relay_listener=relay_listener,
         storage=storage,
         last_check=LastCheck(),
+        telemetry=telemetry,
     )
 
 
@@ -239,6 +249,7 @@ def stop_background(app, wait=False):
             runtime.relay_transport.close()
         if runtime.limit_store is not None:
             runtime.limit_store.close()
+        runtime.telemetry.close()
 
 
 def get_runtime(app=None):

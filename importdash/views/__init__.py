@@ -1,6 +1,6 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), templates (saved ways to read a file), downstream (its state, and a check), health, docs (the OpenAPI
-document and its page) and pages (the dashboard)."""
+ledger), templates (saved ways to read a file), downstream (its state, and a check), health, metrics (Prometheus),
+docs (the OpenAPI document and its page) and pages (the dashboard)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -19,10 +19,10 @@ class IdConverter(IntegerConverter):
 
 
 def register_blueprints(app):
-    from . import docs, downstream, events, health, history, imports, pages, records, templates
+    from . import docs, downstream, events, health, history, imports, metrics, pages, records, templates
 
     app.url_map.converters["id"] = IdConverter
-    for module in (imports, history, events, records, templates, downstream, health, docs, pages):
+    for module in (imports, history, events, records, templates, downstream, health, metrics, docs, pages):
         app.register_blueprint(module.bp)
 
 
