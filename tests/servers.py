@@ -75,8 +75,9 @@ def free_port():
 
 def server_env(home, database_url, **settings):
     """The environment of a real server whose files are under `home`: a free loopback port, its own upload folder
-    (home/uploads), metrics folder (home/metrics) and XDG_RUNTIME_DIR (home: gunicorn's control socket, apart from any other gunicorn's), THREADS,
-    and each setting as IMPORTDASH_<NAME>=str(value); a setting overrides any of these (UPLOAD_FOLDER to share one).
+    (home/uploads), metrics folder (home/metrics) and XDG_RUNTIME_DIR (home: gunicorn's control socket, apart from
+    any other gunicorn's), THREADS, and each setting as IMPORTDASH_<NAME>=str(value); a setting overrides any of
+    these (UPLOAD_FOLDER to share one).
     """
     home.mkdir(parents=True, exist_ok=True)
     defaults = {
