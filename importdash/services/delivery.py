@@ -165,6 +165,12 @@ class Deliverer:
         on_notice: Callable[[str | None], None] = lambda notice: None,
     ) -> list[Outcome] | None:
         """Return one Outcome per record, or None if should_stop() turned true first (no call is then in flight)."""
+        try:
+            return self._deliver(records, should_stop, on_notice)
+        finally:
+            self.telemetry.breaker_seen(self.breaker.is_open)
+
+    def _deliver(self, records, should_stop, on_notice):
         failures = throttled = 0
         while True:
             probing = self._wait_for_breaker(should_stop, on_notice)
@@ -205,7 +211,7 @@ class Deliverer:
             return outcomes
 
     def _send(self, records):
-        """Make one call, counted and traced, and note the breaker's state after it."""
+        """Make one call, counted and traced."""
         telemetry = self.telemetry
         telemetry.call_sent()
         try:
@@ -215,12 +221,11 @@ class Deliverer:
             if error.throttled:
                 telemetry.call_throttled()
             raise
-        finally:
-            telemetry.breaker_seen(self.breaker.is_open)
 
     def _wait_for_breaker(self, should_stop, on_notice):
         """Wait while the breaker is open; return whether this call is its probe (None: should_stop() turned true)."""
         while (wait := self.breaker.admit()) > 0:
+            self.telemetry.breaker_seen(True)
             on_notice(UNAVAILABLE)
             if not self._wait(wait, should_stop):
                 return None

@@ -156,8 +156,9 @@ class Telemetry:
 
     def close(self) -> None:
         """Send the spans not yet exported and stop the exporter."""
-        if self._tracer_provider is not None:
-            self._tracer_provider.shutdown()
+        provider, self._tracer_provider = self._tracer_provider, None
+        if provider is not None:
+            provider.shutdown()
 
 
 NO_TELEMETRY = Telemetry()
