@@ -21,7 +21,7 @@ from .errors import ApiError, MappingRequired
 from .extensions import db
 from .models import DuplicatePolicy, ErrorCategory, FileFormat, JobMode, JobStatus, utcnow
 from .runtime import get_runtime
-from .services import checks, jobs, previews, templates
+from .services import checks, jobs, previews, telemetry, templates
 from .services.ledger import Lease
 from .services.mapping import ColumnMapping
 
@@ -775,6 +775,12 @@ def templates_delete_command(name):
     click.echo(f"Template {name!r} deleted.")
 
 
+@click.command("metrics")
+def metrics_command():
+    """Print the database's import figures (jobs by status, queue depth, rows) in Prometheus's text format."""
+    click.echo(telemetry.database_metrics(db.session).decode(), nl=False)
+
+
 def init_app(app):
-    for command in (*COMMANDS, delete_command, check_downstream_command, templates_group):
+    for command in (*COMMANDS, delete_command, check_downstream_command, metrics_command, templates_group):
         app.cli.add_command(command)

@@ -237,6 +237,13 @@ def scrape(telemetry: Telemetry, session: Session, *, breaker_open: bool) -> byt
     return generate_latest(registry)
 
 
+def database_metrics(session: Session) -> bytes:
+    """The database-wide figures alone, in Prometheus's text format: the same from any process (the CLI's too)."""
+    registry = CollectorRegistry()
+    registry.register(JobTotals(session))
+    return generate_latest(registry)
+
+
 def build_telemetry(
     *, downstream: str, duration_buckets: Sequence[float], otlp_endpoint: str | None, service_name: str
 ) -> Telemetry:
