@@ -382,7 +382,7 @@ def _end(ledger, broker, action, error, settled, telemetry):
         publish_job(broker, ledger.session, ledger.job_id)
         return None
     job = ledger.job()
-    telemetry.job_ended(job)
+    telemetry.job_ended(job, ledger.session)
     log.info("import #%s ended %s%s", ledger.job_id, job.status, f": {job.error}" if job.error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)
     return JobStatus(job.status)

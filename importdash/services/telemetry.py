@@ -15,7 +15,6 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -24,7 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..models import ERROR_COUNTERS, ImportJob, JobStatus
+from ..models import ERROR_COUNTERS, ImportJob, JobRun, JobStatus, RunKind, own_work
 from .broker import EventBroker
 
 log = logging.getLogger(__name__)
@@ -65,8 +64,8 @@ class Instruments:
         ).labels(**labels)
         self.job_duration = Histogram(
             "importdash_job_duration_seconds",
-            "Time from an import's start to its end, observed when it ends.",
-            ["mode", "status"],
+            "An import's own running time (its first and resumed runs), or a retry's, observed when it ends.",
+            ["mode", "status", "run"],
             registry=registry,
             buckets=duration_buckets,
         )
@@ -108,18 +107,26 @@ class Telemetry:
 
     # Jobs.
 
-    def job_ended(self, job: ImportJob) -> None:
-        """Observe an ended import's duration, and say how it ended on its run's span; never raises."""
+    def job_ended(self, job: ImportJob, session: Session) -> None:
+        """Observe an ended import's duration, and say how it ended on its run's span; never raises.
+
+        The duration is the import's own, as its page shows it (its first and resumed runs, not the time it waited
+        in between); when a retry ended it, the retry's run alone, under run="retry".
+        """
         try:
-            self._job_ended(job)
+            self._job_ended(job, session)
         except Exception:  # monitoring never stops an import from ending
             log.exception("import #%s: its end was not recorded in the metrics", job.id)
 
-    def _job_ended(self, job):
-        if self.instruments is not None and job.started_at is not None and job.completed_at is not None:
-            self.instruments.job_duration.labels(mode=job.mode, status=job.status).observe(
-                _seconds_between(job.started_at, job.completed_at)
-            )
+    def _job_ended(self, job, session):
+        if self.instruments is not None and job.started_at is not None:
+            runs = session.scalars(select(JobRun).where(JobRun.job_id == job.id).order_by(JobRun.id)).all()
+            last = runs[-1] if runs else None
+            if last is not None and last.kind == RunKind.RETRY.value and last.ended_at is not None:
+                run, seconds = RunKind.RETRY.value, (last.ended_at - last.started_at).total_seconds()
+            else:
+                run, seconds = RunKind.IMPORT.value, own_work(job, runs)[0]
+            self.instruments.job_duration.labels(mode=job.mode, status=job.status, run=run).observe(max(0.0, seconds))
         if self.tracer is not None:
             from opentelemetry import trace
 
@@ -288,7 +295,3 @@ def build_tracer_provider(*, otlp_endpoint: str | None, service_name: str) -> An
     provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
     provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter()))
     return provider
-
-
-def _seconds_between(start: datetime, end: datetime) -> float:
-    return max(0.0, (end - start).total_seconds())

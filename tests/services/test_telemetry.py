@@ -6,7 +6,7 @@ from fakes import FakeClock
 from prometheus_client.parser import text_string_to_metric_families
 
 from importdash.extensions import db
-from importdash.models import utcnow
+from importdash.models import JobRun, utcnow
 from importdash.services.broker import EventBroker
 from importdash.services.bucket import TokenBucket
 from importdash.services.delivery import CircuitBreaker, Deliverer, RetryPolicy
@@ -119,18 +119,66 @@ def test_an_ended_job_is_observed_in_the_duration_histogram(make_job):
     started = utcnow()
     job = make_job(status="completed", mode="stream", started_at=started, completed_at=started + timedelta(seconds=7))
 
-    telemetry.job_ended(job)
+    telemetry.job_ended(job, db.session)
 
-    assert value(telemetry, "importdash_job_duration_seconds_count", mode="stream", status="completed") == 1
-    assert value(telemetry, "importdash_job_duration_seconds_sum", mode="stream", status="completed") == 7.0
-    assert value(telemetry, "importdash_job_duration_seconds_bucket", mode="stream", status="completed", le="1.0") == 0
-    assert value(telemetry, "importdash_job_duration_seconds_bucket", mode="stream", status="completed", le="10.0") == 1
+    assert (
+        value(telemetry, "importdash_job_duration_seconds_count", mode="stream", status="completed", run="import") == 1
+    )
+    assert (
+        value(telemetry, "importdash_job_duration_seconds_sum", mode="stream", status="completed", run="import") == 7.0
+    )
+    assert (
+        value(
+            telemetry,
+            "importdash_job_duration_seconds_bucket",
+            mode="stream",
+            status="completed",
+            run="import",
+            le="1.0",
+        )
+        == 0
+    )
+    assert (
+        value(
+            telemetry,
+            "importdash_job_duration_seconds_bucket",
+            mode="stream",
+            status="completed",
+            run="import",
+            le="10.0",
+        )
+        == 1
+    )
+
+
+def test_the_duration_is_the_imports_own_runs_or_the_retrys(make_job):
+    telemetry = make_telemetry()
+    start = utcnow() - timedelta(hours=5)
+    job = make_job(status="completed", mode="batch", started_at=start, completed_at=start + timedelta(hours=5))
+
+    def run(kind, begins, seconds):
+        began = start + timedelta(seconds=begins)
+        db.session.add(
+            JobRun(
+                job_id=job.id, kind=kind, owner="test", started_at=began, ended_at=began + timedelta(seconds=seconds)
+            )
+        )
+        db.session.commit()
+
+    run("import", 0, 20)
+    run("resume", 3600, 30)  # stopped, then resumed an hour later: the hour it waited is not the import's
+    telemetry.job_ended(job, db.session)
+    run("retry", 4 * 3600, 4)
+    telemetry.job_ended(job, db.session)
+
+    assert value(telemetry, "importdash_job_duration_seconds_sum", mode="batch", status="completed", run="import") == 50
+    assert value(telemetry, "importdash_job_duration_seconds_sum", mode="batch", status="completed", run="retry") == 4
 
 
 def test_a_job_that_never_started_is_not_observed(make_job):
     telemetry = make_telemetry()
 
-    telemetry.job_ended(make_job(status="cancelled", completed_at=utcnow()))
+    telemetry.job_ended(make_job(status="cancelled", completed_at=utcnow()), db.session)
 
     assert not any(name.startswith("importdash_job_duration_seconds_count") for name, _ in samples(telemetry))
 
@@ -156,7 +204,7 @@ def test_without_instruments_or_a_tracer_every_hook_does_nothing(make_job):
     telemetry = Telemetry()
     telemetry.call_sent()
     telemetry.breaker_seen(True)
-    telemetry.job_ended(make_job(status="completed", started_at=utcnow(), completed_at=utcnow()))
+    telemetry.job_ended(make_job(status="completed", started_at=utcnow(), completed_at=utcnow()), db.session)
     with telemetry.span("importdash.call", records=1) as span:
         assert span is None
 

@@ -9,6 +9,9 @@ from importdash.runtime import get_runtime
 
 CREDENTIALS = {"Authorization": "Basic " + base64.b64encode(b"ada:s3cret").decode()}
 
+# The duration histogram's labels for completed batch imports.
+COMPLETED_IMPORTS = (("mode", "batch"), ("run", "import"), ("status", "completed"))
+
 
 def scrape(client, **kwargs):
     """The scrape's samples by (name, sorted labels)."""
@@ -36,7 +39,7 @@ def test_a_scrape_after_an_import_reports_its_calls_rows_and_duration(client, wa
     records_per_call = client.application.config["RECORDS_PER_CALL"]
     calls = samples[("importdash_downstream_calls_total", (("downstream", "simulated"),))]
     assert calls >= job["success_count"] / records_per_call
-    assert samples[("importdash_job_duration_seconds_count", (("mode", "batch"), ("status", "completed")))] == 1
+    assert samples[("importdash_job_duration_seconds_count", COMPLETED_IMPORTS)] == 1
     assert samples[("importdash_downstream_breaker_open", (("downstream", "simulated"),))] == 0
 
 
