@@ -41,19 +41,19 @@ class Instruments:
         # when this process alone is what there is to report.
         self.registry = CollectorRegistry()
         registry = None if multiprocess_dir else self.registry
-        labels = {"downstream": downstream}
+        labels = ["downstream"]
         self.calls = Counter(
             "importdash_downstream_calls", "Calls sent to the downstream, each try counted.", labels, registry=registry
-        ).labels(**labels)
+        ).labels(downstream)
         self.throttled = Counter(
             "importdash_downstream_throttled", "Calls the downstream answered 429.", labels, registry=registry
-        ).labels(**labels)
+        ).labels(downstream)
         self.retries = Counter(
             "importdash_downstream_retries",
             "Calls tried again after a timeout, a connection error, 408 or 5xx.",
             labels,
             registry=registry,
-        ).labels(**labels)
+        ).labels(downstream)
         # livemax: 1 while any live process last saw the breaker open; a dead process's view is dropped with it.
         self.breaker_open = Gauge(
             "importdash_downstream_breaker_open",
@@ -61,7 +61,7 @@ class Instruments:
             labels,
             registry=registry,
             multiprocess_mode="livemax",
-        ).labels(**labels)
+        ).labels(downstream)
         self.job_duration = Histogram(
             "importdash_job_duration_seconds",
             "An import's own running time (its first and resumed runs), or a retry's, observed when it ends.",
