@@ -235,7 +235,8 @@ class Config:
     # False: it asks for the API's credentials (HTTP Basic) whenever the app does.
     METRICS_PUBLIC = False
     # Under gunicorn each worker writes its metrics to files here, and a scrape of any worker sums them all;
-    # gunicorn.conf.py empties it at start. None: a temporary folder of the server's own, removed when it stops.
+    # gunicorn.conf.py empties it at start, so each server needs its own. None: a temporary folder of the server's own,
+    # removed when it stops.
     METRICS_DIR = None
     # The upper bounds (seconds) of the job duration histogram's buckets.
     METRICS_JOB_DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
