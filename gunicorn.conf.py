@@ -1,7 +1,11 @@
 """gunicorn settings: one process of threads, because each open progress stream (SSE) holds a thread."""
 
+import glob
+import os
+import shutil
 import signal
 import sys
+import tempfile
 
 from flask import Config as FlaskConfig
 
@@ -20,6 +24,36 @@ threads = settings["THREADS"]
 timeout = 60
 graceful_timeout = 30
 accesslog = "-"
+
+
+def on_starting(server):
+    """Give the workers' metrics a folder of their own, emptied of any earlier server's, before any worker starts.
+
+    prometheus_client writes each worker's values to files there (its multiprocess mode, which it chooses by the
+    PROMETHEUS_MULTIPROC_DIR variable the workers inherit), so GET /metrics on any worker reports them all.
+    """
+    folder = settings["METRICS_DIR"]
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for stale in glob.glob(os.path.join(folder, "*.db")):
+            os.remove(stale)
+    else:
+        folder = server.metrics_temporary_dir = tempfile.mkdtemp(prefix="importdash-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = folder
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's open streams and breaker state from the metrics; its counts stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Remove the metrics folder this server made for itself (a METRICS_DIR is emptied at the next start)."""
+    folder = getattr(server, "metrics_temporary_dir", None)
+    if folder:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -34,7 +34,7 @@ from .models import (
     utcnow,
 )
 from .runtime import get_runtime
-from .services import analytics, checks, compare, jobs, notifications, previews, schedules, templates
+from .services import analytics, checks, compare, jobs, notifications, previews, schedules, telemetry, templates
 from .services.analytics import RANGES_DAYS, AnalyticsLimits
 from .services.compare import Difference
 from .services.ledger import Lease
@@ -1170,6 +1170,19 @@ def schedules_run_now_command(name):
     click.echo(f"Import #{run.job_id} created; a server runs it (flask watch {run.job_id}).")
 
 
+@click.command("metrics")
+def metrics_command():
+    """Print the database's import figures (jobs by status, queue depth, rows) in Prometheus's text format."""
+    click.echo(telemetry.database_metrics(db.session).decode(), nl=False)
+
+
 def init_app(app):
-    for command in (*COMMANDS, delete_command, check_downstream_command, templates_group, schedules_group):
+    for command in (
+        *COMMANDS,
+        delete_command,
+        check_downstream_command,
+        metrics_command,
+        templates_group,
+        schedules_group,
+    ):
         app.cli.add_command(command)

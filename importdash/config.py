@@ -275,6 +275,21 @@ class Config:
     # The dashboard's address as people reach it, for links in notifications (job page, errors.csv), e.g.
     # https://imports.example.com; None: http:// and BIND.
     PUBLIC_URL = None
+    # Monitoring (README, Monitor).
+    # GET /metrics answers without credentials when True, like /health, for Prometheus scrapers that cannot sign in;
+    # False: it asks for the API's credentials (HTTP Basic) whenever the app does.
+    METRICS_PUBLIC = False
+    # Under gunicorn each worker writes its metrics to files here, and a scrape of any worker sums them all;
+    # gunicorn.conf.py empties it at start, so each server needs its own. None: a temporary folder of the server's own,
+    # removed when it stops.
+    METRICS_DIR = None
+    # The upper bounds (seconds) of the job duration histogram's buckets.
+    METRICS_JOB_DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600)
+    # Traces: with an OTLP/HTTP endpoint (e.g. http://collector:4318; OpenTelemetry's own
+    # OTEL_EXPORTER_OTLP_ENDPOINT works too) and `pip install 'importdash[otel]'`, one span per import run,
+    # with child spans for its chunks and downstream calls. None: no traces, and no cost.
+    OTLP_ENDPOINT = None
+    OTLP_SERVICE_NAME = "importdash"  # the service.name the spans carry
 
     # API paging.
     DEFAULT_PAGE_SIZE = 100

@@ -81,7 +81,7 @@ def wants_json_response():
     Outside /api JSON must be preferred outright: a tie of qualities (Accept: */*, a missing header, a link opened
     by another program, JSON named beside */* at the same q) gets HTML.
     """
-    if request.path.startswith("/api/") or request.path == "/health":
+    if request.path.startswith("/api/") or request.path in ("/health", "/metrics"):  # the paths monitors read
         return True
     accept = request.accept_mimetypes
     return accept.quality("application/json") > accept.quality("text/html")

@@ -28,7 +28,9 @@ from .services.reader import DELIMITERS
 
 
 def document(config, *, auth_required):
-    """Return the OpenAPI document for this app's configuration (page sizes, whether auth is on)."""
+    """Return the OpenAPI document for this app's configuration (page sizes, whether auth is on, whether /metrics is
+    public)."""
+    public = {"/health"} | ({"/metrics"} if config["METRICS_PUBLIC"] else set())
     job_id = {
         "name": "job_id",
         "in": "path",
@@ -647,6 +649,23 @@ def document(config, *, auth_required):
                 "security": [],
             },
         },
+        "/metrics": {
+            "get": {
+                **_operation(
+                    "metrics",
+                    "Report the metrics in Prometheus's text format: every worker's and the database's (README, "
+                    "Monitor); without credentials when METRICS_PUBLIC is on.",
+                    [],
+                    {
+                        "200": {
+                            "description": "The metrics, in Prometheus's text exposition format.",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                ),
+                **({"security": []} if "/metrics" in public else {}),
+            },
+        },
     }
 
     unavailable = {
@@ -667,7 +686,7 @@ def document(config, *, auth_required):
         }
         for path, operations in paths.items():
             for operation in operations.values():
-                if path != "/health":
+                if path not in public:
                     operation["responses"]["401"] = unauthorized
 
     document = {

@@ -34,6 +34,7 @@ from .services.runner import JobRunner
 from .services.scheduler import Scheduler
 from .services.sources import SourceFetcher
 from .services.storage import UploadStorage, build_storage
+from .services.telemetry import Telemetry, build_telemetry
 from .services.webhook import WebhookDownstream
 
 
@@ -55,6 +56,7 @@ class Runtime:
     scheduler: Scheduler  # runs due schedules; started by start_background only
     notifier: Notifier  # sends the notifications of ended imports; its loop is started by start_background only
     notification_defaults: NotificationDefaults  # the global NOTIFY_* settings, for jobs ended outside a run
+    telemetry: Telemetry  # this process's metrics, and traces when an OTLP endpoint is set
 
 
 def build_downstream(config) -> Downstream:
@@ -153,6 +155,12 @@ def init_app(app):
         grant_tolerance=config["RATE_LIMIT_GRANT_TOLERANCE_SECONDS"],
     )
     downstream = build_downstream(config)
+    telemetry = build_telemetry(
+        downstream=config["DOWNSTREAM"],
+        duration_buckets=config["METRICS_JOB_DURATION_BUCKETS"],
+        otlp_endpoint=config["OTLP_ENDPOINT"],
+        service_name=config["OTLP_SERVICE_NAME"],
+    )
     deliverer = Deliverer(
         downstream,
         bucket=bucket,
@@ -160,6 +168,7 @@ def init_app(app):
             threshold=config["BREAKER_THRESHOLD"], cooldown=config["BREAKER_COOLDOWN_SECONDS"], store=limit_store
         ),
         policy=RetryPolicy.from_config(config),
+        telemetry=telemetry,
     )
     relay_transport = build_relay_transport(app)
     # Names this process in its announcements, so its listener leaves its own events alone.
@@ -225,6 +234,7 @@ def init_app(app):
         notifier=Notifier(app, settings=NotifierSettings.from_config(config)),
         # Read once here too, so that a wrong NOTIFY_ON stops the start instead of every import's end.
         notification_defaults=NotificationDefaults.from_config(config),
+        telemetry=telemetry,
     )
 
 
@@ -277,6 +287,7 @@ def stop_background(app, wait=False):
             runtime.relay_transport.close()
         if runtime.limit_store is not None:
             runtime.limit_store.close()
+        runtime.telemetry.close()
 
 
 def get_runtime(app=None):

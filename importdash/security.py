@@ -12,6 +12,7 @@ from .errors import ApiError
 from .models import ANONYMOUS_USER
 
 PUBLIC_PATHS = frozenset({"/health"})  # answered without credentials or a known Host, for load balancers and monitors
+METRICS_PATH = "/metrics"  # public too with METRICS_PUBLIC, for Prometheus scrapers that cannot sign in
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -81,6 +82,7 @@ def init_app(app):
     app.request_class = Request
     allowed_hosts = allowed_host_names(app.config)
     credentials = _credentials(app)
+    public_paths = PUBLIC_PATHS | ({METRICS_PATH} if app.config["METRICS_PUBLIC"] else set())
     trusted_origins = {
         origin.strip().rstrip("/").lower() for origin in app.config["TRUSTED_ORIGINS"].split(",") if origin.strip()
     }
@@ -88,7 +90,7 @@ def init_app(app):
     @app.before_request
     def check_host():
         # A page on another site that rebinds its DNS name to this machine sends its own name as the Host.
-        if request.path not in PUBLIC_PATHS and not _host_allowed(request.host, allowed_hosts):
+        if request.path not in public_paths and not _host_allowed(request.host, allowed_hosts):
             raise UnknownHost(
                 "This server does not answer to that host name; list it in IMPORTDASH_ALLOWED_HOSTS "
                 "if it is one of this server's names."
@@ -97,7 +99,7 @@ def init_app(app):
     @app.before_request
     def authenticate():
         g.user = ANONYMOUS_USER
-        if credentials is not None and request.path not in PUBLIC_PATHS:
+        if credentials is not None and request.path not in public_paths:
             g.user = _check_credentials(request.authorization, *credentials)
 
     @app.before_request

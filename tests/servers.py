@@ -75,8 +75,9 @@ def free_port():
 
 def server_env(home, database_url, **settings):
     """The environment of a real server whose files are under `home`: a free loopback port, its own upload folder
-    (home/uploads) and XDG_RUNTIME_DIR (home: gunicorn's control socket, apart from any other gunicorn's), THREADS,
-    and each setting as IMPORTDASH_<NAME>=str(value); a setting overrides any of these (UPLOAD_FOLDER to share one).
+    (home/uploads), metrics folder (home/metrics) and XDG_RUNTIME_DIR (home: gunicorn's control socket, apart from
+    any other gunicorn's), THREADS, and each setting as IMPORTDASH_<NAME>=str(value); a setting overrides any of
+    these (UPLOAD_FOLDER to share one).
     """
     home.mkdir(parents=True, exist_ok=True)
     defaults = {
@@ -84,6 +85,7 @@ def server_env(home, database_url, **settings):
         "THREADS": THREADS,
         "DATABASE_URL": database_url,
         "UPLOAD_FOLDER": home / "uploads",
+        "METRICS_DIR": home / "metrics",  # a killed server leaves no temporary folder behind
     }
     prefixed = {f"IMPORTDASH_{name}": str(value) for name, value in (defaults | settings).items()}
     return os.environ | prefixed | {"XDG_RUNTIME_DIR": str(home)}

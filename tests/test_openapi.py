@@ -21,10 +21,10 @@ def documented_routes(document):
 
 
 def app_routes(app):
-    """Every (method, OpenAPI path) the app serves under /api/, plus /health."""
+    """Every (method, OpenAPI path) the app serves under /api/, plus /health and /metrics."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if not (rule.rule.startswith("/api/") or rule.rule == "/health"):
+        if not (rule.rule.startswith("/api/") or rule.rule in ("/health", "/metrics")):
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         routes |= {(method, path) for method in rule.methods - {"HEAD", "OPTIONS"}}
@@ -57,12 +57,26 @@ def test_with_auth_on_the_document_asks_for_basic_auth_everywhere_but_health(cli
     assert document["paths"]["/health"]["get"]["security"] == []
     assert "401" in document["paths"]["/api/records"]["delete"]["responses"]
     assert "401" not in document["paths"]["/health"]["get"]["responses"]
+    assert "401" in document["paths"]["/metrics"]["get"]["responses"]
+
+
+@pytest.mark.parametrize("app_config", [dict(AUTH_USERNAME="ada", AUTH_PASSWORD="s3cret", METRICS_PUBLIC=True)])
+def test_public_metrics_are_documented_without_credentials(client):
+    document = client.get("/api/openapi.json", headers={"Authorization": "Basic YWRhOnMzY3JldA=="}).get_json()
+
+    assert document["paths"]["/metrics"]["get"]["security"] == []
+    assert "401" not in document["paths"]["/metrics"]["get"]["responses"]
 
 
 # The document as the test app serves it (the tests keep the default page sizes and run without auth); the
 # first test below checks that the app serves exactly this.
 DOCUMENT = document(
-    {"MAX_PAGE_SIZE": Config.MAX_PAGE_SIZE, "DEFAULT_PAGE_SIZE": Config.DEFAULT_PAGE_SIZE}, auth_required=False
+    {
+        "MAX_PAGE_SIZE": Config.MAX_PAGE_SIZE,
+        "DEFAULT_PAGE_SIZE": Config.DEFAULT_PAGE_SIZE,
+        "METRICS_PUBLIC": Config.METRICS_PUBLIC,
+    },
+    auth_required=False,
 )
 # Refusing schema-violating input with 413 (too many form parts) is as right as a 400.
 FUZZ_CONFIG = SchemathesisConfig.from_dict(

@@ -11,6 +11,7 @@ from typing import Any
 from .bucket import STOP_CHECK_SECONDS, TokenBucket
 from .downstream import Downstream, DownstreamError, Outcome
 from .limit_store import LimitStore, LimitStoreUnavailable
+from .telemetry import NO_TELEMETRY, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ class Deliverer:
         bucket: TokenBucket,
         breaker: CircuitBreaker,
         policy: RetryPolicy,
+        telemetry: Telemetry = NO_TELEMETRY,
         sleep=time.sleep,
         clock=time.monotonic,
         rand=random.random,
@@ -150,6 +152,7 @@ class Deliverer:
         self.bucket = bucket
         self.breaker = breaker
         self.policy = policy
+        self.telemetry = telemetry
         self._sleep = sleep
         self._clock = clock
         self._rand = rand
@@ -162,6 +165,12 @@ class Deliverer:
         on_notice: Callable[[str | None], None] = lambda notice: None,
     ) -> list[Outcome] | None:
         """Return one Outcome per record, or None if should_stop() turned true first (no call is then in flight)."""
+        try:
+            return self._deliver(records, should_stop, on_notice)
+        finally:
+            self.telemetry.breaker_seen(self.breaker.is_open)
+
+    def _deliver(self, records, should_stop, on_notice):
         failures = throttled = 0
         while True:
             probing = self._wait_for_breaker(should_stop, on_notice)
@@ -172,7 +181,7 @@ class Deliverer:
             if self.breaker.is_open and not probing:
                 continue  # it opened while this call waited for its grant (another process's failures): wait for it
             try:
-                outcomes = self.downstream.send(records)
+                outcomes = self._send(records)
             except DownstreamError as error:
                 if error.throttled:
                     self.breaker.record_success()  # it answered; it is only busy
@@ -187,6 +196,7 @@ class Deliverer:
                     return _refuse_all(records, error.message)
                 if self.breaker.record_failure():
                     on_notice(UNAVAILABLE)
+                    self.telemetry.call_retried()  # once the breaker lets calls out again
                     continue
                 failures += 1
                 if failures >= self.policy.max_attempts:
@@ -194,14 +204,28 @@ class Deliverer:
                     return _refuse_all(records, f"{error.message} (gave up after {failures} attempts)")
                 if not self._wait(self.policy.backoff(failures, self._rand), should_stop):
                     return None
+                self.telemetry.call_retried()
                 continue
             self.breaker.record_success()
             on_notice(None)
             return outcomes
 
+    def _send(self, records):
+        """Make one call, counted and traced."""
+        telemetry = self.telemetry
+        telemetry.call_sent()
+        try:
+            with telemetry.span("importdash.call", records=len(records)):
+                return self.downstream.send(records)
+        except DownstreamError as error:
+            if error.throttled:
+                telemetry.call_throttled()
+            raise
+
     def _wait_for_breaker(self, should_stop, on_notice):
         """Wait while the breaker is open; return whether this call is its probe (None: should_stop() turned true)."""
         while (wait := self.breaker.admit()) > 0:
+            self.telemetry.breaker_seen(True)
             on_notice(UNAVAILABLE)
             if not self._wait(wait, should_stop):
                 return None

@@ -21,6 +21,7 @@ from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Ver
 from .notifications import NotificationDefaults
 from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
+from .telemetry import NO_TELEMETRY, Telemetry
 from .validator import Rejection, validate
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,7 @@ class JobContext:
     broker: EventBroker
     # Where the job's file is read from and deleted; by default the runtime's of the app the run's context is of.
     storage: UploadStorage
+    telemetry: Telemetry = NO_TELEMETRY  # the process's metrics and traces
 
 
 class StopReason(str, Enum):
@@ -118,6 +120,7 @@ class Importer:
         self.deliverer = context.deliverer
         self.broker = context.broker
         self.storage = context.storage
+        self.telemetry = context.telemetry
         self.stop = stop
         self.clock = clock
         # Verdicts received but not yet written: a stream chunk's last ones go in with the next chunk's commit.
@@ -210,14 +213,15 @@ class Importer:
             last_row = source_row.row
         if last_row is None:
             return None
-        records = self.ledger.stage(
-            outcomes,
-            last_row=last_row,
-            rows_read=len(outcomes),
-            in_flight=in_flight,
-            settled=self.unsettled,
-            on_duplicate=self.on_duplicate,
-        )
+        with self.telemetry.span("importdash.chunk", rows=len(outcomes), last_row=last_row):
+            records = self.ledger.stage(
+                outcomes,
+                last_row=last_row,
+                rows_read=len(outcomes),
+                in_flight=in_flight,
+                settled=self.unsettled,
+                on_duplicate=self.on_duplicate,
+            )
         self.unsettled = []  # committed with the chunk; until then a failure hands them to the job's last write
         self.publish()
         return records
@@ -353,7 +357,7 @@ def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
         log.exception("import #%s failed", job_id)
         context.session.rollback()
         action, error = JobAction.FAIL, describe_failure(exc, job_id)
-    if _end(ledger, context.broker, action, error, importer.unsettled) is JobStatus.COMPLETED:
+    if _end(ledger, context.broker, action, error, importer.unsettled, context.telemetry) is JobStatus.COMPLETED:
         try:  # no run of a completed job needs its file any more (a kept upload goes at a later upload sweep)
             remove_ended_uploads(
                 context.session,
@@ -401,7 +405,7 @@ def describe_failure(error: Exception, job_id: int) -> str:
     return f"An unexpected error stopped the import; the server log has the details (import #{job_id})."
 
 
-def _end(ledger, broker, action, error, settled):
+def _end(ledger, broker, action, error, settled, telemetry):
     """Record how the run ended, with the verdicts not yet written, log it and announce it; never raises.
 
     Returns the job's terminal status, or None when it did not end (it stays resumable, or is another's).
@@ -425,6 +429,7 @@ def _end(ledger, broker, action, error, settled):
         publish_job(broker, ledger.session, ledger.job_id)
         return None
     job = ledger.job()
+    telemetry.job_ended(job, ledger.session)
     log.info("import #%s ended %s%s", ledger.job_id, job.status, f": {job.error}" if job.error else "")
     publish_job(broker, ledger.session, ledger.job_id, JOB_FINISHED)
     return JobStatus(job.status)

@@ -171,9 +171,11 @@ class JobRunner:
                 deliverer=self.deliverer,
                 broker=self.broker,
                 storage=self.storage,
+                telemetry=self.deliverer.telemetry,
             )
             try:
-                run_job(job_id, context, signal)
+                with context.telemetry.span("importdash.job", job_id=job_id):
+                    run_job(job_id, context, signal)
             except Exception:  # run_job records failures itself; this is the last line of defence
                 log.exception("import #%s crashed outside its own error handling", job_id)
             finally:

@@ -1,6 +1,7 @@
 """Blueprints: imports (start), history (jobs and their errors), notifications (of their endings), events (live
 streams), records (the per-row ledger), templates (saved ways to read a file), schedules (imports that start
-themselves), downstream (its state, and a check), health, docs (the OpenAPI document and its page), pages (the
+themselves), downstream (its state, and a check), health, metrics
+(Prometheus), docs (the OpenAPI document and its page), pages (the
 dashboard), analytics (charts across imports) and compare (two imports side by side)."""
 
 from flask import current_app
@@ -29,6 +30,7 @@ def register_blueprints(app):
         health,
         history,
         imports,
+        metrics,
         notifications,
         pages,
         records,
@@ -47,6 +49,7 @@ def register_blueprints(app):
         schedules,
         downstream,
         health,
+        metrics,
         docs,
         pages,
         analytics,

@@ -58,4 +58,5 @@ def _stream(job_id, current_state, final_event=None):
     response.headers["X-Accel-Buffering"] = "no"  # nginx would otherwise hold events back in its buffer
     # A stream that never started (the client left first) must still give its place back.
     response.call_on_close(subscription.close)
+    response.call_on_close(get_runtime().telemetry.count_streams(broker))
     return response
