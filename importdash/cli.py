@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup
 
-from . import create_app, schema
+from . import audit, create_app, schema
 from .errors import ApiError
 from .extensions import db
 from .models import ErrorCategory, JobMode, JobStatus, utcnow
@@ -55,6 +55,7 @@ def clear_records_command(yes):
     runtime = get_runtime()
     with _refusals():
         deleted = jobs.clear_all(db.session, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    audit.record(db.session, action="records.clear", details=deleted)
     click.echo(
         f"Deleted {deleted['records']} records, {deleted['errors']} errors, {deleted['jobs']} imports "
         f"and {deleted['files']} uploaded files."
@@ -82,6 +83,7 @@ def purge_command(age, yes):
     if not yes:
         raise click.UsageError(f"This deletes every import that ended before {cutoff:%Y-%m-%d %H:%M} UTC; add --yes.")
     purged = jobs.purge_jobs(db.session, ended_before=cutoff, storage=get_runtime().storage)
+    audit.record(db.session, action="imports.purge", details={"older_than": age.strip(), **purged})
     click.echo(
         f"Deleted {purged['jobs']} imports with {purged['records']} records, {purged['errors']} errors "
         f"and {purged['files']} uploaded files."
@@ -129,6 +131,9 @@ def import_command(path, mode, encoding, delimiter):
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             lease=_own_lease(),
         )
+    audit.record(
+        db.session, action="import.start", target=("import", job.id), details={"mode": mode, "source": job.source}
+    )
     runtime.runner.submit(job.id)
     click.echo(f"Import #{job.id} ({mode}) of {job.source} started.", err=True)
     _run_in_foreground(job.id)
@@ -140,6 +145,7 @@ def resume_command(job_id):
     """Go on with a failed or cancelled import in the foreground; exit non-zero if it does not complete."""
     with _refusals():
         job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner, lease=_own_lease())
+    audit.record(db.session, action="import.resume", target=("import", job_id))
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source} resumed.", err=True)
     _run_in_foreground(job_id)
 
@@ -150,6 +156,7 @@ def retry_command(job_id):
     """Send a completed import's failed deliveries again, in the foreground; exit non-zero if it does not complete."""
     with _refusals():
         job = jobs.retry_job(db.session, job_id, category=None, runner=get_runtime().runner, lease=_own_lease())
+    audit.record(db.session, action="import.retry", target=("import", job_id), details={"category": None})
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source}: retrying its failed deliveries.", err=True)
     _run_in_foreground(job_id)
 
@@ -257,6 +264,7 @@ def cancel_command(job_id):
             broker=runtime.broker,
             lease_seconds=current_app.config["LEASE_SECONDS"],
         ).to_dict()
+    audit.record(db.session, action="import.cancel", target=("import", job_id))
     if JobStatus(job["status"]).is_terminal:
         click.echo(_summary(job))
     else:

@@ -1,5 +1,6 @@
 """Blueprints: imports (start), history (jobs and their errors), events (live streams), records (the per-row
-ledger), health, docs (the OpenAPI document) and pages (the dashboard)."""
+ledger), health, docs (the OpenAPI document), pages (the dashboard), accounts (sign-in, users, API keys) and
+audit (the audit trail)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -16,10 +17,10 @@ class IdConverter(IntegerConverter):
 
 
 def register_blueprints(app):
-    from . import docs, events, health, history, imports, pages, records
+    from . import accounts, audit, docs, events, health, history, imports, pages, records
 
     app.url_map.converters["id"] = IdConverter
-    for module in (imports, history, events, records, health, docs, pages):
+    for module in (imports, history, events, records, health, docs, pages, accounts, audit):
         app.register_blueprint(module.bp)
 
 

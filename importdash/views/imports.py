@@ -4,11 +4,13 @@ import os
 
 from flask import Blueprint, current_app, request
 
+from .. import audit
 from ..errors import ApiError
 from ..extensions import db
 from ..models import DuplicatePolicy, FileFormat, JobMode, JobStatus
+from ..roles import Permission
 from ..runtime import get_runtime
-from ..security import current_user
+from ..security import current_user, require
 from ..services import jobs
 from ..services.mapping import ColumnMapping
 
@@ -27,45 +29,56 @@ bp = Blueprint("imports", __name__, url_prefix="/api/import")
 
 
 @bp.post("")
+@require(Permission.START)
 def start_default():
     """Start the default import of the bundled sample file."""
     return _start(JobMode.DEFAULT, sample_only=True)
 
 
 @bp.post("/batch")
+@require(Permission.START)
 def start_batch():
     """Start a batch import of the uploaded file, or of the bundled sample when none is sent."""
     return _start(JobMode.BATCH)
 
 
 @bp.post("/stream")
+@require(Permission.START)
 def start_stream():
     """Start a stream import of the uploaded file, or of the bundled sample when none is sent."""
     return _start(JobMode.STREAM)
 
 
 @bp.post("/<id:job_id>/cancel")
+@require(Permission.CANCEL)
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
     runtime, lease_seconds = get_runtime(), current_app.config["LEASE_SECONDS"]
     job = jobs.cancel_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker, lease_seconds=lease_seconds)
+    audit.record(db.session, action="import.cancel", target=("import", job_id))
     return {"job": job.to_dict()}, 200 if JobStatus(job.status).is_terminal else 202
 
 
 @bp.post("/<id:job_id>/retry")
+@require(Permission.RETRY)
 def retry(job_id):
     """Send a completed import's failed deliveries again; optional JSON {"category": "other"}."""
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiError('Send JSON like {"category": "other"}, or no body.', code="invalid_body")
     job = jobs.retry_job(db.session, job_id, category=body.get("category"), runner=get_runtime().runner)
+    audit.record(
+        db.session, action="import.retry", target=("import", job_id), details={"category": body.get("category")}
+    )
     return {"job": job.to_dict()}, 202
 
 
 @bp.post("/<id:job_id>/resume")
+@require(Permission.RESUME)
 def resume(job_id):
     """Go on with a failed or cancelled import from where it stopped."""
     job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
+    audit.record(db.session, action="import.resume", target=("import", job_id))
     return {"job": job.to_dict()}, 202
 
 
@@ -99,6 +112,12 @@ def _start(mode, sample_only=False):
                     os.remove(path)  # a refused file, or a copy now in the store, leaves nothing behind
     except jobs.AlreadyStarted as already:
         return _replayed(already.job)
+    audit.record(
+        db.session,
+        action="import.start",
+        target=("import", job.id),
+        details={"mode": job.mode, "source": job.source, "template": options.get("template")},
+    )
     runtime.runner.submit(job.id)
     return {"job": job.to_dict()}, 202
 

@@ -27,11 +27,11 @@ export function showLiveStatus(status) {
   setText(badge, LIVE_TEXT[status] || "");
 }
 
-/** Wire up the header; onCleared runs after "Clear records" succeeded. */
+/** Wire up the header; onCleared runs after "Clear records" succeeded. Controls the caller's role may not use are
+ * left out of the page by the server, so only those present are wired. */
 export function initHeader({ onCleared }) {
-  const picker = initPicker();
-  initImportButtons(picker);
-  initClear(onCleared);
+  if (document.querySelector("[data-picker]")) initImportButtons(initPicker());
+  if (document.querySelector("[data-clear]")) initClear(onCleared);
   $("[data-notice-close]").addEventListener("click", () => ($("[data-notice]").hidden = true));
 }
 

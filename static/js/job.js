@@ -14,6 +14,12 @@ const BOTTLENECK_SHARE = 0.7; // at this share of the rate limit or more, the li
 const page = $("[data-job]");
 const urls = page.dataset;
 const rateLimit = Number(page.dataset.rateLimit);
+// What the caller's role lets them do here, as the server decided it.
+const allowed = {
+  cancel: page.dataset.mayCancel === "true",
+  retry: page.dataset.mayRetry === "true",
+  resume: page.dataset.mayResume === "true",
+};
 const categoryButtons = [...document.querySelectorAll("[data-category]")];
 const categoryLabels = Object.fromEntries(
   categoryButtons.map((button) => [button.dataset.category, $("[data-label]", button).textContent]),
@@ -124,11 +130,12 @@ function measuredRate() {
 function renderActions() {
   const { job } = state;
   const finished = TERMINAL.has(job.status);
-  $("[data-cancel]").hidden = finished;
+  // A button the caller's role may not use stays hidden (the API would refuse it with 403 anyway).
+  $("[data-cancel]").hidden = finished || !allowed.cancel;
   // Only refusals by the downstream can be sent again; validation errors need a fixed file.
-  $("[data-retry]").hidden = !(job.status === "completed" && state.error_counts.other > 0);
+  $("[data-retry]").hidden = !(allowed.retry && job.status === "completed" && state.error_counts.other > 0);
   // A failed or cancelled import goes on from where it stopped.
-  $("[data-resume]").hidden = !(job.status === "failed" || job.status === "cancelled");
+  $("[data-resume]").hidden = !(allowed.resume && (job.status === "failed" || job.status === "cancelled"));
   const download = $("[data-download]");
   download.hidden = job.failed_count === 0;
   download.href = withQuery(urls.errorsCsvUrl, { category: currentCategory() });
