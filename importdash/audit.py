@@ -7,6 +7,7 @@ on the command line, "cli:<login name>". Services stay free of requests: service
 
 import getpass
 
+import click
 from flask import has_request_context, request
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,8 @@ def record(
     """Append who did the action (e.g. "import.cancel"), to what (e.g. ("import", 42)), and how (details)."""
     from .security import current_principal
 
-    if has_request_context():
+    # A command's click context says it is the command line (a test's app may have a request context around it).
+    if has_request_context() and click.get_current_context(silent=True) is None:
         principal = current_principal()
         actor = principal.name if principal is not None else ANONYMOUS_USER
         role = principal.role.value if principal is not None else None
