@@ -1,7 +1,7 @@
 // The audit trail: who did what, newest first, with filters and a CSV of the same entries.
 import { request, withQuery } from "./api.js";
 import { $, el, setText } from "./dom.js";
-import { count, moment } from "./format.js";
+import { count } from "./format.js";
 import { initHeader } from "./header.js";
 
 const PAGE_SIZE = 100; // entries loaded at once; "Show older entries" loads the next page
@@ -30,13 +30,22 @@ function row(event) {
   return el(
     "tr",
     {},
-    el("td", {}, el("time", { datetime: event.at }, moment(event.at))),
-    el("td", {}, event.actor, event.role ? el("span", { className: "muted" }, ` · ${event.role}`) : null),
-    el("td", {}, el("code", {}, event.action)),
-    el("td", {}, target),
-    el("td", { title: event.user_agent || "" }, event.ip || "–"),
-    el("td", { className: "audit__details" }, details),
+    el("td", { "data-label": "When" }, el("time", { datetime: event.at }, when(event.at))),
+    el(
+      "td",
+      { "data-label": "Who" },
+      el("span", {}, event.actor, event.role ? el("span", { className: "muted" }, ` · ${event.role}`) : null),
+    ),
+    el("td", { "data-label": "Action" }, el("code", {}, event.action)),
+    el("td", { "data-label": "Target" }, target),
+    el("td", { "data-label": "From", title: event.user_agent || "" }, event.ip || "–"),
+    el("td", { "data-label": "Details", className: "audit__details" }, details),
   );
+}
+
+/** The entry's date and time in the browser's time zone: a trail spans days, so the date is always shown. */
+function when(iso) {
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
 }
 
 async function load({ append = false } = {}) {
