@@ -26,7 +26,7 @@ def sign_in_page():
     """Show the sign-in form, or sign in with a name and password and go on to where the browser was headed."""
     target = _safe_next(request.values.get("next"))
     if request.method == "GET":
-        if current_principal() is not None and current_principal().via != "open":
+        if current_principal() is not None:  # signed in already
             return redirect(target)
         return render_template("accounts/login.html", next=target, error=None)
     name, password = request.form.get("name", ""), request.form.get("password", "")
