@@ -36,7 +36,9 @@ def sign_in_page():
     elif name and password and basic_credentials_match(current_app, name, password):
         sign_in(basic_name=name)
     else:
-        audit.record(db.session, action="session.sign_in_failed", target=("user", name[:100] or None))
+        # The name as given, with anything unprintable (a NUL, which PostgreSQL's text cannot hold) replaced.
+        given = "".join(char if char.isprintable() else "\ufffd" for char in name[:100])
+        audit.record(db.session, action="session.sign_in_failed", target=("user", given or None))
         error = "That name and password do not match an enabled user."
         return render_template("accounts/login.html", next=target, error=error, name=name), 401
     audit.record(db.session, action="session.sign_in", target=("user", name))
