@@ -5,6 +5,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from .. import audit
 from ..errors import ApiError, NotFound
 from ..extensions import db
+from ..models import MAX_ID
 from ..roles import Permission, Role, permissions_of
 from ..security import (
     Forbidden,
@@ -117,10 +118,10 @@ def create_key():
     owner_id = body.get("user")
     if owner_id is None:
         owner_id = _own_user_id(principal)
+    elif not isinstance(owner_id, int) or isinstance(owner_id, bool) or not 1 <= owner_id <= MAX_ID:
+        raise ApiError("user must be a user's id.", code="invalid_parameter")
     elif owner_id != principal.user_id and not can(Permission.ALL_API_KEYS):
         raise Forbidden("Only an admin may make API keys for other users.")
-    if not isinstance(owner_id, int) or isinstance(owner_id, bool):
-        raise ApiError("user must be a user's id.", code="invalid_parameter")
     owner = accounts.get_user(db.session, owner_id)
     issued = accounts.issue_key(db.session, user=owner, name=body.get("name", "API key"))
     audit.record(

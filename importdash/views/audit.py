@@ -68,11 +68,11 @@ def _moment(args, name):
         return None
     try:
         moment = datetime.fromisoformat(raw)
-    except ValueError:
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    except (ValueError, OverflowError):  # OverflowError: a time zone moves it past year 1 or 9999
         raise ApiError(
             f"{name} must be an ISO 8601 date or time, e.g. 2026-12-07 or 2026-12-07T08:00:00Z; got {raw!r}.",
             code="invalid_parameter",
         ) from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
