@@ -150,10 +150,11 @@ def init_app(app):
         g.principal = _identify(app, credentials)
         if g.principal is not None or request.path in SIGN_IN_PATHS:
             return None
-        if credentials is None and not accounts.any_user(db.session):
+        users_exist = accounts.any_user(db.session)
+        if credentials is None and not users_exist:
             g.principal = OPEN_PRINCIPAL
             return None
-        if credentials is None or accounts.any_user(db.session):
+        if users_exist:
             # Users sign in on the sign-in page, which needs its stylesheet; scripts send an API key.
             if request.path.startswith(app.static_url_path + "/"):
                 return None
