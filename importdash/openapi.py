@@ -6,8 +6,8 @@ from .services.reader import DELIMITERS
 
 
 def document(config, *, auth_required, users=False):
-    """Return the OpenAPI document for this app's configuration (page sizes, whether auth is on, and whether users
-    exist, who send API keys or session cookies)."""
+    """Return the OpenAPI document for this app's configuration: page sizes, whether the Basic user is configured
+    (auth_required), and whether users exist, who send API keys or session cookies."""
     job_id = {
         "name": "job_id",
         "in": "path",
@@ -257,7 +257,7 @@ def document(config, *, auth_required, users=False):
             if path.startswith(ACCOUNT_PATHS):
                 operation["responses"]["401"] = unauthorized
 
-    if auth_required:
+    if auth_required or users:
         unauthorized = {
             "description": "Credentials are missing or wrong.",
             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -279,8 +279,8 @@ def document(config, *, auth_required, users=False):
         "paths": paths,
         "components": {"schemas": _SCHEMAS},
     }
-    if auth_required:
-        schemes = {"basic": {"type": "http", "scheme": "basic"}}
+    if auth_required or users:
+        schemes = {"basic": {"type": "http", "scheme": "basic"}} if auth_required else {}
         if users:
             schemes["bearer"] = {"type": "http", "scheme": "bearer", "description": "An API key."}
             schemes["session"] = {

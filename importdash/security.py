@@ -224,8 +224,9 @@ def current_principal():
 
 
 def auth_required(app):
-    """Whether the app asks for credentials: the Basic user is configured, or some user exists."""
-    return _credentials(app) is not None or accounts.any_user(db.session)
+    """Whether the Basic user is configured (both IMPORTDASH_AUTH_USERNAME and IMPORTDASH_AUTH_PASSWORD are set); the
+    app also asks for credentials once any user exists (accounts.any_user)."""
+    return _credentials(app) is not None
 
 
 def current_user():

@@ -319,3 +319,13 @@ def test_uploads_by_a_user_record_who_started_them(client, people):
 
     assert response.status_code == 202
     assert response.get_json()["job"]["started_by"] == "operator-user"
+
+
+def test_once_users_exist_the_api_document_names_keys_and_sessions(client, people):
+    _user_id, headers = people[Role.VIEWER]
+
+    document = client.get("/api/openapi.json", headers=headers).get_json()
+
+    assert document["security"] == [{"bearer": []}, {"session": []}]  # no Basic user is configured
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert "401" in document["paths"]["/api/import"]["post"]["responses"]
