@@ -374,6 +374,7 @@ def _accounts_paths(limit, offset, writes):
                         "200": _json("UserEnvelope", "The user as changed."),
                         "400": _error("A bad role or disabled value."),
                         "404": _error("No such user."),
+                        "409": _error("The last enabled admin would be demoted or disabled."),
                         **writes,
                     },
                 ),

@@ -18,9 +18,9 @@ def test_users_are_created_listed_changed_and_disabled(app, runner, client):
     assert created.exit_code == 0, created.output
     assert "User ada (operator) created." in created.output
 
-    assert invoke(runner, "users", "set-role", "ada", "admin").exit_code == 0
+    assert invoke(runner, "users", "set-role", "ada", "viewer").exit_code == 0
     listed = json.loads(invoke(runner, "users", "list", "--json").output)["users"]
-    assert [(user["name"], user["role"], user["disabled"]) for user in listed] == [("ada", "admin", False)]
+    assert [(user["name"], user["role"], user["disabled"]) for user in listed] == [("ada", "viewer", False)]
     assert client.post("/login", data={"name": "ada", "password": "s3cret"}).status_code == 302
 
     assert invoke(runner, "users", "disable", "ada").exit_code == 0
@@ -38,15 +38,17 @@ def test_the_password_is_asked_twice_without_password_stdin(runner, app):
 
 
 def test_refusals_exit_1_with_the_reason(runner):
-    invoke(runner, "users", "create", "ada", "--no-password")
+    invoke(runner, "users", "create", "ada", "--role", "admin", "--no-password")
 
     taken = invoke(runner, "users", "create", "ada", "--no-password")
     unknown = invoke(runner, "users", "disable", "nobody")
     bad_role = invoke(runner, "users", "set-role", "ada", "root")
+    last_admin = invoke(runner, "users", "disable", "ada")
 
     assert taken.exit_code == 1 and "exists already" in taken.output
     assert unknown.exit_code == 1 and "No user named 'nobody'" in unknown.output
     assert bad_role.exit_code == 2
+    assert last_admin.exit_code == 1 and "last enabled admin" in last_admin.output
 
 
 def test_an_api_key_is_printed_once_works_and_can_be_revoked(runner, client):

@@ -92,7 +92,15 @@ def find_user(session: Session, name: str) -> User:
 def update_user(
     session: Session, user: User, *, role: Role | None = None, disabled: bool | None = None, password: str | None = None
 ) -> dict:
-    """Change a user's role, disable or enable them, or set their password; return what changed (for the audit)."""
+    """Change a user's role, disable or enable them, or set their password; return what changed (for the audit).
+
+    The last enabled admin may be neither demoted nor disabled (409): no one could manage users afterwards.
+    """
+    stops_being_admin = (role is not None and role != Role.ADMIN) or disabled is True
+    if stops_being_admin and user.role == Role.ADMIN.value and user.disabled_at is None:
+        others = select(User.id).where(User.role == Role.ADMIN.value, User.disabled_at.is_(None), User.id != user.id)
+        if session.scalar(others.limit(1)) is None:
+            raise Conflict(f"{user.name} is the last enabled admin; make another user an admin first.")
     changes = {}
     if role is not None and role.value != user.role:
         changes["role"] = {"from": user.role, "to": role.value}

@@ -86,3 +86,18 @@ def test_a_taken_name_is_a_conflict(app):
         accounts.create_user(db.session, name="ada", role=Role.VIEWER, password=None)
         with pytest.raises(Conflict):
             accounts.create_user(db.session, name="ada", role=Role.ADMIN, password=None)
+
+
+def test_the_last_enabled_admin_can_be_neither_demoted_nor_disabled(app):
+    with app.app_context():
+        ada = accounts.create_user(db.session, name="ada", role=Role.ADMIN, password=None)
+        with pytest.raises(Conflict, match="last enabled admin"):
+            accounts.update_user(db.session, ada, role=Role.OPERATOR)
+        with pytest.raises(Conflict, match="last enabled admin"):
+            accounts.update_user(db.session, ada, disabled=True)
+        bob = accounts.create_user(db.session, name="bob", role=Role.ADMIN, password=None)
+
+        assert accounts.update_user(db.session, ada, disabled=True) == {"disabled": True}
+        with pytest.raises(Conflict):
+            accounts.update_user(db.session, bob, role=Role.VIEWER)
+        assert accounts.update_user(db.session, bob, role=Role.ADMIN) == {}  # staying an admin is no change
