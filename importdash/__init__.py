@@ -22,7 +22,7 @@ def create_app(test_config=None):
         app.config.update(test_config)
     _resolve_paths(app)
 
-    from . import cli, errors, extensions, runtime, schema, security
+    from . import accounts_cli, cli, errors, extensions, runtime, schema, security
     from .views import register_blueprints
 
     extensions.init_db(app)
@@ -31,6 +31,7 @@ def create_app(test_config=None):
     security.init_app(app)
     runtime.init_app(app)
     cli.init_app(app)
+    accounts_cli.init_app(app)
     register_blueprints(app)
     return app
 

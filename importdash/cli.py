@@ -16,7 +16,7 @@ import click
 from flask import current_app
 from flask.cli import FlaskGroup
 
-from . import create_app, schema
+from . import audit, create_app, schema
 from .errors import ApiError, MappingRequired
 from .extensions import db
 from .models import (
@@ -72,6 +72,7 @@ def clear_records_command(yes):
     runtime = get_runtime()
     with _refusals():
         deleted = jobs.clear_all(db.session, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    audit.record(db.session, action="records.clear", details=deleted)
     click.echo(
         f"Deleted {deleted['records']} records, {deleted['errors']} errors, {deleted['jobs']} imports "
         f"and {deleted['files']} uploaded files."
@@ -99,6 +100,7 @@ def purge_command(age, yes):
     if not yes:
         raise click.UsageError(f"This deletes every import that ended before {cutoff:%Y-%m-%d %H:%M} UTC; add --yes.")
     purged = jobs.purge_jobs(db.session, ended_before=cutoff, storage=get_runtime().storage)
+    audit.record(db.session, action="imports.purge", details={"older_than": age.strip(), **purged})
     click.echo(
         f"Deleted {purged['jobs']} imports with {purged['records']} records, {purged['errors']} errors "
         f"and {purged['files']} uploaded files."
@@ -208,6 +210,9 @@ def import_command(
             lease=_own_lease(),
             priority=priority,
         )
+    audit.record(
+        db.session, action="import.start", target=("import", job.id), details={"mode": mode, "source": job.source}
+    )
     runtime.runner.submit(job.id)
     click.echo(f"Import #{job.id} ({mode}) of {job.source} started.", err=True)
     _run_in_foreground(job.id)
@@ -219,6 +224,7 @@ def resume_command(job_id):
     """Go on with a failed or cancelled import in the foreground; exit non-zero if it does not complete."""
     with _refusals():
         job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner, lease=_own_lease())
+    audit.record(db.session, action="import.resume", target=("import", job_id))
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source} resumed.", err=True)
     _run_in_foreground(job_id)
 
@@ -229,6 +235,7 @@ def retry_command(job_id):
     """Send a completed import's failed deliveries again, in the foreground; exit non-zero if it does not complete."""
     with _refusals():
         job = jobs.retry_job(db.session, job_id, category=None, runner=get_runtime().runner, lease=_own_lease())
+    audit.record(db.session, action="import.retry", target=("import", job_id), details={"category": None})
     click.echo(f"Import #{job_id} ({job.mode}) of {job.source}: retrying its failed deliveries.", err=True)
     _run_in_foreground(job_id)
 
@@ -312,6 +319,7 @@ def delete_command(job_id, yes):
         deleted = jobs.delete_job(db.session, job_id, running=runtime.runner.active_jobs(), storage=runtime.storage)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
+    audit.record(db.session, action="import.delete", target=("import", job_id), details=deleted)
     click.echo(
         f"Deleted import #{job_id}: {deleted['records']} records, {deleted['errors']} errors "
         f"and {deleted['files']} uploaded files."
@@ -433,6 +441,7 @@ def cancel_command(job_id):
             notifications=runtime.notification_defaults,
         )
         job = jobs.job_dict(db.session, cancelled)
+    audit.record(db.session, action="import.cancel", target=("import", job_id))
     if JobStatus(job["status"]).is_terminal:
         click.echo(_summary(job))
     else:
@@ -451,6 +460,7 @@ def pause_command(job_id):
         job = jobs.job_dict(
             db.session, jobs.pause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
         )
+    audit.record(db.session, action="import.pause", target=("import", job_id))
     if job["status"] == JobStatus.PAUSED.value:
         click.echo(f"Import #{job_id} is paused (importdash unpause {job_id} lets it go on).")
     else:
@@ -467,6 +477,7 @@ def unpause_command(job_id):
     runtime = get_runtime()
     with _refusals():
         jobs.unpause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    audit.record(db.session, action="import.unpause", target=("import", job_id))
     click.echo(f"Import #{job_id} waits for a free slot again (importdash watch {job_id} follows it).")
 
 
@@ -477,6 +488,7 @@ def priority_command(job_id, priority):
     """Set an import's priority: waiting imports with a higher one get a free slot first (running ones go on)."""
     with _refusals():
         jobs.set_priority(db.session, job_id, priority=priority, broker=get_runtime().broker)
+    audit.record(db.session, action="import.priority", target=("import", job_id), details={"priority": priority})
     click.echo(f"Import #{job_id} has priority {priority}.")
 
 
@@ -526,6 +538,9 @@ def notifications_command(job_id, resend):
         jobs.get_job(db.session, job_id)
         if resend:
             count = notifications.resend_failed(db.session, job_id)
+            audit.record(
+                db.session, action="notifications.resend", target=("import", job_id), details={"resent": count}
+            )
             click.echo(f"{count} failed notification{'s' if count != 1 else ''} queued again.")
         deliveries = notifications.list_deliveries(db.session, job_id)
     if not deliveries:
@@ -1048,6 +1063,9 @@ def templates_create_command(
         template = templates.create_template(db.session, data)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
+    audit.record(
+        db.session, action="template.create", target=("template", template.id), details={"name": template.name}
+    )
     click.echo(f"Template #{template.id} {template.name!r} saved.")
 
 
@@ -1056,9 +1074,14 @@ def templates_create_command(
 def templates_delete_command(name):
     """Delete a template (by name or id); imports started with it keep their settings."""
     try:
+        template = templates.get_template(db.session, name)
+        template_id, template_name = template.id, template.name
         templates.delete_template(db.session, name)
     except ApiError as exc:
         raise click.ClickException(exc.message) from None
+    audit.record(
+        db.session, action="template.delete", target=("template", template_id), details={"name": template_name}
+    )
     click.echo(f"Template {name!r} deleted.")
 
 
@@ -1081,6 +1104,12 @@ def schedules_list_command():
             f"{schedule.id:>4}  {schedule.name}  ({schedule.cron} {schedule.timezone}; {schedule.source_kind} "
             f"{schedule.source}; template {schedule.template.name}; {schedule.mode})  {state}, {last}{failed}"
         )
+
+
+def _record_schedule(action, schedule, **details):
+    audit.record(
+        db.session, action=action, target=("schedule", schedule.id), details={"name": schedule.name, **details}
+    )
 
 
 def _minute(moment):
@@ -1117,6 +1146,7 @@ def schedules_create_command(name, template, source, cron, timezone, mode, pause
             now=schedules.database_time(db.session),
             import_root=current_app.config["IMPORT_ROOT"],
         )
+    _record_schedule("schedule.create", schedule)
     when = "paused" if schedule.paused else f"next run {_minute(schedule.next_run_at)}"
     click.echo(f"Schedule #{schedule.id} {schedule.name!r} saved; {when}.")
 
@@ -1126,7 +1156,12 @@ def schedules_create_command(name, template, source, cron, timezone, mode, pause
 def schedules_delete_command(name):
     """Delete a schedule (by name or id) and its runs; the imports it started stay."""
     with _refusals():
+        schedule = schedules.get_schedule(db.session, name)
+        schedule_id, schedule_name = schedule.id, schedule.name
         schedules.delete_schedule(db.session, name)
+    audit.record(
+        db.session, action="schedule.delete", target=("schedule", schedule_id), details={"name": schedule_name}
+    )
     click.echo(f"Schedule {name!r} deleted.")
 
 
@@ -1136,6 +1171,7 @@ def schedules_pause_command(name):
     """Pause a schedule: no run starts until it is resumed."""
     with _refusals():
         schedule = schedules.pause_schedule(db.session, name)
+    _record_schedule("schedule.pause", schedule)
     click.echo(f"Schedule {schedule.name!r} paused.")
 
 
@@ -1145,6 +1181,7 @@ def schedules_resume_command(name):
     """Resume a paused schedule from its next due time."""
     with _refusals():
         schedule = schedules.resume_schedule(db.session, name, now=schedules.database_time(db.session))
+    _record_schedule("schedule.resume", schedule)
     click.echo(f"Schedule {schedule.name!r} resumed; next run {_minute(schedule.next_run_at)}.")
 
 
@@ -1165,6 +1202,8 @@ def schedules_run_now_command(name):
             max_line_length=current_app.config["MAX_LINE_LENGTH"],
             file_limits=FileLimits.from_config(current_app.config),
         )
+        schedule = schedules.get_schedule(db.session, name)
+    _record_schedule("schedule.run", schedule, job_id=run.job_id, error=run.error)
     if run.job_id is None:
         raise click.ClickException(f"The run failed: {run.error}")
     click.echo(f"Import #{run.job_id} created; a server runs it (flask watch {run.job_id}).")

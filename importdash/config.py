@@ -195,6 +195,20 @@ class Config:
     # Web security.
     AUTH_USERNAME = None  # with AUTH_PASSWORD: every route but /health needs HTTP Basic auth
     AUTH_PASSWORD = None
+    # Users and API keys (`importdash users create`, README "Users, roles and the audit trail"). Once a user exists
+    # browsers sign in at /login and scripts send an API key as "Authorization: Bearer <key>"; the Basic user above
+    # keeps working as an admin. With neither, the app stays open and everyone acts as an admin named anonymous.
+    # Signs the session cookie. Every process and machine serving one site needs the same key, or a browser signed
+    # in on one is refused by the others; None: a random key per process (one process only; restarts sign out).
+    SECRET_KEY = None
+    SESSION_HOURS = 12  # a browser session ends this long after sign-in
+    SESSION_COOKIE_SAMESITE = "Lax"  # the session cookie is not sent with other sites' POSTs (Flask setting)
+    SESSION_COOKIE_SECURE = False  # True behind HTTPS: the cookie is never sent over plain HTTP (Flask setting)
+    API_KEY_TOUCH_SECONDS = 60  # an API key's last use is written at most this often, not on every request
+    # Proxies in front of the app (load balancers, reverse proxies) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed, counted from the app outwards; 0: none, the client's address is the connection's. The audit trail
+    # records the address this gives.
+    TRUSTED_PROXIES = 0
     # Comma-separated Host names the server answers to (".example.com" also allows every name under it); empty:
     # localhost, 127.0.0.1, ::1 and BIND's host. Refusing other names keeps DNS-rebinding pages out.
     ALLOWED_HOSTS = ""

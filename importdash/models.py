@@ -657,3 +657,91 @@ class NotificationDelivery(db.Model):
             "created_at": isoformat(self.created_at),
             "sent_at": isoformat(self.sent_at),
         }
+
+
+class User(db.Model):
+    """A named person who signs in to the dashboard, or whose API keys scripts send; role is a roles.Role value."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str | None] = mapped_column(Text)  # werkzeug's generate_password_hash; None: keys only
+    role: Mapped[str] = mapped_column(String(16))
+    disabled_at: Mapped[datetime | None]  # a disabled user can neither sign in nor use a key
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "disabled": self.disabled_at is not None,
+            "disabled_at": isoformat(self.disabled_at),
+            "created_at": isoformat(self.created_at),
+        }
+
+
+class ApiKey(db.Model):
+    """A user's key for scripts, sent as a Bearer token. Only its SHA-256 is kept; its prefix names it in lists."""
+
+    __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_user_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))  # what the key is for, in its owner's words
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, shown so people can tell keys apart
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)  # hex SHA-256 of the whole key
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    def to_dict(self, user_name):
+        return {
+            "id": self.id,
+            "user": user_name,
+            "name": self.name,
+            "prefix": self.prefix,
+            "created_at": isoformat(self.created_at),
+            "last_used_at": isoformat(self.last_used_at),
+            "revoked": self.revoked_at is not None,
+            "revoked_at": isoformat(self.revoked_at),
+        }
+
+
+class AuditEvent(db.Model):
+    """One entry of the audit trail: who did what, to what, when and from where. Rows are only ever added."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_at_id", "at", "id"),
+        Index("ix_audit_events_actor", "actor"),
+        Index("ix_audit_events_action", "action"),
+        Index("ix_audit_events_target", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))  # the user's name, the Basic user, "anonymous" or "cli:<login>"
+    role: Mapped[str | None] = mapped_column(String(16))  # the actor's role then (None: the command line)
+    ip: Mapped[str | None] = mapped_column(String(64))  # request.remote_addr after ProxyFix (None: the command line)
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(String(64))  # e.g. import.start, user.create
+    target_type: Mapped[str | None] = mapped_column(String(32))  # e.g. import, user, api_key
+    target_id: Mapped[str | None] = mapped_column(String(100))
+    details: Mapped[dict | None] = mapped_column(JSON)
+
+    def to_dict(self):
+        return {
+            "id": self.id,
+            "at": isoformat(self.at),
+            "actor": self.actor,
+            "role": self.role,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "action": self.action,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "details": self.details,
+        }

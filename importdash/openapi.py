@@ -21,15 +21,16 @@ from .models import (
     ScheduleOutcome,
     SourceKind,
 )
+from .roles import Permission, Role
 from .services.analytics import RANGES_DAYS
 from .services.compare import Difference
 from .services.previews import CATEGORIES as PREVIEW_CATEGORIES
 from .services.reader import DELIMITERS
 
 
-def document(config, *, auth_required):
-    """Return the OpenAPI document for this app's configuration (page sizes, whether auth is on, whether /metrics is
-    public)."""
+def document(config, *, auth_required, users=False):
+    """Return the OpenAPI document for this app's configuration: page sizes, whether the Basic user is configured
+    (auth_required), whether users exist, who send API keys or session cookies, and whether /metrics is public."""
     public = {"/health"} | ({"/metrics"} if config["METRICS_PUBLIC"] else set())
     job_id = {
         "name": "job_id",
@@ -44,7 +45,12 @@ def document(config, *, auth_required):
     )
     offset = _query("offset", {"type": "integer", "minimum": 0, "maximum": MAX_ID}, "Items to skip (default 0).")
     category = _query("category", _enum(ErrorCategory), "Only errors of this category.")
-    writes = {"403": _error("A cross-site browser request (checked with Sec-Fetch-Site and Origin).")}
+    writes = {
+        "403": _error(
+            "A cross-site browser request (checked with Sec-Fetch-Site and Origin), or a caller whose role may not "
+            "take this action (README, Roles)."
+        )
+    }
     compared = [
         {
             "name": name,
@@ -622,6 +628,7 @@ def document(config, *, auth_required):
                 },
             ),
         },
+        **_accounts_paths(limit, offset, writes),
         "/api/openapi.json": {
             "get": _operation(
                 "openapi",
@@ -678,7 +685,18 @@ def document(config, *, auth_required):
             if path != "/health":
                 operation["responses"].setdefault("503", unavailable)
 
-    if auth_required:
+    unauthorized = {
+        "description": "Credentials are missing or wrong.",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+    for path, operations in paths.items():
+        for operation in operations.values():
+            # Accounts can be created while the app runs: from then on these need credentials.
+            if path.startswith(ACCOUNT_PATHS):
+                operation["responses"]["401"] = unauthorized
+
+    if auth_required or users:
         unauthorized = {
             "description": "Credentials are missing or wrong.",
             "headers": {"WWW-Authenticate": {"schema": {"type": "string"}}},
@@ -700,10 +718,197 @@ def document(config, *, auth_required):
         "paths": paths,
         "components": {"schemas": _SCHEMAS},
     }
-    if auth_required:
-        document["components"]["securitySchemes"] = {"basic": {"type": "http", "scheme": "basic"}}
-        document["security"] = [{"basic": []}]
+    if auth_required or users:
+        schemes = {"basic": {"type": "http", "scheme": "basic"}} if auth_required else {}
+        if users:
+            schemes["bearer"] = {"type": "http", "scheme": "bearer", "description": "An API key."}
+            schemes["session"] = {
+                "type": "apiKey",
+                "in": "cookie",
+                "name": "session",
+                "description": "Signed in at /login.",
+            }
+        document["components"]["securitySchemes"] = schemes
+        document["security"] = [{name: []} for name in schemes]
     return document
+
+
+ACCOUNT_PATHS = ("/api/me", "/api/users", "/api/api-keys", "/api/audit")
+
+
+def _accounts_paths(limit, offset, writes):
+    """Who am I, users, API keys and the audit trail."""
+    user_id = {
+        "name": "user_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    }
+    key_id = {
+        "name": "key_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_ID},
+    }
+    admins = {"403": _error("The caller is not an admin.")}
+    role = {"type": "string", "enum": [role.value for role in Role]}
+    text = {"type": "string", "pattern": "^[^\\u0000]*$"}
+    audit_filters = [
+        _query("actor", text, "Only this actor's entries (a user name, or cli:<login>)."),
+        _query("action", text, "Only this action (import.start), or a family of them (import)."),
+        _query("target", text, "Only entries about this: a type (import) or type:id (import:42)."),
+        _query("since", _STRING, "Only entries at or after this ISO 8601 time (UTC unless it says)."),
+        _query("until", _STRING, "Only entries before this ISO 8601 time (UTC unless it says)."),
+    ]
+    return {
+        "/api/me": {
+            "get": _operation(
+                "me",
+                "Who the request acts for, and what their role lets them do.",
+                [],
+                {"200": _json("Me", "The caller.")},
+            )
+        },
+        "/api/users": {
+            "get": _operation(
+                "listUsers", "List every user (admins).", [], {"200": _json("UserList", "The users."), **admins}
+            ),
+            "post": {
+                **_operation(
+                    "createUser",
+                    "Create a user (admins).",
+                    [],
+                    {
+                        "201": _json("UserEnvelope", "The user was created."),
+                        "400": _error("A bad name, role or password."),
+                        "409": _error("The name is taken."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                            "role": role,
+                            "password": {
+                                "type": ["string", "null"],
+                                "minLength": 1,
+                                "description": "None or left out: the user can only have API keys.",
+                            },
+                        },
+                        "required": ["name"],
+                        "additionalProperties": False,
+                    }
+                ),
+            },
+        },
+        "/api/users/{user_id}": {
+            "patch": {
+                **_operation(
+                    "updateUser",
+                    "Change a user's role, or disable or enable them (admins).",
+                    [user_id],
+                    {
+                        "200": _json("UserEnvelope", "The user as changed."),
+                        "400": _error("A bad role or disabled value."),
+                        "404": _error("No such user."),
+                        "409": _error("The last enabled admin would be demoted or disabled."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "properties": {"role": role, "disabled": {"type": "boolean"}},
+                        "additionalProperties": False,
+                    }
+                ),
+            }
+        },
+        "/api/api-keys": {
+            "get": _operation(
+                "listApiKeys",
+                "List the caller's API keys; an admin sees everyone's, or one user's with ?user=.",
+                [
+                    _query(
+                        "user", {"type": "integer", "minimum": 1, "maximum": MAX_ID}, "Only this user's keys (admins)."
+                    )
+                ],
+                {
+                    "200": _json("ApiKeyList", "The keys, newest first."),
+                    "400": _error("A bad user id, or a caller that is not a user (the Basic user, an open app)."),
+                },
+            ),
+            "post": {
+                **_operation(
+                    "createApiKey",
+                    "Make an API key, returned this once; an admin may make one for another user.",
+                    [],
+                    {
+                        "201": _json("NewApiKey", "The key."),
+                        "400": _error("A bad name or user, or a caller that is not a user."),
+                        "404": _error("No such user."),
+                        **writes,
+                    },
+                ),
+                "requestBody": _json_body(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+                            "user": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                        },
+                        "additionalProperties": False,
+                    }
+                ),
+            },
+        },
+        "/api/api-keys/{key_id}": {
+            "delete": _operation(
+                "revokeApiKey",
+                "Revoke an API key: one's own, or (admins) anyone's.",
+                [key_id],
+                {
+                    "200": _json("ApiKeyEnvelope", "The key, revoked."),
+                    "404": _error("No such key of the caller's."),
+                    **writes,
+                },
+            )
+        },
+        "/api/audit": {
+            "get": _operation(
+                "listAuditEvents",
+                "Page through the audit trail, newest first (admins).",
+                [*audit_filters, limit, offset],
+                {
+                    "200": _json("AuditList", "A page of entries."),
+                    "400": _error("A bad filter or paging parameter."),
+                    **admins,
+                },
+            )
+        },
+        "/api/audit.csv": {
+            "get": _operation(
+                "exportAuditEvents",
+                "Download the audit trail (with the same filters) as CSV, oldest first (admins).",
+                audit_filters,
+                {
+                    "200": {
+                        "description": "The entries as CSV, streamed.",
+                        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+                        "content": {"text/csv": {"schema": {"type": "string"}}},
+                    },
+                    "400": _error("A bad filter."),
+                    **admins,
+                },
+            )
+        },
+    }
+
+
+def _json_body(schema):
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
 
 
 _IDEMPOTENCY_KEY = {
@@ -1058,7 +1263,57 @@ _DATE = {"type": "string", "format": "date"}
 _BOOLEAN = {"type": "boolean"}
 _SHARE = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
 
+_USER = _object(
+    id=_INTEGER,
+    name=_STRING,
+    role={"type": "string", "enum": [role.value for role in Role]},
+    disabled={"type": "boolean"},
+    disabled_at=_nullable(_TIMESTAMP),
+    created_at=_TIMESTAMP,
+)
+_API_KEY = _object(
+    id=_INTEGER,
+    user=_STRING,
+    name=_STRING,
+    prefix={"type": "string", "description": "The key's first characters, to tell keys apart."},
+    created_at=_TIMESTAMP,
+    last_used_at=_nullable(_TIMESTAMP),
+    revoked={"type": "boolean"},
+    revoked_at=_nullable(_TIMESTAMP),
+)
+
 _SCHEMAS = {
+    "User": _USER,
+    "UserList": _object(users={"type": "array", "items": _ref("User")}),
+    "UserEnvelope": _object(user=_ref("User")),
+    "ApiKey": _API_KEY,
+    "ApiKeyList": _object(api_keys={"type": "array", "items": _ref("ApiKey")}),
+    "ApiKeyEnvelope": _object(api_key=_ref("ApiKey")),
+    "NewApiKey": _object(
+        api_key=_ref("ApiKey"), key={"type": "string", "description": "The key itself, shown this once."}
+    ),
+    "Me": _object(
+        user=_object(
+            name=_STRING,
+            role={"type": "string", "enum": [role.value for role in Role]},
+            via={"type": "string", "enum": ["session", "api_key", "basic", "open"]},
+            user_id=_nullable(_INTEGER),
+        ),
+        permissions={"type": "array", "items": {"type": "string", "enum": [p.value for p in Permission]}},
+    ),
+    "AuditEvent": _object(
+        id=_INTEGER,
+        at=_TIMESTAMP,
+        actor=_STRING,
+        role=_nullable(_STRING),
+        ip=_nullable(_STRING),
+        user_agent=_nullable(_STRING),
+        action=_STRING,
+        target_type=_nullable(_STRING),
+        target_id=_nullable(_STRING),
+        details={"type": ["object", "null"]},
+    ),
+    "AuditList": _object(events={"type": "array", "items": _ref("AuditEvent")}, total=_COUNT),
     "Error": _object(
         error={
             **_object(code=_STRING, message=_STRING),

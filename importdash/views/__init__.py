@@ -1,8 +1,8 @@
 """Blueprints: imports (start), history (jobs and their errors), notifications (of their endings), events (live
 streams), records (the per-row ledger), templates (saved ways to read a file), schedules (imports that start
-themselves), downstream (its state, and a check), health, metrics
-(Prometheus), docs (the OpenAPI document and its page), pages (the
-dashboard), analytics (charts across imports) and compare (two imports side by side)."""
+themselves), downstream (its state, and a check), health, metrics (Prometheus), docs (the OpenAPI document and its
+page), pages (the dashboard), analytics (charts across imports), compare (two imports side by side), accounts
+(sign-in, users, API keys) and audit (the audit trail)."""
 
 from flask import current_app
 from werkzeug.routing import IntegerConverter
@@ -22,7 +22,9 @@ class IdConverter(IntegerConverter):
 
 def register_blueprints(app):
     from . import (
+        accounts,
         analytics,
+        audit,
         compare,
         docs,
         downstream,
@@ -54,6 +56,8 @@ def register_blueprints(app):
         pages,
         analytics,
         compare,
+        accounts,
+        audit,
     ):
         app.register_blueprint(module.bp)
 

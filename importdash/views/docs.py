@@ -2,8 +2,10 @@
 
 from flask import Blueprint, current_app, render_template
 
+from ..extensions import db
 from ..openapi import document
 from ..security import auth_required
+from ..services import accounts
 
 bp = Blueprint("docs", __name__)
 
@@ -30,7 +32,7 @@ def api_page():
 
 
 def _document():
-    return document(current_app.config, auth_required=auth_required(current_app))
+    return document(current_app.config, auth_required=auth_required(current_app), users=accounts.any_user(db.session))
 
 
 def schema_type(schema):

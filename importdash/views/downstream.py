@@ -2,7 +2,11 @@
 
 from flask import Blueprint, current_app
 
+from .. import audit
+from ..extensions import db
+from ..roles import Permission
 from ..runtime import get_runtime
+from ..security import require
 from ..services import checks
 
 bp = Blueprint("downstream", __name__, url_prefix="/api/downstream")
@@ -15,6 +19,7 @@ def show_downstream():
 
 
 @bp.post("/check")
+@require(Permission.DOWNSTREAM_CHECK)
 def check_downstream():
     """Ask the downstream whether it answers, with a call that carries no records."""
     runtime = get_runtime()
@@ -24,6 +29,7 @@ def check_downstream():
         wait_seconds=current_app.config["DOWNSTREAM_CHECK_WAIT_SECONDS"],
         last_check=runtime.last_check,
     )
+    audit.record(db.session, action="downstream.check", details={"ok": result.answer.ok})
     return {"check": result.to_dict(), "downstream": _status()}
 
 

@@ -5,12 +5,14 @@ import os
 
 from flask import Blueprint, current_app, request
 
+from .. import audit
 from ..config import sample_imports_allowed
 from ..errors import ApiError
 from ..extensions import db
 from ..models import DuplicatePolicy, FileFormat, JobMode, JobStatus
+from ..roles import Permission
 from ..runtime import get_runtime
-from ..security import current_user
+from ..security import current_user, require
 from ..services import jobs, previews
 from ..services.mapping import ColumnMapping
 from ..services.reader import FileLimits
@@ -32,24 +34,28 @@ bp = Blueprint("imports", __name__, url_prefix="/api/import")
 
 
 @bp.post("")
+@require(Permission.START)
 def start_default():
     """Start the default import of the bundled sample file."""
     return _start(JobMode.DEFAULT, sample_only=True)
 
 
 @bp.post("/batch")
+@require(Permission.START)
 def start_batch():
     """Start a batch import of the uploaded file, or of the bundled sample when none is sent."""
     return _start(JobMode.BATCH)
 
 
 @bp.post("/stream")
+@require(Permission.START)
 def start_stream():
     """Start a stream import of the uploaded file, or of the bundled sample when none is sent."""
     return _start(JobMode.STREAM)
 
 
 @bp.post("/<id:job_id>/cancel")
+@require(Permission.CANCEL)
 def cancel(job_id):
     """Cancel an unfinished import: 200 once it has ended, 202 while its run stops at its next check."""
     runtime = get_runtime()
@@ -61,57 +67,72 @@ def cancel(job_id):
         lease_seconds=current_app.config["LEASE_SECONDS"],
         notifications=runtime.notification_defaults,
     )
+    audit.record(db.session, action="import.cancel", target=("import", job_id))
     return {"job": jobs.job_dict(db.session, job)}, 200 if JobStatus(job.status).is_terminal else 202
 
 
 @bp.post("/<id:job_id>/pause")
+@require(Permission.PAUSE)
 def pause(job_id):
     """Pause an import that waits or runs: 200 once it is paused, 202 while its run stops at its next check."""
     runtime = get_runtime()
     job = jobs.pause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    audit.record(db.session, action="import.pause", target=("import", job_id))
     return {"job": jobs.job_dict(db.session, job)}, 200 if job.status == JobStatus.PAUSED.value else 202
 
 
 @bp.post("/<id:job_id>/unpause")
+@require(Permission.PAUSE)
 def unpause(job_id):
     """Let a paused import wait for a runner again; it goes on from where it stopped."""
     runtime = get_runtime()
     job = jobs.unpause_job(db.session, job_id, runner=runtime.runner, broker=runtime.broker)
+    audit.record(db.session, action="import.unpause", target=("import", job_id))
     return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.post("/<id:job_id>/priority")
+@require(Permission.PRIORITY)
 def priority(job_id):
     """Give an import a new priority, JSON {"priority": n}; waiting imports with a higher one are claimed first."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or "priority" not in body:
         raise ApiError('Send JSON like {"priority": 5}.', code="invalid_body")
     job = jobs.set_priority(db.session, job_id, priority=body["priority"], broker=get_runtime().broker)
+    audit.record(db.session, action="import.priority", target=("import", job_id), details={"priority": job.priority})
     return {"job": jobs.job_dict(db.session, job)}
 
 
 @bp.post("/<id:job_id>/retry")
+@require(Permission.RETRY)
 def retry(job_id):
     """Send a completed import's failed deliveries again; optional JSON {"category": "other"}."""
     body = request.get_json(silent=True) if request.content_length else {}
     if not isinstance(body, dict):
         raise ApiError('Send JSON like {"category": "other"}, or no body.', code="invalid_body")
     job = jobs.retry_job(db.session, job_id, category=body.get("category"), runner=get_runtime().runner)
+    audit.record(
+        db.session, action="import.retry", target=("import", job_id), details={"category": body.get("category")}
+    )
     return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.post("/<id:job_id>/resume")
+@require(Permission.RESUME)
 def resume(job_id):
     """Go on with a failed or cancelled import from where it stopped."""
     job = jobs.resume_job(db.session, job_id, runner=get_runtime().runner)
+    audit.record(db.session, action="import.resume", target=("import", job_id))
     return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.delete("/<id:job_id>")
+@require(Permission.DELETE)
 def delete(job_id):
     """Delete an ended import with its records, error rows and uploaded file; 409 while it is unfinished."""
     runtime = get_runtime()
     deleted = jobs.delete_job(db.session, job_id, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    audit.record(db.session, action="import.delete", target=("import", job_id), details=deleted)
     return {"deleted": deleted}
 
 
@@ -170,11 +191,18 @@ def _start(mode, sample_only=False):
                     os.remove(path)  # a refused file, or a copy now in the store, leaves nothing behind
     except jobs.AlreadyStarted as already:
         return _replayed(already.job)
+    audit.record(
+        db.session,
+        action="import.start",
+        target=("import", job.id),
+        details={"mode": job.mode, "source": job.source, "template": options.get("template")},
+    )
     runtime.runner.submit(job.id)
     return {"job": jobs.job_dict(db.session, job)}, 202
 
 
 @bp.post("/preview")
+@require(Permission.PREVIEW)
 def preview():
     """Preview an uploaded file, or a previewed one again by its token with options changed; write no import."""
     config, runtime = current_app.config, get_runtime()
@@ -184,6 +212,7 @@ def preview():
         answer = previews.refresh_preview(
             db.session, token, changes=options, storage=runtime.storage, settings=settings
         )
+        audit.record(db.session, action="import.preview", details={"source": answer["source"]})
         return {"preview": answer}
     if upload is None:
         raise ApiError(
@@ -203,6 +232,7 @@ def preview():
     finally:
         if os.path.exists(path):
             os.remove(path)  # a refused file, or a copy now in the store, leaves nothing behind
+    audit.record(db.session, action="import.preview", details={"source": answer["source"]})
     return {"preview": answer}
 
 

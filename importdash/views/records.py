@@ -2,10 +2,13 @@
 
 from flask import Blueprint, request
 
+from .. import audit
 from ..errors import ApiError
 from ..extensions import db
 from ..models import RecordStatus
+from ..roles import Permission
 from ..runtime import get_runtime
+from ..security import require
 from ..services import jobs
 from . import choice_arg, id_arg, page_args
 
@@ -28,10 +31,12 @@ def list_records():
 
 
 @bp.delete("")
+@require(Permission.CLEAR)
 def delete_records():
     """Delete every record, error and import; refused while an import runs."""
     if request.args.get("confirm") != "true":
         raise ApiError("Add ?confirm=true to delete every record, error and import.", code="confirmation_required")
     runtime = get_runtime()
     deleted = jobs.clear_all(db.session, running=runtime.runner.active_jobs(), storage=runtime.storage)
+    audit.record(db.session, action="records.clear", details=deleted)
     return {"deleted": deleted}

@@ -2,9 +2,11 @@
 
 from flask import Blueprint, request
 
+from .. import audit
 from ..errors import ApiError
 from ..extensions import db
-from ..security import current_user
+from ..roles import Permission
+from ..security import current_user, require
 from ..services import templates
 
 bp = Blueprint("templates", __name__, url_prefix="/api/templates")
@@ -17,9 +19,11 @@ def list_templates():
 
 
 @bp.post("")
+@require(Permission.TEMPLATES)
 def create_template():
     """Save a new template from JSON like {"name": "CRM export", "mapping": {...}, "delimiter": ";"}."""
     template = templates.create_template(db.session, _body(), created_by=current_user())
+    _record("template.create", template.id, template.name)
     return {"template": templates.template_json(template)}, 201
 
 
@@ -30,17 +34,27 @@ def show_template(reference):
 
 
 @bp.put("/<reference>")
+@require(Permission.TEMPLATES)
 def replace_template(reference):
     """Replace a template's fields with the JSON sent; a field left out goes back to "detect it"."""
     template = templates.update_template(db.session, reference, _body())
+    _record("template.update", template.id, template.name)
     return {"template": templates.template_json(template)}
 
 
 @bp.delete("/<reference>")
+@require(Permission.TEMPLATES)
 def delete_template(reference):
     """Delete a template; imports started with it keep their settings."""
+    template = templates.get_template(db.session, reference)
+    template_id, name = template.id, template.name
     templates.delete_template(db.session, reference)
+    _record("template.delete", template_id, name)
     return "", 204
+
+
+def _record(action, template_id, name):
+    audit.record(db.session, action=action, target=("template", template_id), details={"name": name})
 
 
 def _body():

@@ -4,7 +4,7 @@ log of every notification (notification_deliveries).
 Existing templates notify as the global settings say (their new columns are NULL).
 
 Revision ID: 0012_notifications
-Revises: 0010_files_and_mapping
+Revises: 0011_accounts
 Create Date: 2026-12-07 08:30:00
 
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0012_notifications"
-down_revision = "0010_files_and_mapping"
+down_revision = "0011_accounts"
 branch_labels = None
 depends_on = None
 

@@ -31,12 +31,13 @@ export function showLiveStatus(status) {
   setText(badge, LIVE_TEXT[status] || "");
 }
 
-/** Wire up the header; onCleared runs after "Clear records" succeeded. */
+/** Wire up the header; onCleared runs after "Clear records" succeeded. Controls the caller's role may not use are
+ * left out of the page by the server, so only those present are wired. */
 export function initHeader({ onCleared }) {
-  const picker = initPicker();
-  initImportButtons(picker);
-  initPreview($("[data-picker]"));
-  initClear(onCleared);
+  const picker = document.querySelector("[data-picker]") ? initPicker() : null;
+  if (picker) initPreview($("[data-picker]"));
+  if (document.querySelector("[data-import]")) initImportButtons(picker);
+  if (document.querySelector("[data-clear]")) initClear(onCleared);
   $("[data-notice-close]").addEventListener("click", () => ($("[data-notice]").hidden = true));
 }
 
@@ -45,7 +46,7 @@ function initImportButtons(picker) {
   for (const button of buttons) {
     button.addEventListener("click", async () => {
       const mode = button.dataset.import;
-      const file = mode === "default" ? null : picker.file();
+      const file = mode === "default" || !picker ? null : picker.file();
       const label = button.textContent;
       for (const other of buttons) other.disabled = true;
       button.setAttribute("aria-busy", "true");

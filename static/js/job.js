@@ -223,23 +223,23 @@ function renderRetries() {
 function renderActions() {
   const { job } = state;
   const finished = TERMINAL.has(job.status);
-  $("[data-cancel]").hidden = finished || job.cancel_requested;
+  // The server leaves out the controls the caller's role may not use: only those present are shown or hidden.
+  reveal("[data-cancel]", !(finished || job.cancel_requested));
   // Pause holds a waiting or running import; once its run has stopped, Unpause lets it go on.
   const paused = job.status === "paused";
-  $("[data-pause]").hidden = finished || paused || job.cancel_requested || job.pause_requested;
-  $("[data-unpause]").hidden = !paused;
+  reveal("[data-pause]", !(finished || paused || job.cancel_requested || job.pause_requested));
+  reveal("[data-unpause]", paused);
   $("[data-pausing]").hidden = !(job.pause_requested && !paused && !finished && !job.cancel_requested);
   $("[data-paused-note]").hidden = !paused;
-  const priority = $("[data-priority-form]");
-  priority.hidden = finished;
-  const input = $("[data-priority-input]");
-  if (document.activeElement !== input) input.value = job.priority;
+  if (reveal("[data-priority-form]", !finished)) {
+    const input = $("[data-priority-input]");
+    if (document.activeElement !== input) input.value = job.priority;
+  }
   // Only refusals by the downstream can be sent again; validation errors need a fixed file.
-  const retry = $("[data-retry]");
-  retry.hidden = !(job.status === "completed" && state.retryable > 0);
-  setText(retry, `Retry ${count(state.retryable)} failed ${state.retryable === 1 ? "delivery" : "deliveries"}`);
+  const retry = reveal("[data-retry]", job.status === "completed" && state.retryable > 0);
+  if (retry) setText(retry, `Retry ${count(state.retryable)} failed ${state.retryable === 1 ? "delivery" : "deliveries"}`);
   const note = $("[data-retry-note]");
-  const nothingLeft = job.status === "completed" && state.retryable === 0 && (job.retries > 0 || state.error_counts.other > 0);
+  const nothingLeft = Boolean(retry) && job.status === "completed" && state.retryable === 0 && (job.retries > 0 || state.error_counts.other > 0);
   const { duplicate, missing_value: missing, invalid_format: invalid } = state.error_counts;
   const fixInFile = duplicate + missing + invalid > 0
     ? " Rows refused by the checks (duplicates, missing or invalid values) need a corrected file: download the errors."
@@ -247,14 +247,27 @@ function renderActions() {
   note.hidden = !nothingLeft;
   setText(note, nothingLeft ? `Nothing left to retry: no row waits after a refusal by the downstream.${fixInFile}` : "");
   // A failed or cancelled import goes on from where it stopped.
-  $("[data-resume]").hidden = !(job.status === "failed" || job.status === "cancelled");
-  $("[data-delete]").hidden = !finished;
+  reveal("[data-resume]", job.status === "failed" || job.status === "cancelled");
+  reveal("[data-delete]", finished);
   const results = $("[data-results]");
   results.hidden = !(job.success_count > 0 || state.error_counts.other > 0);
   results.href = urls.resultsCsvUrl;
   const download = $("[data-download]");
   download.hidden = job.failed_count === 0;
   download.href = withQuery(urls.errorsCsvUrl, { category: currentCategory() });
+}
+
+/** Show or hide a control that the caller's role may leave out of the page; return it, or null when it is absent. */
+function reveal(selector, visible) {
+  const element = document.querySelector(selector);
+  if (element) element.hidden = !visible;
+  return element;
+}
+
+/** Wire up a control if the page has it. */
+function wire(selector, wireUp) {
+  const element = document.querySelector(selector);
+  if (element) wireUp(element);
 }
 
 async function act(button, work) {
@@ -282,56 +295,70 @@ function confirmWith(button, dialog, work) {
   });
 }
 
-confirmWith($("[data-cancel]"), $("[data-cancel-dialog]"), async () => {
-  const { job } = await request(urls.cancelUrl, { method: "POST" });
-  show({ ...state, job });
-});
-
-$("[data-pause]").addEventListener("click", (event) =>
-  act(event.currentTarget, async () => {
-    const { job } = await request(urls.pauseUrl, { method: "POST" });
+wire("[data-cancel]", (button) =>
+  confirmWith(button, $("[data-cancel-dialog]"), async () => {
+    const { job } = await request(urls.cancelUrl, { method: "POST" });
     show({ ...state, job });
   }),
 );
 
-$("[data-unpause]").addEventListener("click", (event) =>
-  act(event.currentTarget, async () => {
-    const { job } = await request(urls.unpauseUrl, { method: "POST" });
-    show({ ...state, job });
+wire("[data-pause]", (button) =>
+  button.addEventListener("click", () =>
+    act(button, async () => {
+      const { job } = await request(urls.pauseUrl, { method: "POST" });
+      show({ ...state, job });
+    }),
+  ),
+);
+
+wire("[data-unpause]", (button) =>
+  button.addEventListener("click", () =>
+    act(button, async () => {
+      const { job } = await request(urls.unpauseUrl, { method: "POST" });
+      show({ ...state, job });
+    }),
+  ),
+);
+
+wire("[data-priority-form]", (form) =>
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = $("[data-priority-input]", form);
+    act(event.submitter || input, async () => {
+      const { job } = await request(urls.priorityUrl, { method: "POST", json: { priority: Number(input.value) } });
+      show({ ...state, job });
+      notify(`Priority set to ${job.priority}.`);
+    });
   }),
 );
 
-$("[data-priority-form]").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const input = $("[data-priority-input]");
-  act(event.submitter || input, async () => {
-    const { job } = await request(urls.priorityUrl, { method: "POST", json: { priority: Number(input.value) } });
-    show({ ...state, job });
-    notify(`Priority set to ${job.priority}.`);
-  });
-});
-
-confirmWith($("[data-delete]"), $("[data-delete-dialog]"), async () => {
-  await request(urls.deleteUrl, { method: "DELETE" });
-  stream.close();
-  window.location.assign(urls.dashboardUrl);
-});
-
-$("[data-retry]").addEventListener("click", (event) =>
-  act(event.currentTarget, async () => {
-    // A retry reopens this same import: show it pending, then follow its run.
-    const { job } = await request(urls.retryUrl, { method: "POST" });
-    show({ ...state, job, retryable: 0 });
-    stream.open();
+wire("[data-delete]", (button) =>
+  confirmWith(button, $("[data-delete-dialog]"), async () => {
+    await request(urls.deleteUrl, { method: "DELETE" });
+    stream.close();
+    window.location.assign(urls.dashboardUrl);
   }),
 );
 
-$("[data-resume]").addEventListener("click", (event) =>
-  act(event.currentTarget, async () => {
-    const { job } = await request(urls.resumeUrl, { method: "POST" });
-    show({ ...state, job });
-    stream.open();
-  }),
+wire("[data-retry]", (button) =>
+  button.addEventListener("click", () =>
+    act(button, async () => {
+      // A retry reopens this same import: show it pending, then follow its run.
+      const { job } = await request(urls.retryUrl, { method: "POST" });
+      show({ ...state, job, retryable: 0 });
+      stream.open();
+    }),
+  ),
+);
+
+wire("[data-resume]", (button) =>
+  button.addEventListener("click", () =>
+    act(button, async () => {
+      const { job } = await request(urls.resumeUrl, { method: "POST" });
+      show({ ...state, job });
+      stream.open();
+    }),
+  ),
 );
 
 // ---- error categories and the error list -----------------------------------------------------------------

@@ -45,7 +45,9 @@ function render(deliveries) {
     deliveries.length ? `${count(sent)} of ${count(deliveries.length)} sent` : "",
   );
   $("[data-notification-rows]", section).replaceChildren(...deliveries.map(row));
-  $("[data-resend-notifications]", section).hidden = !deliveries.some((delivery) => delivery.status === "failed");
+  // Left out of the page for a role that may not send them again.
+  const resend = section.querySelector("[data-resend-notifications]");
+  if (resend) resend.hidden = !deliveries.some((delivery) => delivery.status === "failed");
 }
 
 function row(delivery) {
@@ -68,8 +70,8 @@ function row(delivery) {
   );
 }
 
-if (section) {
-  const button = $("[data-resend-notifications]", section);
+const button = section && section.querySelector("[data-resend-notifications]");
+if (button) {
   button.addEventListener("click", async () => {
     button.disabled = true;
     try {
@@ -83,5 +85,5 @@ if (section) {
       button.disabled = false;
     }
   });
-  load();
 }
+if (section) load();

@@ -16,13 +16,14 @@ const runsPanel = $("[data-runs-panel]");
 const runsTitle = $("[data-runs-title]");
 const runRows = $("[data-runs-rows]");
 const runsEmpty = $("[data-runs-empty]");
-const form = $("[data-schedule-form]");
-const formTitle = $("[data-form-title]");
-const formError = $("[data-form-error]");
-const submit = $("[data-form-submit]");
-const cancel = $("[data-form-cancel]");
-const templateSelect = $("[data-template-select]");
-const dialog = $("[data-delete-dialog]");
+// The form, the delete dialog and the controls that change schedules are left out for a role that may not.
+const form = document.querySelector("[data-schedule-form]");
+const formTitle = form && $("[data-form-title]");
+const formError = form && $("[data-form-error]");
+const submit = form && $("[data-form-submit]");
+const cancel = form && $("[data-form-cancel]");
+const templateSelect = form && $("[data-template-select]");
+const dialog = form && $("[data-delete-dialog]");
 
 let editing = null; // the schedule being edited, or null for a new one
 let deleting = null; // the schedule the delete dialog asks about
@@ -69,15 +70,17 @@ function rowFor(schedule) {
   const next = schedule.paused
     ? el("td", { "data-label": "Next run" }, el("span", { className: "badge badge--paused" }, "Paused"))
     : timeCell("Next run", schedule.next_run_at);
-  const actions = [
-    button("Runs", `Show the runs of ${schedule.name}`, () => showRuns(schedule)),
-    button("Run now", `Run ${schedule.name} now`, () => runNow(schedule)),
-    schedule.paused
-      ? button("Resume", `Resume ${schedule.name}`, () => act(schedule, "resume", "resumed"))
-      : button("Pause", `Pause ${schedule.name}`, () => act(schedule, "pause", "paused")),
-    button("Edit", `Edit ${schedule.name}`, () => startEditing(schedule)),
-    button("Delete", `Delete ${schedule.name}`, () => askDelete(schedule), "button--danger-quiet"),
-  ];
+  const actions = [button("Runs", `Show the runs of ${schedule.name}`, () => showRuns(schedule))];
+  if (form) {
+    actions.push(
+      button("Run now", `Run ${schedule.name} now`, () => runNow(schedule)),
+      schedule.paused
+        ? button("Resume", `Resume ${schedule.name}`, () => act(schedule, "resume", "resumed"))
+        : button("Pause", `Pause ${schedule.name}`, () => act(schedule, "pause", "paused")),
+      button("Edit", `Edit ${schedule.name}`, () => startEditing(schedule)),
+      button("Delete", `Delete ${schedule.name}`, () => askDelete(schedule), "button--danger-quiet"),
+    );
+  }
   return el(
     "tr",
     { "data-schedule-id": schedule.id },
@@ -217,13 +220,13 @@ function stopEditing() {
 }
 
 // The source's kind follows what is typed when it says so plainly (a URL, s3://); the select can still change it.
-form.elements.source.addEventListener("input", () => {
+form?.elements.source.addEventListener("input", () => {
   const source = form.elements.source.value.trim().toLowerCase();
   if (source.startsWith("http://") || source.startsWith("https://")) form.elements.source_kind.value = "url";
   else if (source.startsWith("s3://")) form.elements.source_kind.value = "s3";
 });
 
-form.addEventListener("submit", async (event) => {
+form?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const schedule = formSchedule();
   const missing = ["name", "template", "source", "cron"].find((field) => !schedule[field]);
@@ -250,7 +253,7 @@ function showFormError(message) {
   formError.hidden = false;
 }
 
-cancel.addEventListener("click", stopEditing);
+cancel?.addEventListener("click", stopEditing);
 
 function askDelete(schedule) {
   deleting = schedule;
@@ -259,7 +262,7 @@ function askDelete(schedule) {
   dialog.showModal();
 }
 
-dialog.addEventListener("close", async () => {
+dialog?.addEventListener("close", async () => {
   if (dialog.returnValue !== "confirm" || !deleting) return;
   const schedule = deleting;
   deleting = null;
@@ -288,5 +291,5 @@ async function loadChoices() {
 }
 
 initHeader({ onCleared: () => load() });
-await loadChoices();
+if (form) await loadChoices();
 load();

@@ -8,12 +8,13 @@ const listUrl = root.dataset.templatesUrl;
 const table = $("[data-templates-table]");
 const rows = $("[data-templates-rows]");
 const empty = $("[data-templates-empty]");
-const form = $("[data-template-form]");
-const formTitle = $("[data-form-title]");
-const formError = $("[data-form-error]");
-const submit = $("[data-form-submit]");
-const cancel = $("[data-form-cancel]");
-const dialog = $("[data-delete-dialog]");
+// The form and the delete dialog are left out of the page for a role that may not change templates.
+const form = document.querySelector("[data-template-form]");
+const formTitle = form && $("[data-form-title]");
+const formError = form && $("[data-form-error]");
+const submit = form && $("[data-form-submit]");
+const cancel = form && $("[data-form-cancel]");
+const dialog = form && $("[data-delete-dialog]");
 
 const DELIMITER_NAMES = { ",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe" };
 
@@ -43,12 +44,6 @@ function rowFor(template) {
     template.delimiter ? DELIMITER_NAMES[template.delimiter] : "delimiter detected",
   ];
   if (template.sheet) reading.push(`sheet “${template.sheet}”`);
-  const edit = el("button", { type: "button", className: "button" }, "Edit");
-  edit.setAttribute("aria-label", `Edit ${template.name}`);
-  edit.addEventListener("click", () => startEditing(template));
-  const remove = el("button", { type: "button", className: "button button--danger-quiet" }, "Delete");
-  remove.setAttribute("aria-label", `Delete ${template.name}`);
-  remove.addEventListener("click", () => askDelete(template));
   return el(
     "tr",
     { "data-template-id": template.id },
@@ -57,8 +52,18 @@ function rowFor(template) {
     el("td", { "data-label": "Columns" }, describeMapping(template.mapping)),
     el("td", { "data-label": "Duplicates" }, template.duplicate_policy === "update" ? "Update" : "Skip"),
     el("td", { "data-label": "Notifies", className: "templates__notifies" }, describeNotifications(template)),
-    el("td", { className: "templates__cell-actions" }, el("div", { className: "templates__actions" }, edit, remove)),
+    el("td", { className: "templates__cell-actions" }, form ? actionsFor(template) : null),
   );
+}
+
+function actionsFor(template) {
+  const edit = el("button", { type: "button", className: "button" }, "Edit");
+  edit.setAttribute("aria-label", `Edit ${template.name}`);
+  edit.addEventListener("click", () => startEditing(template));
+  const remove = el("button", { type: "button", className: "button button--danger-quiet" }, "Delete");
+  remove.setAttribute("aria-label", `Delete ${template.name}`);
+  remove.addEventListener("click", () => askDelete(template));
+  return el("div", { className: "templates__actions" }, edit, remove);
 }
 
 function describeMapping(mapping) {
@@ -146,7 +151,7 @@ function stopEditing() {
   formError.hidden = true;
 }
 
-form.addEventListener("submit", async (event) => {
+form?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const template = formTemplate();
   if (!template.name) {
@@ -176,7 +181,7 @@ function showFormError(message) {
   formError.hidden = false;
 }
 
-cancel.addEventListener("click", stopEditing);
+cancel?.addEventListener("click", stopEditing);
 
 function askDelete(template) {
   deleting = template;
@@ -185,7 +190,7 @@ function askDelete(template) {
   dialog.showModal();
 }
 
-dialog.addEventListener("close", async () => {
+dialog?.addEventListener("close", async () => {
   if (dialog.returnValue !== "confirm" || !deleting) return;
   const template = deleting;
   deleting = null;
