@@ -4,8 +4,20 @@ import csv
 import io
 import json
 
+import pytest
+
 from importdash.extensions import db
+from importdash.models import NotificationDelivery
 from importdash.services import accounts
+
+
+@pytest.fixture
+def app_config(tmp_path):
+    """A folder schedules may read from, for the schedules commands."""
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "contacts.csv").write_text("name,email\nAda,ada@example.com\n")
+    return {"IMPORT_ROOT": str(feeds)}
 
 
 def invoke(runner, *args, input=None):
@@ -107,3 +119,49 @@ def test_audit_list_filters_and_export_writes_the_csv(runner):
         ("user.update", "bob"),
     ]
     assert no_format.exit_code == 2
+
+
+def test_the_commands_that_change_imports_templates_schedules_and_notifications_are_recorded(
+    app, runner, make_job, monkeypatch
+):
+    monkeypatch.setattr("importdash.audit.getpass.getuser", lambda: "ops")
+    app.extensions["importdash"].claimer.stop()  # the waiting import stays waiting while it is paused
+    waiting, ended = make_job(status="pending").id, make_job(status="completed").id
+    failed = {"target": "ops@example.com", "address": "ops@example.com", "status": "failed"}
+    db.session.add(NotificationDelivery(job_id=ended, ending="completed", channel="email", **failed))
+    db.session.commit()
+    commands = [
+        ["pause", str(waiting)],
+        ["priority", str(waiting), "5"],
+        ["unpause", str(waiting)],
+        ["notifications", str(ended), "--resend"],
+        ["delete", str(ended), "--yes"],
+        ["templates", "create", "Contacts"],
+        ["schedules", "create", "Nightly", "--template", "Contacts", "--source", "contacts.csv", "--cron", "0 2 * * *"],
+        ["schedules", "pause", "Nightly"],
+        ["schedules", "resume", "Nightly"],
+        ["schedules", "run-now", "Nightly"],
+        ["schedules", "delete", "Nightly"],
+        ["templates", "delete", "Contacts"],
+    ]
+    for args in commands:
+        result = invoke(runner, *args)
+        assert result.exit_code == 0, (args, result.output)
+
+    events = json.loads(invoke(runner, "audit", "list", "--json", "--limit", "100").output)["events"]
+
+    assert {event["actor"] for event in events} == {"cli:ops"}
+    assert [(event["action"], event["target_type"]) for event in reversed(events)] == [
+        ("import.pause", "import"),
+        ("import.priority", "import"),
+        ("import.unpause", "import"),
+        ("notifications.resend", "import"),
+        ("import.delete", "import"),
+        ("template.create", "template"),
+        ("schedule.create", "schedule"),
+        ("schedule.pause", "schedule"),
+        ("schedule.resume", "schedule"),
+        ("schedule.run", "schedule"),
+        ("schedule.delete", "schedule"),
+        ("template.delete", "template"),
+    ]
