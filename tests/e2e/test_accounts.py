@@ -26,6 +26,12 @@ def cli(server, *args, input=None):
 
 
 @pytest.fixture(scope="module")
+def server_settings(tmp_path_factory):
+    """A folder schedules may read from, so a schedule can be saved for the pages to show."""
+    return {"IMPORT_ROOT": str(tmp_path_factory.mktemp("feeds"))}
+
+
+@pytest.fixture(scope="module")
 def admin_key(server):
     """An admin, an operator and a viewer, made with the CLI; the admin's API key, for setting the scene."""
     for name, role in (("grace", "admin"), ("olga", "operator"), ("victor", "viewer")):
@@ -33,8 +39,10 @@ def admin_key(server):
     return cli(server, "api-keys", "create", "grace", "--name", "browser tests").strip()
 
 
-def call(server, key, method, path):
-    request = urllib.request.Request(server.url + path, method=method, headers={"Authorization": f"Bearer {key}"})
+def call(server, key, method, path, body=None):
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(server.url + path, method=method, headers=headers, data=data)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -45,6 +53,14 @@ def cancelled_import(server, admin_key):
     job_id = call(server, admin_key, "POST", "/api/import")["job"]["id"]
     call(server, admin_key, "POST", f"/api/import/{job_id}/cancel")
     return job_id
+
+
+@pytest.fixture(scope="module")
+def saved(server, admin_key):
+    """A template and a schedule, for the pages to list."""
+    call(server, admin_key, "POST", "/api/templates", {"name": "CRM export"})
+    schedule = {"name": "Nightly", "template": "CRM export", "source": "crm.csv", "cron": "0 2 * * *"}
+    call(server, admin_key, "POST", "/api/schedules", schedule)
 
 
 @pytest.fixture
@@ -134,3 +150,54 @@ def test_an_admin_reads_the_audit_trail_filters_it_and_signs_out(tab, server, ca
     expect(tab).to_have_url(re.compile(r"/login$"))
     tab.goto("/audit")
     expect(tab).to_have_url(re.compile(r"/login\?next=/audit$"))
+
+
+JOB_CONTROLS = ["Pause", "Unpause", "Cancel import", "Retry failed", "Resume import", "Delete import", "Set priority"]
+
+
+def test_a_viewer_sees_no_job_template_schedule_or_downstream_controls(tab, cancelled_import, saved, screenshot):
+    tab.goto(f"/imports/{cancelled_import}")
+    sign_in(tab, "victor")
+
+    expect(tab.locator("[data-status]")).to_have_text("Cancelled")
+    for name in JOB_CONTROLS:
+        expect(tab.get_by_role("button", name=name, exact=True)).to_have_count(0)
+    expect(tab.locator("[data-resend-notifications]")).to_have_count(0)
+    expect(tab.get_by_role("link", name="Compare with another import")).to_be_visible()
+    screenshot(tab, "accounts-viewer-job-desktop")
+    tab.goto("/")
+    expect(tab.locator("[data-downstream-breaker]")).not_to_have_text("–")
+    expect(tab.get_by_role("button", name="Test downstream")).to_have_count(0)
+    tab.goto("/templates")
+    expect(tab.locator("[data-templates-rows]")).to_contain_text("CRM export")
+    expect(tab.get_by_role("button", name="Edit CRM export")).to_have_count(0)
+    expect(tab.get_by_role("button", name="Save template")).to_have_count(0)
+    screenshot(tab, "accounts-viewer-templates-desktop")
+    tab.goto("/schedules")
+    expect(tab.locator("[data-schedules-rows]")).to_contain_text("Nightly")
+    expect(tab.get_by_role("button", name="Show the runs of Nightly")).to_be_visible()
+    for name in ["Run Nightly now", "Pause Nightly", "Edit Nightly", "Delete Nightly"]:
+        expect(tab.get_by_role("button", name=name)).to_have_count(0)
+    expect(tab.get_by_role("button", name="Save schedule")).to_have_count(0)
+    tab.set_viewport_size({"width": 375, "height": 740})
+    screenshot(tab, "accounts-viewer-schedules-phone")
+    tab.goto(f"/imports/{cancelled_import}")
+    expect(tab.locator("[data-status]")).to_have_text("Cancelled")
+    screenshot(tab, "accounts-viewer-job-phone")
+
+
+def test_an_operator_may_delete_imports_edit_templates_and_check_the_downstream_but_not_change_schedules(
+    tab, cancelled_import, saved
+):
+    tab.goto(f"/imports/{cancelled_import}")
+    sign_in(tab, "olga")
+
+    expect(tab.get_by_role("button", name="Delete import")).to_be_visible()
+    expect(tab.get_by_role("button", name="Pause")).to_be_hidden()  # on the page, but not for an ended import
+    tab.goto("/")
+    expect(tab.get_by_role("button", name="Test downstream")).to_be_visible()
+    tab.goto("/templates")
+    expect(tab.get_by_role("button", name="Edit CRM export")).to_be_visible()
+    tab.goto("/schedules")
+    expect(tab.locator("[data-schedules-rows]")).to_contain_text("Nightly")
+    expect(tab.get_by_role("button", name="Run Nightly now")).to_have_count(0)
