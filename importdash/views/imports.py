@@ -83,6 +83,7 @@ def unpause(job_id):
 @bp.post("/<id:job_id>/priority")
 def priority(job_id):
     """Give an import a new priority, JSON {"priority": n}; waiting imports with a higher one are claimed first."""
+    jobs.get_job(db.session, job_id)  # no such import: 404, whatever the body
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or "priority" not in body:
         raise ApiError('Send JSON like {"priority": 5}.', code="invalid_body")
