@@ -5,7 +5,10 @@ import { $, el, setText } from "./dom.js";
 import { count } from "./format.js";
 import { notify } from "./header.js";
 
-const RECORD_LIMIT = 20; // records listed; the note says how many the import holds
+// Records listed (fewer on a phone, where each is a card); the note says how many the import holds.
+const RECORD_LIMIT = 20;
+const PHONE_RECORD_LIMIT = 5;
+const narrowScreen = window.matchMedia("(max-width: 720px)"); // the stylesheet's breakpoint for phones
 const REFRESH_MS = 1500; // while the counts change, the list reloads at most this often
 const STATUS_LABELS = {
   pending: "Waiting",
@@ -21,7 +24,10 @@ let timer = null;
 async function load() {
   try {
     const { records, total } = await request(
-      withQuery(panel.dataset.recordsUrl, { job: panel.dataset.jobId, limit: RECORD_LIMIT }),
+      withQuery(panel.dataset.recordsUrl, {
+        job: panel.dataset.jobId,
+        limit: narrowScreen.matches ? PHONE_RECORD_LIMIT : RECORD_LIMIT,
+      }),
     );
     render(records, total);
   } catch (error) {
@@ -57,7 +63,8 @@ function reloadSoon() {
   if (timer) return;
   timer = setTimeout(() => {
     timer = null;
-    load();
+    narrowScreen.addEventListener("change", load);
+load();
   }, REFRESH_MS);
 }
 
@@ -66,4 +73,5 @@ const observer = new MutationObserver(reloadSoon);
 for (const selector of ["[data-success]", "[data-failed]", "[data-status]"]) {
   observer.observe($(selector), { childList: true, characterData: true, subtree: true });
 }
+narrowScreen.addEventListener("change", load);
 load();

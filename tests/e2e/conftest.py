@@ -101,6 +101,19 @@ def _stop(server):
             server.signal(signal.SIGKILL)
 
 
+def clear(server, timeout=10):
+    """Delete everything; an import whose run is still finishing (its status is final already, its thread not yet
+    done) makes the server refuse for a moment, so that refusal is tried again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return server.call("DELETE", "/api/records?confirm=true")
+        except AssertionError as refused:
+            if "import_running" not in str(refused) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def browser(server):
     """Chromium, started after the server and closed before it, so its streams end first."""
@@ -116,7 +129,7 @@ def browser(server):
 def page(browser, server):
     """A fresh desktop-sized page on an empty ledger; a script error on the page fails the test."""
     server.wait_until_idle()
-    server.call("DELETE", "/api/records?confirm=true")
+    clear(server)
     context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=server.url)
     context.set_default_timeout(15_000)
     tab = context.new_page()

@@ -131,7 +131,7 @@ def test_rows_only_in_one_import_and_changed_rows_are_listed_and_paged(page, ser
         writer.writerows([f"Person {n}", f"person{n}@fresh.example", "Co"] for n in range(120))
     page.goto("/")
     page.locator("[data-file-input]").set_input_files(upload)
-    page.get_by_role("button", name="Import (Batch)").click()
+    page.get_by_role("button", name="Start import (Batch)").click()
     page.wait_for_url(re.compile(r"/imports/\d+$"))
     second = int(page.url.rsplit("/", 1)[1])
     server.wait_until_idle()

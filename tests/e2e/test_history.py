@@ -329,7 +329,7 @@ def test_the_dashboard_works_from_the_keyboard_alone_with_a_visible_focus(page, 
     page.goto("/")
     expect(page.locator("[data-history-rows] tr")).to_have_count(1)
     seen = []
-    for _ in range(12):
+    for _ in range(20):
         page.keyboard.press("Tab")
         seen.append(page.evaluate(FOCUSED))
     names = [item["name"] for item in seen]

@@ -42,12 +42,13 @@ def test_a_schedule_is_created_run_paused_edited_and_deleted_on_its_page(page, s
     page.get_by_role("link", name="Schedules").click()
     expect(page.get_by_role("heading", name="Schedules", exact=True)).to_be_visible()
     expect(page.get_by_text("No schedules yet")).to_be_visible()
+    form = page.locator("[data-schedule-form]")  # the header's preview dialog has fields of the same names
 
-    page.get_by_label("Name", exact=True).fill("Nightly CRM")
-    expect(page.get_by_label("Template")).to_have_value("CRM")
-    page.get_by_label("Source", exact=True).fill("crm-*.csv")
-    page.get_by_label("Cron").fill("0 2 * * *")
-    page.get_by_label("Time zone").fill("Europe/Berlin")
+    form.get_by_label("Name", exact=True).fill("Nightly CRM")
+    expect(form.get_by_label("Template")).to_have_value("CRM")
+    form.get_by_label("Source", exact=True).fill("crm-*.csv")
+    form.get_by_label("Cron").fill("0 2 * * *")
+    form.get_by_label("Time zone").fill("Europe/Berlin")
     page.get_by_role("button", name="Save schedule").click()
 
     row = page.locator("tr[data-schedule-id]")
@@ -61,17 +62,17 @@ def test_a_schedule_is_created_run_paused_edited_and_deleted_on_its_page(page, s
     assert saved["next_run_at"].endswith("T01:00:00Z")
 
     # A bad cron expression is refused with the server's own message.
-    page.get_by_label("Name", exact=True).fill("Broken")
-    page.get_by_label("Source", exact=True).fill("crm-*.csv")
-    page.get_by_label("Cron").fill("every night")
+    form.get_by_label("Name", exact=True).fill("Broken")
+    form.get_by_label("Source", exact=True).fill("crm-*.csv")
+    form.get_by_label("Cron").fill("every night")
     page.get_by_role("button", name="Save schedule").click()
     expect(page.locator("[data-form-error]")).to_contain_text("five fields")
 
     # A URL source on a loopback address is saved, and its run fails with a readable error.
-    page.get_by_label("Name", exact=True).fill("Intranet <b>feed</b>")
-    page.get_by_label("Source", exact=True).fill("http://127.0.0.1:9/contacts.csv")
-    expect(page.get_by_label("Source kind")).to_have_value("url")
-    page.get_by_label("Cron").fill("*/15 * * * *")
+    form.get_by_label("Name", exact=True).fill("Intranet <b>feed</b>")
+    form.get_by_label("Source", exact=True).fill("http://127.0.0.1:9/contacts.csv")
+    expect(form.get_by_label("Source kind")).to_have_value("url")
+    form.get_by_label("Cron").fill("*/15 * * * *")
     page.get_by_role("button", name="Save schedule").click()
     expect(row).to_have_count(2)
     expect(page.get_by_text("Intranet <b>feed</b>", exact=True)).to_be_visible()  # text, never HTML
@@ -102,9 +103,9 @@ def test_a_schedule_is_created_run_paused_edited_and_deleted_on_its_page(page, s
 
     page.get_by_role("button", name="Edit Nightly CRM").click()
     expect(page.get_by_role("heading", name="Edit “Nightly CRM”")).to_be_visible()
-    expect(page.get_by_label("Cron")).to_have_value("0 2 * * *")
-    page.get_by_label("Cron").fill("30 6 * * 1-5")
-    page.get_by_label("Mode").select_option("stream")
+    expect(form.get_by_label("Cron")).to_have_value("0 2 * * *")
+    form.get_by_label("Cron").fill("30 6 * * 1-5")
+    form.get_by_label("Mode").select_option("stream")
     page.get_by_role("button", name="Save changes").click()
     expect(page.get_by_role("heading", name="New schedule")).to_be_visible()
     edited = server.call("GET", "/api/schedules/Nightly%20CRM")["schedule"]
