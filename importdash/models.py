@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false, text
+from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false, select, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -16,6 +16,20 @@ MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger number names no row (and
 MAX_SEARCH_LENGTH = 255  # the longest search of file names: a file's display name is at most this long
 # A job's priority: waiting jobs with a higher one claim free runner slots first. Part of the API, not a tunable.
 MIN_PRIORITY, DEFAULT_PRIORITY, MAX_PRIORITY = -10, 0, 10
+
+
+def is_id(text: str) -> bool:
+    """Whether a reference a user gave is an id (digits) rather than a name (names are never all digits)."""
+    return text.isascii() and text.isdigit()
+
+
+def by_id_or_name(session, model, reference):
+    """The row of a model with a unique name whose id (a number, or digits) or name is reference; None if none."""
+    if isinstance(reference, str) and "\x00" in reference:  # no name holds one (and PostgreSQL refuses it)
+        return None
+    if isinstance(reference, int) or is_id(reference):
+        return session.get(model, int(reference)) if int(reference) <= MAX_ID else None
+    return session.scalar(select(model).where(model.name == reference))
 
 
 def utcnow():

@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError, Conflict, NotFound
 from ..models import (
     ANONYMOUS_USER,
-    MAX_ID,
     ImportJob,
     JobMode,
     Schedule,
     ScheduleOutcome,
     ScheduleRun,
     SourceKind,
+    by_id_or_name,
+    is_id,
     isoformat,
 )
 from . import jobs, templates
@@ -123,19 +124,10 @@ def list_schedules(session: Session) -> list[Schedule]:
 
 def get_schedule(session: Session, reference: str | int) -> Schedule:
     """The schedule with this id (a number) or name; NotFound otherwise. Names are never all digits."""
-    if isinstance(reference, str) and "\x00" in reference:
-        schedule = None
-    elif isinstance(reference, int) or _is_id(reference):
-        schedule = session.get(Schedule, int(reference)) if int(reference) <= MAX_ID else None
-    else:
-        schedule = session.scalar(select(Schedule).where(Schedule.name == reference))
+    schedule = by_id_or_name(session, Schedule, reference)
     if schedule is None:
         raise NotFound(f"No schedule {reference!r}.")
     return schedule
-
-
-def _is_id(text):
-    return text.isascii() and text.isdigit()
 
 
 def create_schedule(
@@ -214,7 +206,7 @@ def validated(session: Session, data, *, import_root: str | None) -> dict:
             f"Unknown schedule field {unknown[0]!r}; a schedule has {', '.join(FIELDS)}.", code="invalid_parameter"
         )
     name = _required_text(data, "name")
-    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or _is_id(name):
+    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or is_id(name):
         raise ApiError(
             f"A schedule's name is up to {MAX_NAME_LENGTH} printable characters, not only digits.",
             code="invalid_parameter",

@@ -10,7 +10,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..errors import ApiError, Conflict, NotFound
-from ..models import ANONYMOUS_USER, MAX_ID, DuplicatePolicy, Ending, FileFormat, ImportTemplate, Schedule, isoformat
+from ..models import (
+    ANONYMOUS_USER,
+    DuplicatePolicy,
+    Ending,
+    FileFormat,
+    ImportTemplate,
+    Schedule,
+    by_id_or_name,
+    is_id,
+    isoformat,
+)
 from .mapping import ColumnMapping
 from .notifications import parse_addresses, parse_endings
 from .reader import parse_delimiter, parse_encoding
@@ -62,19 +72,10 @@ def list_templates(session: Session) -> list[ImportTemplate]:
 
 def get_template(session: Session, reference: str | int) -> ImportTemplate:
     """The template with this id (a number) or name; NotFound otherwise. Names are never all digits."""
-    if isinstance(reference, str) and "\x00" in reference:  # no name holds one (and PostgreSQL refuses it)
-        template = None
-    elif isinstance(reference, int) or _is_id(reference):
-        template = session.get(ImportTemplate, int(reference)) if int(reference) <= MAX_ID else None
-    else:
-        template = session.scalar(select(ImportTemplate).where(ImportTemplate.name == reference))
+    template = by_id_or_name(session, ImportTemplate, reference)
     if template is None:
         raise NotFound(f"No template {reference!r}.")
     return template
-
-
-def _is_id(text):
-    return text.isascii() and text.isdigit()
 
 
 def create_template(session: Session, data, *, created_by: str = ANONYMOUS_USER) -> ImportTemplate:
@@ -136,7 +137,7 @@ def validated(data) -> dict:
     if not (isinstance(name, str) and name.strip()):
         raise ApiError("A template needs a name.", code="invalid_parameter")
     name = name.strip()
-    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or _is_id(name):
+    if len(name) > MAX_NAME_LENGTH or not name.isprintable() or is_id(name):
         raise ApiError(
             f"A template's name is up to {MAX_NAME_LENGTH} printable characters, not only digits.",
             code="invalid_parameter",
@@ -261,7 +262,7 @@ def import_options(
         return ImportOptions(
             file_format, encoding, delimiter, sheet, mapping, duplicate_policy or DuplicatePolicy.SKIP, None
         )
-    if _is_id(template):  # a name only: an upload's template field is never taken for an id
+    if is_id(template):  # a name only: an upload's template field is never taken for an id
         raise NotFound(f"No template {template!r}: name a template, not its id.")
     saved = get_template(session, template)
     return ImportOptions(
