@@ -602,7 +602,7 @@ class JobLedger:
                 .order_by(Record.row)
                 .limit(limit)
             )
-            rows = self.session.execute(query).all()
+            rows = self.session.connection().execute(query).all()  # plain rows: no ORM loading per row
             retried = [r.id for r in rows if r.attempts and r.status == RecordStatus.PENDING.value]
             if retried:
                 self.session.execute(
