@@ -966,9 +966,12 @@ CLAIMED_COLUMNS = (
 )
 
 
+_CLAIMED_KEYS = tuple(column.key for column in CLAIMED_COLUMNS)
+
+
 def _record(row):
     """A claimed record as a dict of CLAIMED_COLUMNS (a row may carry more columns after them)."""
-    return {column.key: value for column, value in zip(CLAIMED_COLUMNS, row, strict=False)}
+    return dict(zip(_CLAIMED_KEYS, row, strict=False))
 
 
 def _first_line(error):
