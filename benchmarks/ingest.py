@@ -312,8 +312,8 @@ def copy_merge_reference(csv_path, seed_path, database_url):
 
 
 def pgloader_reference(csv_path, seed_path, database_url):
-    """pgloader loads the CSV into the raw table (it skips ragged rows itself), then the same merge, timed
-    together; the seed goes in untimed. Return (rows, seconds)."""
+    """pgloader loads the CSV (without its ragged rows, as COPY + merge) into the raw table, then the same merge,
+    timed together; the seed goes in untimed. Return (rows, seconds)."""
     csv_path, rows = copyable_file(csv_path)
     seed_path, _ = copyable_file(seed_path)
     with _pg_connect(database_url, autocommit=True) as connection:
@@ -342,6 +342,9 @@ def pgloader_reference(csv_path, seed_path, database_url):
                 check=True,
                 capture_output=True,
             )
+            loaded = connection.execute(f"SELECT count(*) FROM {REFERENCE_SCHEMA}.raw").fetchone()[0]
+            if job_id == 2 and loaded != rows:
+                raise RuntimeError(f"pgloader loaded {loaded} of {rows} rows of {path}")
             with connection.transaction():
                 _pg_stage_raw(connection)
                 _pg_merge(connection, job_id, "staging")
