@@ -444,9 +444,7 @@ def preload_records(database_url, count, seed=17):
                             sqlite.executemany(statement, batch)
                             batch = []
                     sqlite.executemany(statement, batch)
-                    sqlite.commit()
-                    sqlite.execute("ANALYZE records")
-                    sqlite.commit()
+                    sqlite.commit()  # no ANALYZE: the app never runs one on SQLite, and its plans would change
             finally:
                 raw.close()
             engine.dispose()
