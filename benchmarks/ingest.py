@@ -20,8 +20,8 @@ then the same merge) and "pgloader + merge" when pgloader is on PATH.
     .venv/bin/python benchmarks/ingest.py [--rows 1000000] [--runs 2] [--database-url postgresql://...]
         [--preload 5000000] [--modes batch,stream] [--extra-columns 5] [--smoke]
 
---smoke runs one round of 1,000 rows after 10 seeded, with 5,000 preloaded records (the same shares as the full
-run); it fails only if something breaks.
+--smoke runs one round of 1,000 rows after 10 seeded, and into 5,000 preloaded records (5 to 1, as the issue's
+1,000,000 rows into 5,000,000); it fails only if something breaks.
 """
 
 import argparse
@@ -42,7 +42,7 @@ from importdash.services.validator import Contact, validate
 SEED_ROWS = 10_000  # imported before the timed run, so the timed file repeats emails already stored
 SQLITE_BATCH = 50_000  # rows per SQLite reference transaction
 REFERENCE_SCHEMA = "bench_reference"  # the PostgreSQL references' tables live here, apart from the app's
-PRELOAD_BATCH = 50_000  # records per preload statement batch (SQLite) or progress step
+PRELOAD_BATCH = 50_000  # records per executemany while preloading SQLite
 TIMEOUT = 3600
 
 # Targets from issue #17, as shares of the same round's fair reference (or, for preloaded, of the empty table).
