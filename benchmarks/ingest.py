@@ -381,9 +381,11 @@ def preload_records(database_url, count, seed=17):
                 started_at=now,
                 completed_at=now,
             )
-            for watermark in ("sent_through", "settled_through"):  # delivery watermarks, where the schema has them
-                if hasattr(ImportJob, watermark):
-                    setattr(job, watermark, last_row)
+            # Where jobs have delivery watermarks (one write per record), a delivered record is stored once, pending
+            # and never attempted, and the job's watermarks say it succeeded; before them it was stored succeeded.
+            watermarks = hasattr(ImportJob, "settled_through")
+            if watermarks:
+                job.sent_through = job.settled_through = last_row
             db.session.add(job)
             db.session.commit()
             job_id = job.id
@@ -394,8 +396,8 @@ def preload_records(database_url, count, seed=17):
                 "email": None,
                 "email_key": None,
                 "company": lambda n: "Preload Analytics Ltd",
-                "status": lambda n: RecordStatus.SUCCEEDED.value,
-                "attempts": lambda n: 1,
+                "status": lambda n: (RecordStatus.PENDING if watermarks else RecordStatus.SUCCEEDED).value,
+                "attempts": lambda n: 0 if watermarks else 1,
             }
             columns, makers = [], []
             for column in Record.__table__.columns:
