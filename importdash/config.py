@@ -137,7 +137,9 @@ class Config:
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
     # The CLI's progress off a terminal (a log file, a pipe, cron's mail): a plain line this often, and one at the end.
     PROGRESS_LINE_SECONDS = 10
-    DELIVERY_WINDOW = 512  # records marked in flight together before their calls go out
+    # Records claimed together, with one write to their job, before their calls go out. A crash sends again only
+    # those already sent and not yet settled (settled at least every PROGRESS_INTERVAL_SECONDS), never a window.
+    DELIVERY_WINDOW = 4096
     LEASE_SECONDS = 30  # a job's lease lasts this long without a heartbeat before another process may take it
     HEARTBEAT_SECONDS = 5  # a running job renews its lease and looks for a cancel or pause request this often
     # A serving process with a free runner slot looks this often for jobs waiting in the database (posted to a busy

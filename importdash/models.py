@@ -5,7 +5,23 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
 
-from sqlalchemy import JSON, Double, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint, false, select, text
+from sqlalchemy import (
+    JSON,
+    ColumnElement,
+    Double,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    case,
+    false,
+    or_,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -128,15 +144,20 @@ def statuses_allowing(action):
 
 
 class RecordStatus(str, Enum):
+    """A record's status as people see it. A fresh record is stored once, pending, and its job's delivery
+    watermarks tell the rest (shown_status): in flight up to the job's sent_through, succeeded up to its
+    settled_through. Only what the watermarks cannot tell is written to the record: a refusal, a cancel, a success
+    the downstream said something about, and every verdict of a retry."""
+
     PENDING = "pending"  # staged, not yet sent
-    IN_FLIGHT = "in_flight"  # marked before its downstream call; re-sent with the same key after a crash
+    IN_FLIGHT = "in_flight"  # handed to a call; re-sent with the same key after a crash
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
     @classmethod
     def undelivered(cls):
-        """The stored values of records that still wait for a verdict."""
+        """The stored values of records that may still wait for a verdict (see awaiting_verdict)."""
         return [cls.PENDING.value, cls.IN_FLIGHT.value]
 
 
@@ -240,6 +261,11 @@ class ImportJob(db.Model):
     # back to tell whether that commit landed, so a write is never applied twice.
     ledger_writes: Mapped[int] = mapped_column(default=0, server_default="0")
     last_retried_at: Mapped[datetime | None]
+    # Delivery watermarks, committed with the counts (services/ledger.py): the job's records up to sent_through
+    # were handed to a call, and a fresh record up to settled_through that is still stored pending was accepted.
+    # So a successful delivery writes one job row per commit, not one row per record (RecordStatus).
+    sent_through: Mapped[int] = mapped_column(default=0, server_default="0")
+    settled_through: Mapped[int] = mapped_column(default=0, server_default="0")
 
     @property
     def duration_seconds(self):
@@ -366,7 +392,9 @@ class Record(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     response: Mapped[dict | None] = mapped_column(JSON)  # what the downstream answered
 
-    def to_dict(self):
+    def to_dict(self, *, status: str, attempts: int):
+        """The record as the API shows it, with its status and attempts as shown_status() and shown_attempts()
+        tell them (what is stored alone does not say whether a pending record was delivered)."""
         return {
             "id": self.id,
             "job_id": self.job_id,
@@ -376,10 +404,40 @@ class Record(db.Model):
             "company": self.company,
             "extra": self.extra,
             "version": self.version,
-            "status": self.status,
-            "attempts": self.attempts,
+            "status": status,
+            "attempts": attempts,
             "response": self.response,
         }
+
+
+# A record's status and attempts as people see them, from what is stored and its job's watermarks (RecordStatus).
+# `record` is Record or an alias of it; the watermarks are the job's columns (joined) or their values.
+
+
+def _fresh_and_settled(record, settled_through) -> ColumnElement[bool]:
+    """Stored pending, never attempted, and at or before the job's settled watermark: accepted downstream."""
+    return and_(record.status == RecordStatus.PENDING.value, record.attempts == 0, record.row <= settled_through)
+
+
+def shown_status(record, settled_through, sent_through) -> ColumnElement[str]:
+    fresh = and_(record.status == RecordStatus.PENDING.value, record.attempts == 0)
+    return case(
+        (_fresh_and_settled(record, settled_through), RecordStatus.SUCCEEDED.value),
+        (and_(fresh, record.row <= sent_through), RecordStatus.IN_FLIGHT.value),
+        else_=record.status,
+    )
+
+
+def shown_attempts(record, settled_through) -> ColumnElement[int]:
+    return case((_fresh_and_settled(record, settled_through), 1), else_=record.attempts)
+
+
+def awaiting_verdict(settled_through, record=Record) -> ColumnElement[bool]:
+    """The records still waiting for a verdict: stored pending or in flight, and not accepted by the watermark.
+
+    Records a retry sends again have attempts already, so the watermark (which has passed them) never counts them.
+    """
+    return and_(record.status.in_(RecordStatus.undelivered()), or_(record.attempts > 0, record.row > settled_through))
 
 
 class RowError(db.Model):

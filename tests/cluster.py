@@ -30,7 +30,7 @@ import httpx
 from servers import Server, server_env, wait_for
 from sqlalchemy import select
 
-from importdash.models import ImportJob, JobStatus, Record, RecordStatus
+from importdash.models import ImportJob, JobStatus, Record, RecordStatus, shown_status
 
 FLASK = Path(sys.executable).parent / "flask"
 # Lines of a member's log a failure message leaves out: gunicorn's access log and `flask import`'s progress bar.
@@ -208,7 +208,10 @@ def in_flight_keys(engine, job_ids):
     query = (
         select(ImportJob.key, Record.row)
         .join(Record, Record.job_id == ImportJob.id)
-        .where(ImportJob.id.in_(job_ids), Record.status == RecordStatus.IN_FLIGHT.value)
+        .where(
+            ImportJob.id.in_(job_ids),
+            shown_status(Record, ImportJob.settled_through, ImportJob.sent_through) == RecordStatus.IN_FLIGHT.value,
+        )
     )
     with engine.connect() as connection:
         return {f"{key}-{row}" for key, row in connection.execute(query)}

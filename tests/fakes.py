@@ -2,7 +2,10 @@
 
 import threading
 
+from sqlalchemy import select
+
 from importdash.config import Config
+from importdash.models import ImportJob, Record, shown_status
 from importdash.services.broker import EventBroker
 from importdash.services.runner import JobRunner
 
@@ -179,3 +182,14 @@ class FakeLimitStore:
 
     def close(self):
         pass
+
+
+def shown_statuses(session, job_id):
+    """{row: status} of the job's records as people see them: what is stored, told by the job's watermarks."""
+    query = (
+        select(Record.row, shown_status(Record, ImportJob.settled_through, ImportJob.sent_through))
+        .join(ImportJob, ImportJob.id == Record.job_id)
+        .where(Record.job_id == job_id)
+        .order_by(Record.row)
+    )
+    return dict(session.execute(query).all())

@@ -20,7 +20,7 @@ from servers import PROJECT_ROOT, wait_for
 from sqlalchemy import func, select
 
 from importdash.extensions import db
-from importdash.models import ImportJob, Record, RecordStatus
+from importdash.models import ImportJob, Record, awaiting_verdict
 
 pytestmark = pytest.mark.faults
 
@@ -110,9 +110,7 @@ def assert_nothing_lost(job_id, downstream, valid_rows, server):
     assert (job.total_records, job.processed_count) == (ROWS, ROWS)
     assert job.success_count == len(valid_rows) and job.success_count + job.failed_count == job.processed_count
     stranded = db.session.scalar(
-        select(func.count())
-        .select_from(Record)
-        .where(Record.job_id == job_id, Record.status.in_(RecordStatus.undelivered()))
+        select(func.count()).select_from(Record).where(Record.job_id == job_id, awaiting_verdict(job.settled_through))
     )
     assert stranded == 0
     return sum(received.values()) - len(received)  # records delivered more than once

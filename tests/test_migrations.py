@@ -352,6 +352,45 @@ def test_cancelled_records_of_earlier_cancels_are_counted_as_processed_and_cance
 
 
 @pytest.mark.parametrize("database", DIALECTS, indirect=True)
+def test_records_in_flight_move_behind_the_sent_watermark_and_watermarked_statuses_are_written_back(database, start):
+    app = start(database, CREATE_DB_ON_START=False)
+    with app.app_context():
+        command.upgrade(_alembic(app), "0014_pause_priority")
+        _fill(database)  # per job, rows 2-6: succeeded, failed, pending, in_flight (attempts 4), cancelled
+        with database.engine.begin() as connection:  # a first send in flight: rows 4 and 5, never attempted
+            connection.execute(text("UPDATE records SET status = 'in_flight', attempts = 0 WHERE \"row\" IN (4, 5)"))
+        before = _rows(database)
+
+        command.upgrade(_alembic(app), "0015_delivery_watermarks")
+
+        after = _rows(database)
+        assert {job["sent_through"] for job in after["import_jobs"]} == {5}
+        assert {job["settled_through"] for job in after["import_jobs"]} == {0}
+        statuses = {(record["row"], record["status"], record["attempts"]) for record in after["records"]}
+        assert statuses == {
+            (2, "succeeded", 1),
+            (3, "failed", 2),
+            (4, "pending", 0),
+            (5, "pending", 0),
+            (6, "cancelled", 5),
+        }
+        with database.engine.begin() as connection:  # the new code settles row 4 by the watermark alone
+            connection.execute(text("UPDATE import_jobs SET settled_through = 4"))
+
+        command.downgrade(_alembic(app), "0014_pause_priority")
+
+        statuses = {(record["row"], record["status"], record["attempts"]) for record in _rows(database)["records"]}
+        assert statuses == {
+            (2, "succeeded", 1),
+            (3, "failed", 2),
+            (4, "succeeded", 1),
+            (5, "in_flight", 0),
+            (6, "cancelled", 5),
+        }
+        assert len(before["records"]) == len(_rows(database)["records"])
+
+
+@pytest.mark.parametrize("database", DIALECTS, indirect=True)
 def test_the_first_revision_downgrades_to_an_empty_database(database, start):
     app = start(database)
     with app.app_context():

@@ -23,7 +23,7 @@ from sqlalchemy import Select, and_, case, exists, func, literal, select, union_
 from sqlalchemy.orm import Session, aliased
 
 from ..errors import InvalidFile
-from ..models import ImportJob, Record, RowError, isoformat
+from ..models import ImportJob, Record, RowError, isoformat, shown_status
 from .export import neutralise
 from .jobs import get_job
 from .mapping import FIELDS, ColumnMapping, match_columns
@@ -249,7 +249,13 @@ def _with_fields(query, side, row, prefix):
         .add_columns(
             *(
                 column.label(prefix + column.key)
-                for column in (record.status, record.name, record.email, record.company, record.extra)
+                for column in (
+                    shown_status(record, side.job.settled_through, side.job.sent_through).label("status"),
+                    record.name,
+                    record.email,
+                    record.company,
+                    record.extra,
+                )
             ),
             error.category.label(prefix + "category"),
             error.data.label(prefix + "data"),

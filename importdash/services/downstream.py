@@ -1,6 +1,5 @@
 """The downstream API behind a small interface, and a deterministic simulator of it."""
 
-import hashlib
 import threading
 import time
 from collections.abc import Iterable
@@ -10,7 +9,8 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What the downstream said about one record."""
+    """What the downstream said about one record: its verdict, a refusal's reason, and its answer (None when it
+    said nothing about this record, so the ledger keeps nothing but the verdict)."""
 
     key: str
     ok: bool
@@ -62,8 +62,8 @@ class SimulatedDownstream:
     """Refuse records from rejected email domains and accept the rest, the same way every time.
 
     It takes the webhook's payload (README, "Delivery and restarts"): each record's key, operation ("create",
-    or "update" for a record an import changed), version, name, email, company and extra fields; an acceptance
-    answers with the operation it took.
+    or "update" for a record an import changed), version, name, email, company and extra fields. It answers a
+    refusal with its reason and an acceptance with nothing, like a webhook that answers 2xx without `results`.
     """
 
     def __init__(
@@ -121,9 +121,7 @@ class SimulatedDownstream:
         if domain in self.reject_domains:
             message = f'domain "{domain}" is not accepted by the downstream'
             return Outcome(key, False, message, {"status": "rejected", "reason": message})
-        simulated_id = "sim-" + hashlib.sha1(key.encode()).hexdigest()[:12]
-        operation = record.get("operation", "create")
-        return Outcome(key, True, None, {"status": "accepted", "id": simulated_id, "operation": operation})
+        return Outcome(key, True, None, None)  # accepted, with nothing to say about the record, as most webhooks do
 
 
 def parse_domains(text: str) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from ..errors import InvalidFile
-from ..models import Record, RecordStatus, RowError
+from ..models import ImportJob, Record, RecordStatus, RowError, shown_attempts, shown_status
 from .mapping import FIELDS, REPORT_COLUMNS, ColumnMapping
 from .reader import EXTRA_KEY, read_header
 
@@ -106,7 +106,7 @@ def _cells(data, keys, fields):
     return cells + list(extra)
 
 
-def results_csv(session: Session, job_id: int, *, batch_size: int) -> Iterator[str]:
+def results_csv(session: Session, job: ImportJob, *, batch_size: int) -> Iterator[str]:
     """Yield the job's delivered records as CSV text, one batch per chunk, in row order.
 
     Each line is the record as stored, whether the downstream took it (succeeded) or refused it (failed), how many
@@ -116,12 +116,23 @@ def results_csv(session: Session, job_id: int, *, batch_size: int) -> Iterator[s
     writer = csv.writer(buffer)
     buffer.write("\ufeff")  # a byte order mark, so spreadsheets read the file as UTF-8
     writer.writerow(RESULT_COLUMNS)
-    columns = (Record.row, Record.name, Record.email, Record.company, Record.status, Record.attempts, Record.response)
+    # The job's watermarks as they are now: a record delivered after this line is left out, as one sent later.
+    job_id, settled, sent = job.id, job.settled_through, job.sent_through
+    status = shown_status(Record, settled, sent)
+    columns = (
+        Record.row,
+        Record.name,
+        Record.email,
+        Record.company,
+        status,
+        shown_attempts(Record, settled),
+        Record.response,
+    )
     after = 0  # the row of the last record written: each batch is a fresh, short query on (job_id, row)
     while True:
         records = session.execute(
             select(*columns)
-            .where(Record.job_id == job_id, Record.row > after, Record.status.in_(DELIVERED))
+            .where(Record.job_id == job_id, Record.row > after, status.in_(DELIVERED))
             .order_by(Record.row)
             .limit(batch_size)
         ).all()

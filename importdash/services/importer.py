@@ -128,7 +128,7 @@ class Importer:
         self._notice = None
         self._last_publish = float("-inf")
         self._last_heartbeat = clock()
-        self._delivered_through = 0  # the row of the last record sent in this run; claims start after it
+        self._delivered_through = 0  # the row of the last record sent; claims start after it
 
     def run(self) -> str | None:
         """Import the whole file, resuming after the last staged row if the job ran before.
@@ -146,11 +146,13 @@ class Importer:
         self._check_stop()
         self.publish(force=True)
         if job.retries:
-            # A retry of a completed job: its file was read to the end; only its failed records go out again.
+            # A retry of a completed job: its file was read to the end; only its failed records go out again,
+            # scattered among its settled ones.
             self.ledger.requeue_refused()
             self._deliver()
             return None
         self.ledger.requeue_cancelled()  # a resumed job's cancelled records go out again, through dedupe
+        self._delivered_through = job.settled_through  # every record up to it has its verdict
         if job.upload_removed_at is not None:
             # Resumed after its upload was deleted: what was staged goes out; the rest of the file is not there.
             self._deliver()
@@ -173,9 +175,9 @@ class Importer:
                 self.ledger.refresh_statistics()
                 self._deliver()
             elif mode is JobMode.STREAM:
-                # Each chunk's records are stored in flight and go out at once: one commit per chunk, which
-                # matters because every commit rewrites the pages of the unique email index that it touched.
-                # A chunk's last verdicts are committed with the next chunk.
+                # Each chunk's records are stored with the sent watermark past them and go out at once: one commit
+                # per chunk, which matters because every commit rewrites the pages of the unique email index that
+                # it touched. A chunk's last verdicts are committed with the next chunk.
                 self._deliver()  # what a stopped run left in flight goes first
                 while (records := self._stage(islice(rows, self.settings.chunk_size), in_flight=True)) is not None:
                     self._check_stop()

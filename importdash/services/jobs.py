@@ -36,6 +36,8 @@ from ..models import (
     Record,
     RecordStatus,
     RowError,
+    shown_attempts,
+    shown_status,
     statuses_allowing,
     stored,
     utcnow,
@@ -551,8 +553,8 @@ def export_errors(session: Session, job_id: int, *, category: str | None, batch_
 def export_results(session: Session, job_id: int, *, batch_size: int) -> tuple[str, Iterator[str]]:
     """Return a file name and the job's delivered records, each with the downstream's answer, as CSV text in chunks
     read as they are written."""
-    get_job(session, job_id)
-    return f"import-{job_id}-results.csv", results_csv(session, job_id, batch_size=batch_size)
+    job = get_job(session, job_id)
+    return f"import-{job_id}-results.csv", results_csv(session, job, batch_size=batch_size)
 
 
 def record_page(
@@ -560,21 +562,32 @@ def record_page(
 ) -> tuple[list[dict], int]:
     """Return a page of records, filtered by job, status or a search of email and name, and how many match."""
     conditions = []
+    shown = shown_status(Record, ImportJob.settled_through, ImportJob.sent_through)
+    counted = select(func.count()).select_from(Record)
     if job_id is not None:
         conditions.append(Record.job_id == job_id)
-    if status:
-        # Inline (a known value): a database uses the partial index of failed records only for a literal.
+    if status in (RecordStatus.FAILED.value, RecordStatus.CANCELLED.value):
+        # Stored as they are shown; inline (a known value): a database uses the partial index of failed records
+        # only for a literal.
         conditions.append(Record.status == literal(status, literal_execute=True))
+    elif status:
+        conditions.append(shown == status)  # told by the jobs' watermarks (RecordStatus)
+        counted = counted.join(ImportJob, ImportJob.id == Record.job_id)
     if query:
         if "\x00" in query:
             raise ApiError("q must not contain NUL characters", code="invalid_parameter")
         pattern = f"%{query.lower()}%"
         conditions.append(or_(Record.email_key.like(pattern), func.lower(Record.name).like(pattern)))
-    records = session.scalars(
-        select(Record).where(*conditions).order_by(Record.job_id, Record.row).limit(limit).offset(offset)
+    records = session.execute(
+        select(Record, shown, shown_attempts(Record, ImportJob.settled_through))
+        .join(ImportJob, ImportJob.id == Record.job_id)
+        .where(*conditions)
+        .order_by(Record.job_id, Record.row)
+        .limit(limit)
+        .offset(offset)
     )
-    total = session.scalar(select(func.count()).select_from(Record).where(*conditions))
-    return [record.to_dict() for record in records], total
+    total = session.scalar(counted.where(*conditions))
+    return [record.to_dict(status=shown_as, attempts=attempts) for record, shown_as, attempts in records], total
 
 
 # Act.

@@ -27,6 +27,8 @@ from ..models import (
     RowError,
     RunKind,
     RunOutcome,
+    awaiting_verdict,
+    shown_status,
     statuses_allowing,
     stored,
     utcnow,
@@ -287,6 +289,10 @@ class JobLedger:
         self._writes = 0  # the job's ledger_writes as of this ledger's last commit
         self.run_id = None  # this run's row in job_runs, once start_run() made it
         self._counted = False
+        # The job's delivery watermarks (models.ImportJob), as this ledger last wrote them. Only the lease holder
+        # moves them, and only forward, so a write that is tried again after a fault sets the same values.
+        self.sent_through = 0
+        self.settled_through = 0
 
     def claim(self) -> bool:
         """Take the job's lease if it is free, expired (on the database's clock) or already ours; True when this
@@ -309,13 +315,14 @@ class JobLedger:
                     started_at=func.coalesce(ImportJob.started_at, utcnow()),
                     ledger_writes=ImportJob.ledger_writes + 1,
                 )
-                .returning(ImportJob.ledger_writes)
+                .returning(ImportJob.ledger_writes, ImportJob.sent_through, ImportJob.settled_through)
             ).first()
 
         taken = self._transaction(take)  # taking a lease this owner holds already changes nothing: it may run twice
         if taken is None:
             return False
         self._writes = taken.ledger_writes
+        self.sent_through, self.settled_through = taken.sent_through, taken.settled_through
         return True
 
     def start_run(self) -> int:
@@ -382,10 +389,9 @@ class JobLedger:
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
         an email. With on_duplicate=UPDATE a duplicate of a delivered record of another import updates that
-        record instead (see _update_stored). Records are stored pending, to be claimed later, or with
-        in_flight=True already in flight, for a caller that sends them at once (a stream chunk): that saves
-        writing each record once more before its call, and those records are returned, as claim_for_delivery()
-        returns what it claims.
+        record instead (see _update_stored). Records are stored pending, to be claimed later; with
+        in_flight=True the job's sent watermark moves past them in the same commit, for a caller that sends them
+        at once (a stream chunk), and they are returned as claim_for_delivery() returns what it claims.
         """
         contacts = [item for item in outcomes if isinstance(item, Contact)]
 
@@ -393,18 +399,19 @@ class JobLedger:
             tally = self._write_verdicts(settled)
             errors = [_error(r.row, r.category, r.message, r.data) for r in outcomes if isinstance(r, Rejection)]
             records = []
+            sent = {}
             if contacts:
-                status = RecordStatus.IN_FLIGHT if in_flight else RecordStatus.PENDING
-                ids = self.sql.insert_records(self.session, self.job_id, contacts, status.value)
+                ids = self.sql.insert_records(self.session, self.job_id, contacts, RecordStatus.PENDING.value)
                 kept = {c.row: (ids[c.row], 1) for c in contacts if c.row in ids}  # row: (record id, version)
                 duplicates = [c for c in contacts if c.row not in ids]
                 reasons = {}
                 if duplicates and on_duplicate is DuplicatePolicy.UPDATE:
-                    updated, reasons = self._update_stored(duplicates, status)
+                    updated, reasons = self._update_stored(duplicates)
                     kept.update(updated)
                     duplicates = [c for c in duplicates if c.row not in updated]
                 if in_flight:
                     records = [_claimed(*kept[c.row], c) for c in contacts if c.row in kept]
+                    sent = self._sent_past(records)
                 if duplicates:
                     owners = self._owners_of({c.email_key for c in duplicates if c.row not in reasons})
                     errors.extend(
@@ -418,15 +425,19 @@ class JobLedger:
                     )
             self._insert_errors(errors)
             tally += tally_staged((error["category"] for error in errors), rows_read=rows_read)
-            self._update_job(tally, cursor=last_row)
+            self._update_job(tally, cursor=last_row, **sent)
             return records
 
         def stored():  # the commit in doubt landed: the chunk's records are in flight, as store() returned them
-            return self._in_flight_between(contacts[0].row, contacts[-1].row) if in_flight and contacts else []
+            if not (in_flight and contacts):
+                return []
+            records = self._fresh_between(contacts[0].row, contacts[-1].row)
+            self._sent_past(records)
+            return records
 
         return self._transaction(store, landed=stored)
 
-    def _update_stored(self, contacts: list[Contact], status: RecordStatus) -> tuple[dict, dict]:
+    def _update_stored(self, contacts: list[Contact]) -> tuple[dict, dict]:
         """Give delivered records of other imports the fields of the contacts whose emails they hold, uncommitted.
 
         Such a record moves to this job, at the contact's row: this job sends it again (as an update, its version
@@ -439,6 +450,14 @@ class JobLedger:
         pending in the first. Returns {row: (record id, version)} of the records updated, and {row: message} of
         contacts that stay duplicates for a reason of their own.
         """
+        locked = self.session.scalars(
+            select(Record.id)
+            .where(Record.email_key.in_({c.email_key for c in contacts}))
+            .order_by(Record.id)
+            .with_for_update()
+        ).all()
+        # Read after the locks are granted, so a record another import changed meanwhile is read as it is now, with
+        # its (new) job's watermarks; the jobs' rows are their lease holders' to write, and are not locked.
         held = self.session.execute(
             select(
                 Record.id,
@@ -447,13 +466,12 @@ class JobLedger:
                 Record.name,
                 Record.company,
                 Record.extra,
-                Record.status,
+                shown_status(Record, ImportJob.settled_through, ImportJob.sent_through).label("status"),
                 Record.version,
                 Record.email_key,
             )
-            .where(Record.email_key.in_({c.email_key for c in contacts}))
-            .order_by(Record.id)
-            .with_for_update()
+            .join(ImportJob, ImportJob.id == Record.job_id)
+            .where(Record.id.in_(locked))
         ).all()
         records = {record.email_key: record for record in held}
         updates, updated, reasons, moved = [], {}, {}, set()
@@ -480,7 +498,7 @@ class JobLedger:
                         "company": contact.company,
                         "extra": contact.extra,
                         "version": version,
-                        "status": status.value,
+                        "status": RecordStatus.PENDING.value,
                         "attempts": 0,
                         "response": None,
                     }
@@ -568,9 +586,11 @@ class JobLedger:
         return self._transaction(requeue, landed=lambda: None)
 
     def claim_for_delivery(self, limit: int, *, after_row: int = 0) -> list[dict]:
-        """Mark up to `limit` undelivered records after `after_row` in flight and return them as dicts, in row order.
+        """Take up to `limit` records waiting for a verdict after `after_row` and return them as dicts, in row order.
 
-        Records a crash left in flight come back too, so they are re-sent with the same idempotency key.
+        One write marks them all in flight: the job's sent watermark moves past the last one. Only records a
+        retry sends again are marked one by one (the watermark passed them long ago). Records a crash left in
+        flight come back too, so they are re-sent with the same idempotency key.
         """
 
         def claim():
@@ -578,22 +598,19 @@ class JobLedger:
             # retry, whose failed records are scattered, reads settled records on the way; each of them once.
             query = (
                 select(*CLAIMED_COLUMNS, Record.status)
-                .where(
-                    Record.job_id == self.job_id,
-                    Record.row > after_row,
-                    Record.status.in_(RecordStatus.undelivered()),
-                )
+                .where(Record.job_id == self.job_id, Record.row > after_row, awaiting_verdict(self.settled_through))
                 .order_by(Record.row)
                 .limit(limit)
             )
-            rows = self.session.execute(query).all()
-            pending = [r.id for r in rows if r.status == RecordStatus.PENDING.value]
-            if pending:
+            rows = self.session.connection().execute(query).all()  # plain rows: no ORM loading per row
+            retried = [r.id for r in rows if r.attempts and r.status == RecordStatus.PENDING.value]
+            if retried:
                 self.session.execute(
-                    update(Record).where(Record.id.in_(pending)).values(status=RecordStatus.IN_FLIGHT.value)
+                    update(Record).where(Record.id.in_(retried)).values(status=RecordStatus.IN_FLIGHT.value)
                 )
-            self._update_job()
-            return [_record(r) for r in rows]
+            records = [_record(r) for r in rows]
+            self._update_job(**self._sent_past(records))
+            return records
 
         return self._transaction(claim)  # claiming what is in flight already changes nothing: it may run twice
 
@@ -633,10 +650,11 @@ class JobLedger:
 
         def end():
             tally = self._write_verdicts(settled)
-            undelivered = (Record.job_id == self.job_id, Record.status.in_(RecordStatus.undelivered()))
+            undelivered = (Record.job_id == self.job_id, awaiting_verdict(self.settled_through))
             self.session.execute(
                 update(Record).where(*undelivered, Record.attempts > 0).values(status=RecordStatus.FAILED.value)
             )
+            sent = {}
             if action is JobAction.CANCEL:
                 cancelled = self.session.execute(
                     update(Record)
@@ -644,6 +662,9 @@ class JobLedger:
                     .values(status=RecordStatus.CANCELLED.value, email_key=_superseded)
                 ).rowcount
                 tally += Tally(processed=cancelled, cancelled=cancelled)
+                # Nothing is in a call any more: a resume sends the cancelled records as pending ones.
+                self.sent_through = self.settled_through
+                sent = {"sent_through": self.sent_through}
             # Finally refused records let go of their emails too; a retry takes them back through dedupe.
             self.session.execute(
                 update(Record)
@@ -663,6 +684,7 @@ class JobLedger:
             }
             if error is not None:
                 values["error"] = error
+            values.update(sent)
             self._end_run(RunOutcome(status.value), error)
             self._update_job(tally, action=action, notice=None, **values)
             if self.notifications is not None:  # committed with the ending, so no crash can lose them
@@ -811,17 +833,25 @@ class JobLedger:
         except Exception:  # the connection is gone: the pool replaces it at the next checkout
             log.debug("import #%s: rollback failed", self.job_id, exc_info=True)
 
-    def _in_flight_between(self, first_row, last_row):
+    def _fresh_between(self, first_row, last_row):
+        """The job's records stored between two rows and not yet attempted, as claim_for_delivery() returns them."""
         query = (
             select(*CLAIMED_COLUMNS)
             .where(
                 Record.job_id == self.job_id,
                 Record.row.between(first_row, last_row),
-                Record.status == RecordStatus.IN_FLIGHT.value,
+                Record.status == RecordStatus.PENDING.value,
+                Record.attempts == 0,
             )
             .order_by(Record.row)
         )
         return [_record(r) for r in self.session.execute(query).all()]
+
+    def _sent_past(self, records) -> dict[str, int]:
+        """Move the sent watermark past the records about to go out; return the job's column value to write."""
+        if records:
+            self.sent_through = max(self.sent_through, records[-1]["row"])
+        return {"sent_through": self.sent_through}
 
     def _update_job(self, tally: Tally | None = None, *, action: JobAction | None = None, **values):
         """Update the job while this process holds its lease, extending the lease; apply the tally's counts.
@@ -833,6 +863,7 @@ class JobLedger:
         values = {
             "lease_expires_at": lease_expiry(self.lease_seconds),
             "ledger_writes": ImportJob.ledger_writes + 1,
+            "settled_through": self.settled_through,  # committed with the counts of the verdicts that moved it
             **counts,
             **values,
         }
@@ -851,17 +882,24 @@ class JobLedger:
     def _write_verdicts(self, settled: Verdicts) -> Tally:
         """Store verdicts with an error row for each refusal, uncommitted; return the counts they change.
 
+        A plain success (a fresh record, with no answer of its own) writes nothing to its record: the settled
+        watermark, written by the caller's job update, moves past it. Verdicts come in row order, after every
+        earlier record's, so each record the watermark passes has had its verdict. Refusals, successes with an
+        answer, and every verdict of a retry are written to their records.
+
         A record settled before (attempts > 0) is a failure being retried: a new verdict replaces its error row.
         """
         if not settled:
             return Tally()
-        self.sql.update_records(
-            self.session,
-            [
-                (record["id"], (RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED).value, outcome.response)
-                for record, outcome in settled
-            ],
-        )
+        written = []
+        for record, outcome in settled:
+            if outcome.ok and outcome.response is None and not record["attempts"]:
+                self.settled_through = max(self.settled_through, record["row"])
+            else:
+                status = RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED
+                written.append((record["id"], status.value, outcome.response))
+        if written:
+            self.sql.update_records(self.session, written)
         if self.run_id is not None:
             accepted = sum(1 for _, outcome in settled if outcome.ok)
             self.session.execute(

@@ -121,7 +121,7 @@ def _outcomes(records, response):
             message = str(verdict.get("message") or "the downstream refused the record")[:_MESSAGE_LENGTH]
             outcomes.append(Outcome(record["key"], False, message, verdict))
         else:
-            outcomes.append(Outcome(record["key"], True, None, verdict or {"status": response.status_code}))
+            outcomes.append(Outcome(record["key"], True, None, verdict))  # None: nothing said about this record
     return outcomes
 
 

@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 import pytest
+from fakes import shown_statuses
 from sqlalchemy import select, update
 
 from importdash.extensions import db
@@ -26,17 +27,18 @@ def ledger(app, make_job):
 
 
 def statuses(job_id):
-    rows = db.session.execute(select(Record.row, Record.status).where(Record.job_id == job_id).order_by(Record.row))
-    return dict(rows.all())
+    return shown_statuses(db.session, job_id)
 
 
-def test_claims_start_after_the_given_row_and_mark_only_what_they_return(ledger):
+def test_claims_start_after_the_given_row_and_move_the_sent_watermark_past_what_they_return(ledger):
     ledger.stage([contact(row) for row in range(2, 12)], last_row=11, rows_read=10)
+    ledger.claim_for_delivery(4)  # rows 2-5 go out
 
     claimed = ledger.claim_for_delivery(3, after_row=5)
 
     assert [record["row"] for record in claimed] == [6, 7, 8]
-    assert [row for row, status in statuses(ledger.job_id).items() if status == "in_flight"] == [6, 7, 8]
+    assert [row for row, status in statuses(ledger.job_id).items() if status == "in_flight"] == list(range(2, 9))
+    assert ledger.job().sent_through == 8
 
 
 def test_records_left_in_flight_are_claimed_again_in_row_order_with_pending_ones(ledger):
@@ -70,6 +72,27 @@ def test_settle_stores_each_verdict_its_response_and_the_attempt(ledger):
     assert {record.attempts for record in records.values()} == {1}
     job = db.session.get(ImportJob, ledger.job_id)
     assert (job.processed_count, job.success_count, job.failed_count, job.other_count) == (3, 2, 1, 1)
+
+
+def test_a_plain_success_writes_nothing_to_its_record_the_settled_watermark_tells_it(ledger):
+    ledger.stage([contact(row) for row in (2, 3, 4, 5)], last_row=5, rows_read=4)
+    two, three, four, five = ledger.claim_for_delivery(10)
+
+    ledger.settle(
+        [
+            (two, Outcome("k2", True, None, None)),
+            (three, Outcome("k3", False, "refused", None)),
+            (four, Outcome("k4", True, None, None)),
+        ]
+    )
+
+    db.session.expire_all()
+    stored = dict(db.session.execute(select(Record.row, Record.status).where(Record.job_id == ledger.job_id)).all())
+    assert stored == {2: "pending", 3: "failed", 4: "pending", 5: "pending"}  # one write each: the insert
+    assert statuses(ledger.job_id) == {2: "succeeded", 3: "failed", 4: "succeeded", 5: "in_flight"}
+    job = db.session.get(ImportJob, ledger.job_id)
+    assert (job.settled_through, job.sent_through) == (4, 5)
+    assert (job.processed_count, job.success_count, job.failed_count) == (3, 2, 1)  # committed with the watermark
 
 
 def test_verdicts_passed_to_the_next_write_are_committed_with_it_and_only_then(ledger):

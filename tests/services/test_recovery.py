@@ -5,6 +5,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from fakes import shown_statuses
 from sqlalchemy import func, select, update
 
 from importdash import create_app
@@ -119,8 +120,7 @@ def test_a_job_whose_process_died_mid_delivery_is_taken_over_and_resends_only_wh
     )
     run_until_the_process_dies(app, job.id, downstream)
     downstream.die_after_calls = None
-    in_flight = select(Record.row).where(Record.job_id == job.id, Record.status == "in_flight")
-    in_flight_rows = set(db.session.scalars(in_flight))
+    in_flight_rows = {row for row, status in shown_statuses(db.session, job.id).items() if status == "in_flight"}
 
     assert get_runtime(app).claimer.claim() == [job.id]
     wait_for_job(job.id)

@@ -151,6 +151,11 @@ def test_records_are_searchable_and_filterable(client, finished_job):
     failed = client.get(f"/api/records?job={job_id}&status=failed").get_json()
     assert failed["records"] and {record["status"] for record in failed["records"]} == {"failed"}
     assert all(record["response"]["status"] == "rejected" for record in failed["records"])
+    # A success is stored only as the job's watermark; the API shows it as succeeded, filters on it, and counts it.
+    succeeded = client.get(f"/api/records?job={job_id}&status=succeeded&limit=1000").get_json()
+    assert succeeded["total"] == finished_job["success_count"] == len(succeeded["records"])
+    assert {(record["status"], record["attempts"]) for record in succeeded["records"]} == {("succeeded", 1)}
+    assert client.get(f"/api/records?job={job_id}&status=pending").get_json()["total"] == 0
 
     someone = all_records["records"][0]
     found = client.get(f"/api/records?q={someone['email'].upper()}").get_json()
