@@ -12,12 +12,10 @@ import json
 from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, select, text
+from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
-
-from ..models import Record
 
 
 class PostgresqlStatements:
@@ -127,6 +125,7 @@ class SqliteStatements:
         'INSERT INTO records (job_id, "row", name, email, email_key, company, extra, status, attempts)'
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (email_key) DO NOTHING"
     )
+    STORED_ROWS = 'SELECT "row", id FROM records WHERE job_id = ? AND "row" BETWEEN ? AND ?'
     INSERT_ERRORS = text(
         'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
         " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
@@ -149,18 +148,28 @@ class SqliteStatements:
         """INSERT ... ON CONFLICT (email_key) DO NOTHING; return {row: id} of the contacts stored.
 
         The rows stored are read back by their numbers: contacts come in row order, and a job's rows are unique.
+        Both go through sqlite3's own cursor: SQLAlchemy's rows for the read-back took longer than the read.
         """
-        session.connection().exec_driver_sql(
-            self.INSERT_RECORDS,
-            [
-                (job_id, c.row, c.name, c.email, c.email_key, c.company, _json_or_null(c.extra), status)
-                for c in contacts
-            ],
-        )
-        stored = select(Record.row, Record.id).where(
-            Record.job_id == job_id, Record.row.between(contacts[0].row, contacts[-1].row)
-        )
-        return dict(session.execute(stored).all())
+        dumps = json.dumps
+        with _driver_cursor(session) as cursor:
+            cursor.executemany(
+                self.INSERT_RECORDS,
+                [
+                    (
+                        job_id,
+                        c.row,
+                        c.name,
+                        c.email,
+                        c.email_key,
+                        c.company,
+                        dumps(c.extra) if c.extra else None,
+                        status,
+                    )
+                    for c in contacts
+                ],
+            )
+            cursor.execute(self.STORED_ROWS, (job_id, contacts[0].row, contacts[-1].row))
+            return dict(cursor.fetchall())
 
     def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at: datetime) -> None:
         """Insert error rows, each {"row", "category", "message", "data"}."""
@@ -185,15 +194,10 @@ class SqliteStatements:
         return func.substr(email_key, 1, func.instr(email_key, mark) - 1)
 
 
-def _json_or_null(value: dict | None) -> str | None:
-    """A contact's extra fields as the JSON text a column holds; SQL NULL (not JSON null) for none."""
-    return None if not value else json.dumps(value)
-
-
 @contextmanager
 def _driver_cursor(session: Session):
-    """A cursor of the session's own psycopg connection, in the session's transaction, for what SQLAlchemy cannot
-    say (COPY).
+    """A cursor of the session's own driver connection, in the session's transaction, for what SQLAlchemy cannot
+    say (COPY) or says slowly (many small result rows).
 
     A driver error is handled as SQLAlchemy handles one from its own statements: wrapped in its exception class
     (so a lost connection is an OperationalError, transient to the ledger), and a dropped connection
@@ -201,8 +205,11 @@ def _driver_cursor(session: Session):
     """
     connection = session.connection()
     try:
-        with connection.connection.driver_connection.cursor() as cursor:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
             yield cursor
+        finally:
+            cursor.close()
     except connection.dialect.loaded_dbapi.Error as error:
         connection._handle_dbapi_exception(error, None, None, None, None)
 
