@@ -133,7 +133,9 @@ class Config:
     # Jobs.
     MAX_JOBS = 4  # import jobs one process runs at once (its runner's slots); more wait in the database
     CHUNK_SIZE = 500  # rows per chunk in a stream import
-    STAGE_BATCH_SIZE = 5_000  # rows per insert transaction while staging a batch import
+    STAGE_BATCH_SIZE = 10_000  # rows per insert transaction while staging a batch import (each commit rewrites
+    # the email index pages it touched: 5,000 staged about 8 % slower on SQLite, 5 % on PostgreSQL; 20,000 held
+    # 18 MB more at the peak than 10,000 with five extra columns)
     PROGRESS_INTERVAL_SECONDS = 0.5  # progress is committed at least this often while a job runs
     # The CLI's progress off a terminal (a log file, a pipe, cron's mail): a plain line this often, and one at the end.
     PROGRESS_LINE_SECONDS = 10

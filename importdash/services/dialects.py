@@ -9,43 +9,46 @@ that leases are given and judged by one clock however far the machines' clocks d
 """
 
 import json
+from contextlib import contextmanager
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, select, text
+from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
-from ..models import Record
-
 
 class PostgresqlStatements:
-    """Arrays: psycopg sends each list as one parameter, and unnest() turns them back into rows.
+    """Binary COPY for what is stored in bulk; arrays (psycopg sends each list as one parameter, and unnest() turns
+    them back into rows) for the rest.
 
     An executemany is one statement per row to psycopg, and a multi-row VALUES statement (SQLAlchemy's
     insertmanyvalues) carries thousands of placeholders that psycopg parses in Python: most of the time of a
-    big PostgreSQL import went there.
+    big PostgreSQL import went there. Arrays of text, too, are built in Python, every element quoted and
+    escaped; binary COPY rows are written by psycopg's C code, each value as it is.
     """
 
-    # The extra fields come as one JSON array, not a json[]: an array literal of JSON texts, every quote in them
-    # escaped, took two thirds of the statement's time. Its elements join the rows by position, and the rows go
-    # in in file order, so of two rows with one email the first is stored, as without the join.
-    INSERT_RECORDS = text(
+    # New records go through a temporary table, since COPY cannot skip a row the unique email index refuses.
+    # It lives as long as the connection, so it is created when missing (a new connection, or a transaction that
+    # created it rolled back), and emptied at every commit: a retried transaction finds it empty or gone.
+    STAGE_RECORDS = (
+        "CREATE TEMPORARY TABLE IF NOT EXISTS staged_records"
+        ' ("row" integer, name text, email text, email_key text, company text, extra json) ON COMMIT DELETE ROWS;'
+        " DELETE FROM pg_temp.staged_records"
+    )
+    COPY_RECORDS = (
+        'COPY pg_temp.staged_records ("row", name, email, email_key, company, extra) FROM STDIN (FORMAT BINARY)'
+    )
+    # Binary text is what json's binary format is too, so the JSON columns take the text json.dumps() made.
+    RECORD_TYPES = ["int4", "text", "text", "text", "text", "text"]
+    # In row order, which is file order: of two rows with one email the first is stored.
+    INSERT_RECORDS = (
         'INSERT INTO records (job_id, "row", name, email, email_key, company, extra, status, attempts)'
-        ' SELECT :job_id, staged."row", staged.name, staged.email, staged.email_key, staged.company,'
-        " CASE WHEN json_typeof(kept.extra) = 'null' THEN NULL ELSE kept.extra END, :status, 0"
-        " FROM unnest(CAST(:rows AS integer[]), CAST(:names AS text[]), CAST(:emails AS text[]),"
-        " CAST(:email_keys AS text[]), CAST(:companies AS text[])) WITH ORDINALITY"
-        ' AS staged("row", name, email, email_key, company, position)'
-        " JOIN json_array_elements(CAST(:extras AS json)) WITH ORDINALITY AS kept(extra, position) USING (position)"
-        ' ORDER BY position ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
+        ' SELECT %s, "row", name, email, email_key, company, extra, %s, 0 FROM pg_temp.staged_records'
+        ' ORDER BY "row" ON CONFLICT (email_key) DO NOTHING RETURNING "row", id'
     )
-    INSERT_ERRORS = text(
-        'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
-        ' SELECT :job_id, error."row", error.category, error.message, error.data, :created_at'
-        " FROM unnest(CAST(:rows AS integer[]), CAST(:categories AS text[]), CAST(:messages AS text[]),"
-        ' CAST(:data AS json[])) AS error("row", category, message, data)'
-    )
+    COPY_ERRORS = 'COPY import_errors (job_id, "row", category, message, data, created_at) FROM STDIN (FORMAT BINARY)'
+    ERROR_TYPES = ["int4", "int4", "text", "text", "text", "timestamp"]
     RESTORE_KEYS = text(
         "UPDATE records SET email_key = split_part(email_key, :mark, 1), status = :status"
         " WHERE job_id = :job_id AND status = :superseded AND NOT EXISTS"
@@ -59,30 +62,29 @@ class PostgresqlStatements:
     )
 
     def insert_records(self, session: Session, job_id: int, contacts: list, status: str) -> dict[int, int]:
-        """INSERT ... ON CONFLICT (email_key) DO NOTHING; return {row: id} of the contacts stored."""
-        arrays = {
-            "rows": [contact.row for contact in contacts],
-            "names": [contact.name for contact in contacts],
-            "emails": [contact.email for contact in contacts],
-            "email_keys": [contact.email_key for contact in contacts],
-            "companies": [contact.company for contact in contacts],
-            "extras": json.dumps([contact.extra for contact in contacts]),
-        }
-        return dict(session.execute(self.INSERT_RECORDS, {"job_id": job_id, "status": status, **arrays}).all())
+        """COPY into the temporary table, then INSERT ... ON CONFLICT (email_key) DO NOTHING from it; return
+        {row: id} of the contacts stored."""
+        dumps = json.dumps
+        with _driver_cursor(session) as cursor:
+            cursor.execute(self.STAGE_RECORDS)
+            with cursor.copy(self.COPY_RECORDS) as copy:
+                copy.set_types(self.RECORD_TYPES)
+                write_row = copy.write_row
+                for c in contacts:
+                    write_row(
+                        (c.row, c.name, c.email, c.email_key, c.company, None if c.extra is None else dumps(c.extra))
+                    )
+            cursor.execute(self.INSERT_RECORDS, (job_id, status))
+            return dict(cursor.fetchall())
 
     def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at: datetime) -> None:
-        """Insert error rows, each {"row", "category", "message", "data"}."""
-        session.execute(
-            self.INSERT_ERRORS,
-            {
-                "job_id": job_id,
-                "created_at": created_at,
-                "rows": [error["row"] for error in errors],
-                "categories": [error["category"] for error in errors],
-                "messages": [error["message"] for error in errors],
-                "data": [json.dumps(error["data"]) for error in errors],
-            },
-        )
+        """Insert error rows, each {"row", "category", "message", "data"}, with one binary COPY."""
+        dumps = json.dumps
+        with _driver_cursor(session) as cursor, cursor.copy(self.COPY_ERRORS) as copy:
+            copy.set_types(self.ERROR_TYPES)
+            write_row = copy.write_row
+            for e in errors:
+                write_row((job_id, e["row"], e["category"], e["message"], dumps(e["data"]), created_at))
 
     def restore_keys(self, session: Session, job_id: int, *, superseded: str, status: str, mark: str) -> int:
         """Give the job's superseded records their email keys back, where no other record took the email
@@ -123,6 +125,7 @@ class SqliteStatements:
         'INSERT INTO records (job_id, "row", name, email, email_key, company, extra, status, attempts)'
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (email_key) DO NOTHING"
     )
+    STORED_ROWS = 'SELECT "row", id FROM records WHERE job_id = ? AND "row" BETWEEN ? AND ?'
     INSERT_ERRORS = text(
         'INSERT INTO import_errors (job_id, "row", category, message, data, created_at)'
         " SELECT :job_id, json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
@@ -145,18 +148,28 @@ class SqliteStatements:
         """INSERT ... ON CONFLICT (email_key) DO NOTHING; return {row: id} of the contacts stored.
 
         The rows stored are read back by their numbers: contacts come in row order, and a job's rows are unique.
+        Both go through sqlite3's own cursor: SQLAlchemy's rows for the read-back took longer than the read.
         """
-        session.connection().exec_driver_sql(
-            self.INSERT_RECORDS,
-            [
-                (job_id, c.row, c.name, c.email, c.email_key, c.company, _json_or_null(c.extra), status)
-                for c in contacts
-            ],
-        )
-        stored = select(Record.row, Record.id).where(
-            Record.job_id == job_id, Record.row.between(contacts[0].row, contacts[-1].row)
-        )
-        return dict(session.execute(stored).all())
+        dumps = json.dumps
+        with _driver_cursor(session) as cursor:
+            cursor.executemany(
+                self.INSERT_RECORDS,
+                [
+                    (
+                        job_id,
+                        c.row,
+                        c.name,
+                        c.email,
+                        c.email_key,
+                        c.company,
+                        dumps(c.extra) if c.extra else None,
+                        status,
+                    )
+                    for c in contacts
+                ],
+            )
+            cursor.execute(self.STORED_ROWS, (job_id, contacts[0].row, contacts[-1].row))
+            return dict(cursor.fetchall())
 
     def insert_errors(self, session: Session, job_id: int, errors: list[dict], created_at: datetime) -> None:
         """Insert error rows, each {"row", "category", "message", "data"}."""
@@ -181,9 +194,24 @@ class SqliteStatements:
         return func.substr(email_key, 1, func.instr(email_key, mark) - 1)
 
 
-def _json_or_null(value: dict | None) -> str | None:
-    """A contact's extra fields as the JSON text a column holds; SQL NULL (not JSON null) for none."""
-    return None if not value else json.dumps(value)
+@contextmanager
+def _driver_cursor(session: Session):
+    """A cursor of the session's own driver connection, in the session's transaction, for what SQLAlchemy cannot
+    say (COPY) or says slowly (many small result rows).
+
+    A driver error is handled as SQLAlchemy handles one from its own statements: wrapped in its exception class
+    (so a lost connection is an OperationalError, transient to the ledger), and a dropped connection
+    invalidated, for the pool to replace.
+    """
+    connection = session.connection()
+    try:
+        cursor = connection.connection.driver_connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+    except connection.dialect.loaded_dbapi.Error as error:
+        connection._handle_dbapi_exception(error, None, None, None, None)
 
 
 def statements_for(session: Session) -> PostgresqlStatements | SqliteStatements:
