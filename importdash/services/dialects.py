@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
@@ -204,14 +205,21 @@ def _driver_cursor(session: Session):
     invalidated, for the pool to replace.
     """
     connection = session.connection()
+    dialect = connection.dialect
+    driver_connection = connection.connection.driver_connection
     try:
-        cursor = connection.connection.driver_connection.cursor()
+        cursor = driver_connection.cursor()
         try:
             yield cursor
         finally:
             cursor.close()
-    except connection.dialect.loaded_dbapi.Error as error:
-        connection._handle_dbapi_exception(error, None, None, None, None)
+    except dialect.loaded_dbapi.Error as error:
+        dropped = dialect.is_disconnect(error, driver_connection, None)
+        if dropped:
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            None, None, error, dialect.loaded_dbapi.Error, connection_invalidated=dropped, dialect=dialect
+        ) from error
 
 
 def statements_for(session: Session) -> PostgresqlStatements | SqliteStatements:
