@@ -1,9 +1,10 @@
 """Run one import job: read, validate, stage and deliver, the way its mode asks."""
 
 import logging
+import queue
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from itertools import islice
@@ -15,10 +16,12 @@ from sqlalchemy.orm import Session
 from ..errors import ApiError
 from ..models import DuplicatePolicy, ErrorCategory, JobAction, JobMode, JobStatus
 from .broker import EventBroker
+from .bucket import STOP_CHECK_SECONDS
 from .delivery import Deliverer
 from .jobs import open_job_file, publish_job, remove_ended_uploads
 from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .notifications import NotificationDefaults
+from .rows import SourceRow
 from .storage import StoreUnavailable, UploadStorage
 from .streams import JOB_FINISHED, JOB_PROGRESS
 from .telemetry import NO_TELEMETRY, Telemetry
@@ -168,8 +171,10 @@ class Importer:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.
-                while self._stage(islice(rows, self.settings.stage_batch_size)) is not None:
-                    self._check_stop()
+                with ReadAhead(validated_batches(rows, self.settings.stage_batch_size)) as batches:
+                    for outcomes, last_row in batches:
+                        self._stage(outcomes, last_row)
+                        self._check_stop()
                 self.ledger.set_total()
                 self.publish(force=True)
                 self.ledger.refresh_statistics()
@@ -179,14 +184,17 @@ class Importer:
                 # per chunk, which matters because every commit rewrites the pages of the unique email index that
                 # it touched. A chunk's last verdicts are committed with the next chunk.
                 self._deliver()  # what a stopped run left in flight goes first
-                while (records := self._stage(islice(rows, self.settings.chunk_size), in_flight=True)) is not None:
-                    self._check_stop()
-                    self.unsettled = self._send(records, keep_last=True)
+                with ReadAhead(validated_batches(rows, self.settings.chunk_size)) as chunks:
+                    for outcomes, last_row in chunks:
+                        records = self._stage(outcomes, last_row, in_flight=True)
+                        self._check_stop()
+                        self.unsettled = self._send(records, keep_last=True)
                 self.ledger.set_total(settled=self.unsettled)
                 self.unsettled = []
             else:
                 # Default: rows are stored as read; a call goes out as soon as a call's worth of records waits.
-                while self._stage(islice(rows, self.settings.records_per_call)) is not None:
+                for outcomes, last_row in validated_batches(rows, self.settings.records_per_call):
+                    self._stage(outcomes, last_row)
                     self._deliver(whole_calls_only=True)
                 self.ledger.set_total()
                 self._deliver()
@@ -207,14 +215,8 @@ class Importer:
         if self.stop_requested():
             raise Stopped(self.stop.reason)
 
-    def _stage(self, rows, in_flight=False):
-        """Validate and store one batch of rows; return the records stored, or None when no rows were left."""
-        outcomes, last_row = [], None
-        for source_row in rows:
-            outcomes.append(self._validate(source_row))
-            last_row = source_row.row
-        if last_row is None:
-            return None
+    def _stage(self, outcomes, last_row, in_flight=False):
+        """Store one batch of validated rows, up to last_row; return the records stored."""
         with self.telemetry.span("importdash.chunk", rows=len(outcomes), last_row=last_row):
             records = self.ledger.stage(
                 outcomes,
@@ -227,14 +229,6 @@ class Importer:
         self.unsettled = []  # committed with the chunk; until then a failure hands them to the job's last write
         self.publish()
         return records
-
-    @staticmethod
-    def _validate(source_row):
-        try:
-            return validate(source_row)
-        except Exception as exc:  # one odd row must never stop the job
-            log.exception("unexpected failure validating row %s", source_row.row)
-            return Rejection(source_row.row, ErrorCategory.OTHER.value, f"unexpected error: {exc}", source_row.data)
 
     def _deliver(self, *, whole_calls_only=False):
         """Claim the job's undelivered records a window at a time and send them, until none are left."""
@@ -317,6 +311,74 @@ class Importer:
         except SQLAlchemyError as error:  # progress is announced again with the next commit; the job goes on
             log.warning("import #%s: progress not announced: %s", self.ledger.job_id, error)
             self.ledger.session.rollback()
+
+
+def validated_batches(rows: Iterator[SourceRow], size: int) -> Iterator[tuple[list, int]]:
+    """Validate rows a batch of up to `size` at a time; yield each batch's outcomes and its last row."""
+    while outcomes := [_validate(source_row) for source_row in islice(rows, size)]:
+        yield outcomes, outcomes[-1].row
+
+
+def _validate(source_row):
+    try:
+        return validate(source_row)
+    except Exception as exc:  # one odd row must never stop the job
+        log.exception("unexpected failure validating row %s", source_row.row)
+        return Rejection(source_row.row, ErrorCategory.OTHER.value, f"unexpected error: {exc}", source_row.data)
+
+
+class ReadAhead:
+    """Run an iterator on a thread of its own, one item ahead of its consumer, as a context manager.
+
+    A batch import reads and validates its next batch while the one before is written: the database works in a
+    process of its own (PostgreSQL) or with the GIL let go (sqlite3), so Python's work and the database's overlap,
+    on two cores. Memory holds one batch more. An error of the iterator is raised to the consumer; leaving the
+    block early stops the thread after the item it is on.
+    """
+
+    _END = object()
+
+    def __init__(self, items: Iterator):
+        self._items = items
+        self._queue: queue.Queue = queue.Queue(maxsize=1)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="importdash-read-ahead", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._closed.set()
+        self._thread.join()
+
+    def __iter__(self):
+        while True:
+            item, error = self._queue.get()
+            if error is not None:
+                raise error
+            if item is self._END:
+                return
+            yield item
+
+    def _produce(self):
+        try:
+            for item in self._items:
+                if not self._put((item, None)):
+                    return
+            self._put((self._END, None))
+        except Exception as error:  # the consumer raises it, in the job's thread
+            self._put((self._END, error))
+
+    def _put(self, entry) -> bool:
+        """Hand an entry over once the consumer took the one before; False if it left first."""
+        while not self._closed.is_set():
+            try:
+                self._queue.put(entry, timeout=STOP_CHECK_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
 
 
 def run_job(job_id: int, context: JobContext, stop: StopSignal) -> None:
