@@ -18,6 +18,16 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.functions import FunctionElement
 
+# Delivery's read (JobLedger.claim_for_delivery): up to a limit of the job's records waiting for a verdict
+# (models.awaiting_verdict) after a row, in row order, as the driver returns them: SQLAlchemy's rows cost more than
+# the query. The columns are ledger.CLAIMED_COLUMNS, then the stored status. {} is each dialect's placeholder.
+WAITING_RECORDS = (
+    'SELECT id, "row", name, email, company, extra, version, attempts, status FROM records'
+    " WHERE job_id = {job_id} AND \"row\" > {after_row} AND status IN ('pending', 'in_flight')"
+    ' AND (attempts > 0 OR "row" > {settled_through}) ORDER BY "row" LIMIT {limit}'
+)
+_WAITING_PARAMETERS = ("job_id", "after_row", "settled_through", "limit")
+
 
 class PostgresqlStatements:
     """Binary COPY for what is stored in bulk; arrays (psycopg sends each list as one parameter, and unnest() turns
@@ -92,6 +102,15 @@ class PostgresqlStatements:
         meanwhile, in the given status; return how many."""
         parameters = {"job_id": job_id, "superseded": superseded, "status": status, "mark": mark}
         return session.execute(self.RESTORE_KEYS, parameters).rowcount
+
+    WAITING_RECORDS = WAITING_RECORDS.format(**{name: f"%({name})s" for name in _WAITING_PARAMETERS})
+
+    def waiting_records(self, session: Session, job_id: int, *, after_row: int, settled_through: int, limit: int):
+        """The job's records waiting for a verdict after a row, as tuples (WAITING_RECORDS); psycopg reads JSON."""
+        parameters = {"job_id": job_id, "after_row": after_row, "settled_through": settled_through, "limit": limit}
+        with _driver_cursor(session) as cursor:
+            cursor.execute(self.WAITING_RECORDS, parameters)
+            return cursor.fetchall()
 
     def update_records(self, session: Session, verdicts: list[tuple]) -> None:
         """Set each record's status and response, [(id, status, response)], and count the attempt."""
@@ -182,6 +201,18 @@ class SqliteStatements:
         meanwhile, in the given status; return how many."""
         parameters = {"job_id": job_id, "superseded": superseded, "status": status, "mark": mark}
         return session.execute(self.RESTORE_KEYS, parameters).rowcount
+
+    WAITING_RECORDS = WAITING_RECORDS.format(**{name: f":{name}" for name in _WAITING_PARAMETERS})
+
+    def waiting_records(self, session: Session, job_id: int, *, after_row: int, settled_through: int, limit: int):
+        """The job's records waiting for a verdict after a row, as tuples (WAITING_RECORDS), extra fields read from
+        their JSON text."""
+        parameters = {"job_id": job_id, "after_row": after_row, "settled_through": settled_through, "limit": limit}
+        with _driver_cursor(session) as cursor:
+            cursor.execute(self.WAITING_RECORDS, parameters)
+            rows = cursor.fetchall()
+        loads = json.loads
+        return [row if row[5] is None else (*row[:5], loads(row[5]), *row[6:]) for row in rows]
 
     def update_records(self, session: Session, verdicts: list[tuple]) -> None:
         """Set each record's status and response, [(id, status, response)], and count the attempt."""

@@ -596,19 +596,20 @@ class JobLedger:
         def claim():
             # A range of the (job_id, row) index read in order from the last row sent and cut at the limit. Only a
             # retry, whose failed records are scattered, reads settled records on the way; each of them once.
-            query = (
-                select(*CLAIMED_COLUMNS, Record.status)
-                .where(Record.job_id == self.job_id, Record.row > after_row, awaiting_verdict(self.settled_through))
-                .order_by(Record.row)
-                .limit(limit)
+            rows = self.sql.waiting_records(
+                self.session, self.job_id, after_row=after_row, settled_through=self.settled_through, limit=limit
             )
-            rows = self.session.connection().execute(query).all()  # plain rows: no ORM loading per row
-            retried = [r.id for r in rows if r.attempts and r.status == RecordStatus.PENDING.value]
+            records = [_record(row) for row in rows]
+            # Each row ends in the record's stored status: those pending with attempts are a retry's.
+            retried = [
+                record["id"]
+                for record, row in zip(records, rows, strict=True)
+                if record["attempts"] and row[-1] == RecordStatus.PENDING.value
+            ]
             if retried:
                 self.session.execute(
                     update(Record).where(Record.id.in_(retried)).values(status=RecordStatus.IN_FLIGHT.value)
                 )
-            records = [_record(r) for r in rows]
             self._update_job(**self._sent_past(records))
             return records
 
