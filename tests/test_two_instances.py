@@ -129,8 +129,12 @@ def test_a_job_posted_to_a_busy_server_is_picked_up_by_the_idle_one_within_a_sec
     busy = holder(first, servers)
     idle = next(server for server in servers if server is not busy)
 
+    # Rows of its own, so that it is still delivering when it is checked (a file of the first's emails would end
+    # at once, every row a duplicate, and let go of its lease).
+    more = path.with_name("more.csv")
+    more.write_text("name,email\n" + "".join(f"Other {n},other{n}@example.com\n" for n in range(ROWS)))
     posted_at = time.monotonic()
-    second = start_import(busy, path)
+    second = start_import(busy, more)
     wait_for(lambda: lease_owner(second) is not None, timeout=SLACK, what="the idle server to claim it", server=idle)
     pickup = time.monotonic() - posted_at
     print(f"pickup of a job posted to a busy server: {pickup:.2f} s (poll {CLAIM_POLL_SECONDS} s)")
