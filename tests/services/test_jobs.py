@@ -5,7 +5,7 @@ import os
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from importdash.errors import Conflict, NotFound
 from importdash.extensions import db
@@ -240,3 +240,25 @@ def test_every_run_is_recorded_with_how_it_ended_and_what_it_delivered(app, clie
     assert [(run["kind"], run["outcome"]) for run in runs] == [("import", "completed"), ("retry", "completed")]
     assert [(run["sent"], run["succeeded"], run["refused"]) for run in runs] == [(2, 1, 1), (1, 0, 1)]
     assert all(run["started_at"] <= run["ended_at"] for run in runs)
+
+
+def test_a_job_that_ends_while_its_page_is_read_is_still_listed(app, make_job):
+    running = make_job(status="processing")
+    ended = []
+
+    def end_it_first(connection, cursor, statement, parameters, context, executemany):
+        # Between the list's counts and its page: the job moves from the unfinished part to the ended one.
+        if "FROM import_jobs" in statement and "LIMIT" in statement and not ended:
+            ended.append(statement)
+            with db.engine.begin() as other:
+                other.execute(update(ImportJob).where(ImportJob.id == running.id).values(status="completed"))
+
+    event.listen(db.engine, "before_cursor_execute", end_it_first)
+    try:
+        listed, total = jobs.list_jobs(db.session, limit=5)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", end_it_first)
+
+    assert ended, "the job ended while the page was read"
+    # Once, as it was or as it is: SQLite reads the list in one snapshot, PostgreSQL reads the page again.
+    assert total == 1 and [job["id"] for job in listed] == [running.id]
