@@ -33,7 +33,8 @@ def test_pause_shows_paused_frees_the_import_and_unpause_lets_it_complete(page, 
 
     page.get_by_role("button", name="Pause").click()
 
-    expect(status).to_have_text("Paused")
+    # The pause lands after the call in flight and its commit; in a whole CI run that once took over 5 s.
+    expect(status).to_have_text("Paused", timeout=15_000)
     expect(status).to_have_class(re.compile(r"badge--paused"))
     assert status.get_attribute("data-icon") == "\u2016"
     expect(page.locator("[data-paused-note]")).to_be_visible()
