@@ -226,6 +226,38 @@ class Server:
         finally:
             connection.close()
 
+    def follow_job(self, job_id, *, timeout, on_event=None):
+        """Follow the job's live stream (its Server-Sent Events, as the job page does) until job.finished; call
+        on_event(job) on each event, the state it starts from included; return the job's final dict.
+
+        The timed imports are watched so: a user's dashboard costs the server no more than this, while polling the
+        job list 20 times a second took the job's process from its work.
+        """
+        deadline = time.monotonic() + timeout
+        connection = self.connection()
+        try:
+            connection.request("GET", f"/api/import/{job_id}/events", headers={"Accept": "text/event-stream"})
+            response = connection.getresponse()
+            if response.status != 200:
+                raise RuntimeError(f"import #{job_id}'s stream answered {response.status}: {response.read()[:200]}")
+            name = None
+            while time.monotonic() < deadline:
+                line = response.readline()
+                if not line:
+                    raise RuntimeError(f"import #{job_id}'s stream ended before job.finished")
+                line = line.decode().rstrip("\r\n")
+                if line.startswith("event:"):
+                    name = line.partition(":")[2].strip()
+                elif line.startswith("data:"):
+                    job = json.loads(line.partition(":")[2])["job"]
+                    if on_event is not None:
+                        on_event(job)
+                    if name == "job.finished":
+                        return job
+        finally:
+            connection.close()
+        raise TimeoutError(f"import #{job_id} did not end within {timeout}s")
+
     def wait_for_job(self, job_id, *, timeout, poll=0.1, on_poll=None):
         """Poll the job list (cheap, unlike the detail page) until the job ends; return its final dict."""
         deadline = time.monotonic() + timeout

@@ -139,7 +139,7 @@ def app_delivery(receiver, path, workdir, database_url, records_per_call):
                 staged_at.append(time.perf_counter())
                 staged_at.append(receiver.cpu_seconds())
 
-        job = server.wait_for_job(body["job"]["id"], timeout=TIMEOUT, poll=0.05, on_poll=watch)
+        job = server.follow_job(body["job"]["id"], timeout=TIMEOUT, on_event=watch)
         finished = time.perf_counter()
         cpu = receiver.cpu_seconds() - staged_at[1]
     assert job["status"] == "completed" and job["success_count"] == job["total_records"], job

@@ -480,7 +480,7 @@ def app_import(mode, csv_path, seed_path, workdir, database_url, *, preload=0):
             if job["total_records"] is not None and not staged_at:
                 staged_at.append(time.perf_counter())
 
-        job = server.wait_for_job(body["job"]["id"], timeout=TIMEOUT, poll=0.05, on_poll=watch)
+        job = server.follow_job(body["job"]["id"], timeout=TIMEOUT, on_event=watch)
         finished = time.perf_counter()
     assert job["status"] == "completed", job
     assert job["processed_count"] == job["total_records"], job
