@@ -378,7 +378,9 @@ class Record(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    # No foreign key: it would look the job up for every record staged (migration 0016); deleting a job deletes
+    # its records itself (services/jobs.py).
+    job_id: Mapped[int]
     row: Mapped[int]  # the row's number in its source file (the header is row 1)
     name: Mapped[str] = mapped_column(Text)
     email: Mapped[str] = mapped_column(Text)
@@ -449,7 +451,7 @@ class RowError(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("import_jobs.id", ondelete="CASCADE"))
+    job_id: Mapped[int]  # no foreign key, as Record.job_id
     row: Mapped[int]
     category: Mapped[str] = mapped_column(String(16))
     message: Mapped[str] = mapped_column(Text)

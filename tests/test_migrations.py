@@ -391,6 +391,34 @@ def test_records_in_flight_move_behind_the_sent_watermark_and_watermarked_status
 
 
 @pytest.mark.parametrize("database", DIALECTS, indirect=True)
+def test_records_and_error_rows_lose_their_job_keys_and_every_row_stays(database, start):
+    app = start(database, CREATE_DB_ON_START=False)
+    with app.app_context():
+        command.upgrade(_alembic(app), "0015_delivery_watermarks")
+        _fill(database)
+        before = _rows(database)
+
+        command.upgrade(_alembic(app), "0016_no_job_keys")
+
+        assert _rows(database) == before
+        with database.engine.connect() as connection:
+            keys = {table: inspect(connection).get_foreign_keys(table) for table in ("records", "import_errors")}
+        assert keys == {"records": [], "import_errors": []}
+        with database.engine.begin() as connection:  # what the keys refused: a row of a job that is not there
+            connection.execute(text("UPDATE records SET job_id = 999 WHERE id = (SELECT min(id) FROM records)"))
+
+        command.downgrade(_alembic(app), "0015_delivery_watermarks")
+
+        after = _rows(database)
+        assert len(after["records"]) == len(before["records"]) - 1  # only the orphan went, which the key refuses
+        assert after["import_errors"] == before["import_errors"]
+        with database.engine.connect() as connection:
+            for table in ("records", "import_errors"):
+                (key,) = inspect(connection).get_foreign_keys(table)
+                assert (key["referred_table"], key["options"].get("ondelete")) == ("import_jobs", "CASCADE")
+
+
+@pytest.mark.parametrize("database", DIALECTS, indirect=True)
 def test_the_first_revision_downgrades_to_an_empty_database(database, start):
     app = start(database)
     with app.app_context():
