@@ -619,7 +619,9 @@ def cancel_job(
     """Cancel an unfinished (or paused) import and return it: ended now if no process holds it, else at the holder's
     next check.
 
-    The request is stored on the job, so a holder in another process sees it when it renews its lease.
+    The request is stored on the job, so a holder in another process sees it when it renews its lease. It is
+    announced before a run here is told: what the run announces on stopping is numbered after it, so streams end on
+    the run's state, never on the request's.
     """
     get_job(session, job_id)
     paused = ImportJob.status == JobStatus.PAUSED.value
@@ -637,6 +639,7 @@ def cancel_job(
     if not requested:
         status = get_job(session, job_id).status
         raise Conflict(f"Import #{job_id} already ended ({status}); there is nothing to cancel.")
+    publish_job(broker, session, job_id)
     runner.cancel(job_id)
     # Nobody may hold it (it waits in the database for a free slot, or its process died): then it ends here. The
     # lease is taken under a name of its own, so a run starting in this process at the same moment cannot share it.
@@ -731,7 +734,8 @@ def pause_job(session: Session, job_id: int, *, runner: "JobRunner", broker: Eve
 
     A paused job is never claimed and counts as unfinished (nothing may be cleared while it is). Unlike a cancel,
     nothing of it ends: unpause_job lets it go on from where it stopped. The request is stored on the job, so a
-    holder in another process sees it when it renews its lease.
+    holder in another process sees it when it renews its lease. It is announced before a run here is told, as a
+    cancel is.
     """
     get_job(session, job_id)
     allowed = (
@@ -762,9 +766,9 @@ def pause_job(session: Session, job_id: int, *, runner: "JobRunner", broker: Eve
         if job.cancel_requested and not JobStatus(job.status).is_terminal:
             raise Conflict(f"Import #{job_id} is being cancelled; there is nothing to pause.")
         raise Conflict(f"Import #{job_id} already ended ({job.status}); there is nothing to pause.")
+    publish_job(broker, session, job_id)
     if not paused:
         runner.pause(job_id)  # a run here stops at its next check; a run elsewhere at its next heartbeat
-    publish_job(broker, session, job_id)
     return get_job(session, job_id)
 
 

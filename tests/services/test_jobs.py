@@ -64,10 +64,15 @@ def test_cancelling_a_job_no_process_holds_ends_it_at_once_and_announces_it(app)
     with broker.subscribe(job.id) as subscription:
         cancelled = cancel(app, job.id)
 
-        event = subscription.get(timeout=0)
+        asked, ended = subscription.get(timeout=0), subscription.get(timeout=0)
 
     assert (cancelled.status, cancelled.error, cancelled.lease_owner) == ("cancelled", "cancelled by request", None)
-    assert (event.name, event.data["job"]["status"]) == ("job.finished", "cancelled")
+    assert (asked.name, asked.data["job"]["status"], asked.data["job"]["cancel_requested"]) == (
+        "job.progress",
+        "pending",
+        True,
+    )
+    assert (ended.name, ended.data["job"]["status"]) == ("job.finished", "cancelled")
 
 
 def test_an_ended_job_cannot_be_cancelled_and_an_unfinished_one_cannot_be_retried(app):

@@ -216,6 +216,44 @@ def test_a_job_another_process_holds_is_asked_to_pause_at_its_heartbeat(app, mak
     assert holder.renew_lease() is JobAction.CANCEL  # a cancel wins: the job ends either way
 
 
+class StreamWatchingRunner:
+    """A runner holding the job here, which takes what the job's stream was told by the time it is asked to stop."""
+
+    def __init__(self, subscription):
+        self.subscription = subscription
+        self.told = None
+
+    def pause(self, job_id):
+        self.told = self.subscription.get(timeout=0)
+
+    cancel = pause
+
+
+@pytest.mark.parametrize("action", ["pause", "cancel"])
+def test_a_request_to_stop_is_announced_before_the_run_here_is_told(app, make_job, action):
+    # The run announces its stop (paused, cancelled) after it is told: the request's announcement, read before,
+    # must not come after that one and leave its stream, and the page, on "processing".
+    job_id = make_job(status="processing", lease_owner="here:1:x", lease_expires_at=later()).id
+    runtime = get_runtime(app)
+    with runtime.broker.subscribe(job_id) as subscription:
+        runner = StreamWatchingRunner(subscription)
+        if action == "pause":
+            jobs.pause_job(db.session, job_id, runner=runner, broker=runtime.broker)
+        else:
+            jobs.cancel_job(
+                db.session,
+                job_id,
+                runner=runner,
+                broker=runtime.broker,
+                lease_seconds=30,
+                notifications=runtime.notification_defaults,
+            )
+
+    assert runner.told is not None, "the run was told before its stream"
+    assert runner.told.data["job"]["status"] == "processing"
+    assert runner.told.data["job"][f"{action}_requested"] is True
+
+
 def test_the_stop_signal_puts_a_cancel_before_a_pause_and_a_pause_before_a_shutdown():
     shutdown = threading.Event()
     signal = StopSignal(shutdown)
