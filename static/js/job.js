@@ -295,10 +295,19 @@ function confirmWith(button, dialog, work) {
   });
 }
 
+/**
+ * Show the import as an action's answer left it, only while the live stream is down. Each action announces the
+ * change on the stream, and the answer was read before the run it stops had stopped: coming after the stream's
+ * "Paused" or "Cancelled", as it may on a busy server, it would put the page back on "Processing" for good.
+ */
+function showAnswer(job) {
+  if (stale) show({ ...state, job });
+}
+
 wire("[data-cancel]", (button) =>
   confirmWith(button, $("[data-cancel-dialog]"), async () => {
     const { job } = await request(urls.cancelUrl, { method: "POST" });
-    show({ ...state, job });
+    showAnswer(job);
   }),
 );
 
@@ -306,7 +315,7 @@ wire("[data-pause]", (button) =>
   button.addEventListener("click", () =>
     act(button, async () => {
       const { job } = await request(urls.pauseUrl, { method: "POST" });
-      show({ ...state, job });
+      showAnswer(job);
     }),
   ),
 );
@@ -315,7 +324,7 @@ wire("[data-unpause]", (button) =>
   button.addEventListener("click", () =>
     act(button, async () => {
       const { job } = await request(urls.unpauseUrl, { method: "POST" });
-      show({ ...state, job });
+      showAnswer(job);
     }),
   ),
 );
@@ -326,7 +335,7 @@ wire("[data-priority-form]", (form) =>
     const input = $("[data-priority-input]", form);
     act(event.submitter || input, async () => {
       const { job } = await request(urls.priorityUrl, { method: "POST", json: { priority: Number(input.value) } });
-      show({ ...state, job });
+      showAnswer(job);
       notify(`Priority set to ${job.priority}.`);
     });
   }),
