@@ -1,5 +1,6 @@
 """gunicorn settings: one process of threads, because each open progress stream (SSE) holds a thread."""
 
+import gc
 import glob
 import os
 import shutil
@@ -57,8 +58,8 @@ def on_exit(server):
 
 
 def post_worker_init(worker):
-    """Tune this worker's GIL for its many threads, resume unfinished imports, and make SIGTERM stop its jobs and
-    end its progress streams first."""
+    """Tune this worker's GIL for its many threads, resume unfinished imports, make SIGTERM stop its jobs and end
+    its progress streams first, and take what is loaded by now out of the garbage collector's way."""
     from importdash.runtime import start_background, stop_background
 
     app = worker.app.wsgi()  # the Flask app (worker.wsgi is it wrapped in importdash.serving's middleware)
@@ -76,6 +77,10 @@ def post_worker_init(worker):
         gunicorn_handler(signum, frame)
 
     signal.signal(signal.SIGTERM, stop_jobs_then_exit)
+    # The app, its libraries and its background threads stay for the worker's life: frozen, they are no longer
+    # traversed by every full collection, which an import's allocations set off every second or two. A 100,000-record
+    # delivery spent 0.55 s collecting before, 0.15 s after, and delivered about 10 % faster (issue #17).
+    gc.freeze()
 
 
 def worker_exit(server, worker):
