@@ -126,7 +126,8 @@ class Importer:
         self.telemetry = context.telemetry
         self.stop = stop
         self.clock = clock
-        # Verdicts received but not yet written: a stream chunk's last ones go in with the next chunk's commit.
+        # Verdicts received but not yet written: the last ones of a window or a stream chunk go in with the job's
+        # next write (the next claim or chunk, the total, the run's end), one commit fewer each.
         self.unsettled: Verdicts = []
         self._notice = None
         self._last_publish = float("-inf")
@@ -160,7 +161,7 @@ class Importer:
             # Resumed after its upload was deleted: what was staged goes out; the rest of the file is not there.
             self._deliver()
             unread = job.total_records is None
-            self.ledger.set_total()
+            self._set_total()
             if unread:
                 return (
                     f"The upload was deleted before this import was resumed, so rows after row {cursor} were "
@@ -175,7 +176,7 @@ class Importer:
                     for outcomes, last_row in batches:
                         self._stage(outcomes, last_row)
                         self._check_stop()
-                self.ledger.set_total()
+                self._set_total()
                 self.publish(force=True)
                 self.ledger.refresh_statistics()
                 self._deliver()
@@ -188,15 +189,14 @@ class Importer:
                     for outcomes, last_row in chunks:
                         records = self._stage(outcomes, last_row, in_flight=True)
                         self._check_stop()
-                        self.unsettled = self._send(records, keep_last=True)
-                self.ledger.set_total(settled=self.unsettled)
-                self.unsettled = []
+                        self._send(records)
+                self._set_total()
             else:
                 # Default: rows are stored as read; a call goes out as soon as a call's worth of records waits.
                 for outcomes, last_row in validated_batches(rows, self.settings.records_per_call):
                     self._stage(outcomes, last_row)
                     self._deliver(whole_calls_only=True)
-                self.ledger.set_total()
+                self._set_total()
                 self._deliver()
 
     def stop_requested(self) -> bool:
@@ -231,50 +231,52 @@ class Importer:
         return records
 
     def _deliver(self, *, whole_calls_only=False):
-        """Claim the job's undelivered records a window at a time and send them, until none are left."""
+        """Claim the job's undelivered records a window at a time and send them, until none are left.
+
+        Each claim commits the verdicts of the window before it; the last window's wait in self.unsettled for the
+        job's next write.
+        """
         window = self.settings.delivery_window
         while True:
             self._check_stop()
-            records = self.ledger.claim_for_delivery(window, after_row=self._delivered_through)
-            sent_all = self._send(records, whole_calls_only=whole_calls_only) is not None
-            if not sent_all or len(records) < window:
+            records = self.ledger.claim_for_delivery(window, after_row=self._delivered_through, settled=self.unsettled)
+            self.unsettled = []  # committed with the claim; until then a failure hands them to the job's last write
+            if not self._send(records, whole_calls_only=whole_calls_only) or len(records) < window:
                 return
 
-    def _send(self, records, *, whole_calls_only=False, keep_last=False):
+    def _send(self, records, *, whole_calls_only=False):
         """Send records committed in flight, one call at a time, settling verdicts at least every interval.
 
-        Returns None when it kept back the last, partial call (whole_calls_only): those records stay in flight
-        and are claimed again with the next ones. Otherwise returns the verdicts not yet settled: none, or with
-        keep_last the last ones, for the caller to commit with its next write.
+        The verdicts received since the last settle are left in self.unsettled, for the job's next write (a claim,
+        a stream chunk, the total, its end) to commit. Returns False when it kept back the last, partial call
+        (whole_calls_only): those records stay in flight and are claimed again with the next ones.
         """
         per_call = self.settings.records_per_call
-        settled, last_flush = [], self.clock()
+        last_flush = self.clock()
         for start in range(0, len(records), per_call):
             call = records[start : start + per_call]
             if whole_calls_only and len(call) < per_call:
-                self._settle(settled)
-                return None
+                return False
             outcomes = self.deliverer.deliver(
                 [self._payload(record) for record in call],
                 should_stop=self.stop_requested,
                 on_notice=self._set_notice,
             )
             if outcomes is None:  # the call stays in flight and goes out again, with the same keys, on resume
-                self._settle(settled)
                 raise Stopped(self.stop.reason)
-            settled.extend(zip(call, outcomes, strict=True))
+            self.unsettled.extend(zip(call, outcomes, strict=True))
             self._delivered_through = call[-1]["row"]
             if self.clock() - last_flush >= self.settings.progress_interval:
-                self._settle(settled)
-                settled, last_flush = [], self.clock()
-        if keep_last:
-            return settled
-        self._settle(settled)
-        return []
+                self.ledger.settle(self.unsettled)
+                self.unsettled = []
+                self.publish()
+                last_flush = self.clock()
+        return True
 
-    def _settle(self, settled):
-        self.ledger.settle(settled)
-        self.publish()
+    def _set_total(self):
+        """Fix the job's total, with the verdicts not yet written."""
+        self.ledger.set_total(settled=self.unsettled)
+        self.unsettled = []
 
     def _payload(self, record):
         """The record as the downstream gets it (README, "Delivery and restarts"): an update says so."""

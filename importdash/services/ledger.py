@@ -585,15 +585,17 @@ class JobLedger:
 
         return self._transaction(requeue, landed=lambda: None)
 
-    def claim_for_delivery(self, limit: int, *, after_row: int = 0) -> list[dict]:
+    def claim_for_delivery(self, limit: int, *, after_row: int = 0, settled: Verdicts = ()) -> list[dict]:
         """Take up to `limit` records waiting for a verdict after `after_row` and return them as dicts, in row order.
 
         One write marks them all in flight: the job's sent watermark moves past the last one. Only records a
         retry sends again are marked one by one (the watermark passed them long ago). Records a crash left in
-        flight come back too, so they are re-sent with the same idempotency key.
+        flight come back too, so they are re-sent with the same idempotency key. The verdicts of records sent
+        before are stored in the same commit, as settle() stores them: one commit per window, not two.
         """
 
-        def claim():
+        def claim(settled):
+            tally = self._write_verdicts(settled)
             # A range of the (job_id, row) index read in order from the last row sent and cut at the limit. Only a
             # retry, whose failed records are scattered, reads settled records on the way; each of them once.
             rows = self.sql.waiting_records(
@@ -610,10 +612,12 @@ class JobLedger:
                 self.session.execute(
                     update(Record).where(Record.id.in_(retried)).values(status=RecordStatus.IN_FLIGHT.value)
                 )
-            self._update_job(**self._sent_past(records))
+            self._update_job(tally, **self._sent_past(records))
             return records
 
-        return self._transaction(claim)  # claiming what is in flight already changes nothing: it may run twice
+        # Claiming what is in flight already changes nothing, so after a commit in doubt that landed the claim is
+        # made again, without the verdicts it stored.
+        return self._transaction(lambda: claim(settled), landed=lambda: self._transaction(lambda: claim(())))
 
     def settle(self, settled: Verdicts) -> None:
         """Store the downstream's verdicts, [(record, Outcome)], with an error row for each refusal, and commit."""

@@ -130,6 +130,31 @@ def test_a_commit_that_landed_but_seemed_to_fail_is_not_applied_twice(ledger, fa
     }
 
 
+@pytest.mark.parametrize("fault", ["lost_commits", "statements"])
+def test_a_claim_carrying_the_last_windows_verdicts_applies_them_once_and_claims_the_next(ledger, faults, fault):
+    ledger.stage([contact(row) for row in range(2, 6)], last_row=5, rows_read=4)
+    first = ledger.claim_for_delivery(2)
+    setattr(faults, fault, 1)  # the commit lands and seems to fail, or the write never reaches the database
+
+    second = ledger.claim_for_delivery(
+        2,
+        after_row=3,
+        settled=[(first[0], Outcome("k2", True, None, None)), (first[1], Outcome("k3", False, "no", None))],
+    )
+
+    assert [record["row"] for record in second] == [4, 5]
+    assert counts(ledger.job_id) | {"sent": ledger.job().sent_through, "settled": ledger.job().settled_through} == {
+        "records": 4,
+        "errors": 1,
+        "processed": 2,
+        "succeeded": 1,
+        "failed": 1,
+        "rows_read": 4,
+        "sent": 5,
+        "settled": 2,
+    }
+
+
 def test_after_a_landed_commit_the_ledger_still_tells_the_next_fault_apart(ledger, faults):
     faults.lost_commits = 1
     ledger.stage([contact(2)], last_row=2, rows_read=1)
