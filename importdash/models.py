@@ -416,21 +416,22 @@ class Record(db.Model):
 # `record` is Record or an alias of it; the watermarks are the job's columns (joined) or their values.
 
 
-def _fresh(record) -> ColumnElement[bool]:
-    """Stored pending and never attempted: what its job's watermarks tell the status of."""
-    return and_(record.status == RecordStatus.PENDING.value, record.attempts == 0)
+def _fresh_through(record, watermark) -> ColumnElement[bool]:
+    """Stored pending, never attempted, and at or before the watermark: what its job's watermarks tell the status
+    of (past settled_through it was accepted, past sent_through it went out)."""
+    return and_(record.status == RecordStatus.PENDING.value, record.attempts == 0, record.row <= watermark)
 
 
 def shown_status(record, settled_through, sent_through) -> ColumnElement[str]:
     return case(
-        (and_(_fresh(record), record.row <= settled_through), RecordStatus.SUCCEEDED.value),
-        (and_(_fresh(record), record.row <= sent_through), RecordStatus.IN_FLIGHT.value),
+        (_fresh_through(record, settled_through), RecordStatus.SUCCEEDED.value),
+        (_fresh_through(record, sent_through), RecordStatus.IN_FLIGHT.value),
         else_=record.status,
     )
 
 
 def shown_attempts(record, settled_through) -> ColumnElement[int]:
-    return case((and_(_fresh(record), record.row <= settled_through), 1), else_=record.attempts)
+    return case((_fresh_through(record, settled_through), 1), else_=record.attempts)
 
 
 def awaiting_verdict(settled_through, record=Record) -> ColumnElement[bool]:

@@ -233,8 +233,8 @@ class Importer:
     def _deliver(self, *, whole_calls_only=False):
         """Claim the job's undelivered records a window at a time and send them, until none are left.
 
-        Each claim commits the verdicts of the window before it; the last window's wait in self.unsettled for the
-        job's next write.
+        Each claim commits the verdicts of the window before it; the last window's verdicts wait in self.unsettled
+        for the job's next write.
         """
         window = self.settings.delivery_window
         while True:
