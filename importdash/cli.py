@@ -339,6 +339,7 @@ def _run_in_foreground(job_id):
     runner = get_runtime().runner
     try:
         job = _follow(job_id, running_here=lambda: runner.is_running(job_id))
+        runner.wait(job_id)  # its end is committed; the run may still be announcing it
     except KeyboardInterrupt:
         runner.cancel(job_id)
         runner.wait(job_id)

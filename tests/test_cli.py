@@ -3,6 +3,7 @@ runner: the database, imports in the foreground, and looking at and acting on im
 
 import io
 import json
+import time
 
 import pytest
 from fakes import FakeClock
@@ -12,6 +13,7 @@ from importdash.cli import ProgressDisplay
 from importdash.extensions import db
 from importdash.models import ImportJob, Record
 from importdash.runtime import get_runtime
+from importdash.services.streams import JOB_FINISHED
 
 
 def test_init_db_creates_and_drop_recreates(runner, make_job):
@@ -304,6 +306,25 @@ def test_retry_sends_failed_deliveries_again_in_the_foreground(runner, write_csv
     assert job.retries == 1 and job.lease_owner is None
     nothing_left = runner.invoke(args=["retry", str(job_id)])
     assert nothing_left.exit_code == 1 and "has no failed deliveries to retry" in nothing_left.output
+
+
+def test_a_foreground_command_returns_only_once_its_run_has_ended(runner, write_csv, monkeypatch):
+    # A run commits its end, then announces it; the command must not return in between, or a command after it
+    # in the same process (the retry above) finds the job still running and waits for a run that never comes.
+    import importdash.services.importer as importer
+
+    announced = []
+
+    def slow_to_announce(broker, session, job_id, name=None):
+        time.sleep(0.3)  # the end is committed: the command could see it and return
+        announced.append(name)
+
+    monkeypatch.setattr(importer, "publish_job", slow_to_announce)
+    result = runner.invoke(args=["import", str(write_csv("name,email\nAda,ada@example.com\n"))])
+
+    assert result.exit_code == 0, result.output
+    assert announced and announced[-1] == JOB_FINISHED
+    assert get_runtime().runner.active_jobs() == []
 
 
 def test_import_takes_the_format_and_the_sheet(runner, tmp_path):

@@ -88,9 +88,8 @@ class JobRunner:
         with self._lock:
             if reserved:
                 self._reserved -= 1  # from here on the slot is this run's, or free again
-            future = self._futures.get(job_id)
-            if future is not None and not future.done():
-                return future
+            if job_id in self._busy:
+                return self._futures[job_id]
             if self._stopping.is_set() or len(self._busy) + self._reserved >= self.max_workers:
                 self._refused_for_reserved |= not reserved and len(self._busy) < self.max_workers
                 return None
@@ -103,31 +102,29 @@ class JobRunner:
                 return None
             self._futures[job_id] = future
             self._signals[job_id] = signal
-            future.add_done_callback(lambda _f, job_id=job_id: self._forget(job_id))
+            future.add_done_callback(lambda done, job_id=job_id: self._forget(job_id, done))
             return future
 
     def cancel(self, job_id: int) -> None:
         """Ask a job running here to stop; it ends cancelled at its next check."""
         with self._lock:
-            future = self._futures.get(job_id)
-            if future is not None and not future.done():
+            if job_id in self._busy:
                 self._signals[job_id].cancel()
 
     def pause(self, job_id: int) -> None:
         """Ask a job running here to stop; it ends paused at its next check, and its slot frees."""
         with self._lock:
-            future = self._futures.get(job_id)
-            if future is not None and not future.done():
+            if job_id in self._busy:
                 self._signals[job_id].pause()
 
     def is_running(self, job_id: int) -> bool:
+        """Whether a run of the job holds a slot here: once it is false, everything the run wrote is committed."""
         with self._lock:
-            future = self._futures.get(job_id)
-            return future is not None and not future.done()
+            return job_id in self._busy
 
     def active_jobs(self) -> list[int]:
         with self._lock:
-            return [job_id for job_id, future in self._futures.items() if not future.done()]
+            return list(self._busy)
 
     def wait(self, job_id: int, timeout: float | None = None) -> None:
         """Block until the job's run here ends (for the CLI and tests)."""
@@ -142,10 +139,12 @@ class JobRunner:
         self._stopping.set()
         self._executor.shutdown(wait=wait, cancel_futures=True)
 
-    def _forget(self, job_id):
+    def _forget(self, job_id, future):
         with self._lock:
-            self._futures.pop(job_id, None)
-            self._signals.pop(job_id, None)
+            if self._futures.get(job_id) is future:  # not a later run of the same job, started as this one ended
+                del self._futures[job_id]
+                del self._signals[job_id]
+                self._busy.discard(job_id)  # a run cancelled at shutdown before it started never gave its slot back
 
     def _run(self, job_id, signal):
         try:

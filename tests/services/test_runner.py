@@ -77,6 +77,29 @@ def test_a_slot_claimed_from_the_announcement_is_running_when_the_first_run_is_w
     assert runner.is_running(2)
 
 
+def test_a_job_whose_run_ended_runs_again_while_that_run_still_announces_its_freed_slot(runner):
+    # The CLI's retry reopens a job the moment its first run has committed its end; that run's thread may still
+    # be claiming for the slot it freed. The retry must get a run of its own, not the ending one's Future.
+    announcing, go_on = threading.Event(), threading.Event()
+    runner.when_slot_frees(lambda: (announcing.set(), go_on.wait(WAIT)) if runner.started == [1] else None)
+    first = runner.submit(1)
+    runner.gate(1).set()
+    assert announcing.wait(WAIT)
+    assert not runner.is_running(1)  # its run ended: what it committed is what a reader sees
+
+    runner.gate(1).clear()
+    second = runner.submit(1)
+    go_on.set()
+
+    assert second is not None and second is not first
+    assert runner.arrived.acquire(timeout=WAIT) and runner.arrived.acquire(timeout=WAIT)
+    assert runner.is_running(1) and runner.started == [1, 1]
+    first.result(timeout=WAIT)
+    assert runner.is_running(1)  # the first run's end does not forget the second
+    runner.finish(1)
+    assert not runner.is_running(1) and runner.active_jobs() == []
+
+
 def test_a_runner_shutting_down_has_no_free_slot_and_takes_no_job(runner):
     runner.shutdown(wait=False)
 
