@@ -4,13 +4,13 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the downstream said about one record: its verdict, a refusal's reason, and its answer (None when it
-    said nothing about this record, so the ledger keeps nothing but the verdict)."""
+    said nothing about this record, so the ledger keeps nothing but the verdict). A tuple: one is made for every
+    record delivered."""
 
     key: str
     ok: bool

@@ -19,7 +19,7 @@ from .broker import EventBroker
 from .bucket import STOP_CHECK_SECONDS
 from .delivery import Deliverer
 from .jobs import open_job_file, publish_job, remove_ended_uploads
-from .ledger import DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
+from .ledger import Claimed, DatabaseUnavailable, JobLedger, LeaseLost, OutagePolicy, Verdicts
 from .notifications import NotificationDefaults
 from .rows import SourceRow
 from .storage import StoreUnavailable, UploadStorage
@@ -265,7 +265,7 @@ class Importer:
             if outcomes is None:  # the call stays in flight and goes out again, with the same keys, on resume
                 raise Stopped(self.stop.reason)
             self.unsettled.extend(zip(call, outcomes, strict=True))
-            self._delivered_through = call[-1]["row"]
+            self._delivered_through = call[-1].row
             if self.clock() - last_flush >= self.settings.progress_interval:
                 self.ledger.settle(self.unsettled)
                 self.unsettled = []
@@ -282,19 +282,19 @@ class Importer:
         """The record as the downstream gets it (README, "Delivery and restarts"): an update says so."""
         return {
             "key": self.record_key(record),
-            "operation": "update" if record["version"] > 1 else "create",
-            "version": record["version"],
-            "name": record["name"],
-            "email": record["email"],
-            "company": record["company"],
-            "extra": record["extra"] or {},
+            "operation": "update" if record.version > 1 else "create",
+            "version": record.version,
+            "name": record.name,
+            "email": record.email,
+            "company": record.company,
+            "extra": record.extra or {},
         }
 
-    def record_key(self, record: dict) -> str:
+    def record_key(self, record: Claimed) -> str:
         """The record's idempotency key: the same on every attempt and across restarts; an update's ends in its
         version (-v2), so the downstream never takes it for a repeat of the record's first delivery."""
-        key = f"{self.key_prefix}-{record['row']}"
-        return key if record["version"] == 1 else f"{key}-v{record['version']}"
+        key = f"{self.key_prefix}-{record.row}"
+        return key if record.version == 1 else f"{key}-v{record.version}"
 
     def _set_notice(self, notice):
         if notice != self._notice:

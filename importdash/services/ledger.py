@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, String, and_, cast, delete, func, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -153,7 +153,21 @@ def tally_settled(verdicts: Iterable[tuple[bool, bool]], *, replaced_errors: int
     )
 
 
-Verdicts = Sequence[tuple[dict, Outcome]]  # records as claim_for_delivery() returns them, each with its outcome
+class Claimed(NamedTuple):
+    """A record claimed for delivery (CLAIMED_COLUMNS), as claim_for_delivery() returns it: a tuple, as a window
+    holds thousands."""
+
+    id: int
+    row: int
+    name: str
+    email: str
+    company: str | None
+    extra: dict | None
+    version: int
+    attempts: int
+
+
+Verdicts = Sequence[tuple[Claimed, Outcome]]  # records as claim_for_delivery() returns them, each with its outcome
 
 
 # Leases. Every lease is given and judged on the database's clock (database_now, lease_expiry), never on the
@@ -384,7 +398,7 @@ class JobLedger:
         in_flight: bool = False,
         settled: Verdicts = (),
         on_duplicate: DuplicatePolicy = DuplicatePolicy.SKIP,
-    ) -> list[dict]:
+    ) -> list[Claimed]:
         """Store validated rows and commit: contacts become records, rejections and duplicates error rows.
 
         Duplicates are whatever the unique email index refuses, so two imports at once can never both store
@@ -572,9 +586,7 @@ class JobLedger:
                         f'email "{record.email}" was imported by import #{owner_job} (row {owner_row}) '
                         "while this import was stopped"
                     )
-                    errors.append(
-                        _error(record.row, ErrorCategory.DUPLICATE.value, message, _refused_data(record._mapping))
-                    )
+                    errors.append(_error(record.row, ErrorCategory.DUPLICATE.value, message, _refused_data(record)))
                 self.session.execute(delete(Record).where(Record.id.in_([record.id for record in taken])))
                 self._insert_errors(errors)
             # Every cancelled record leaves the cancelled count: the queued ones are not processed any more, the
@@ -585,8 +597,8 @@ class JobLedger:
 
         return self._transaction(requeue, landed=lambda: None)
 
-    def claim_for_delivery(self, limit: int, *, after_row: int = 0, settled: Verdicts = ()) -> list[dict]:
-        """Take up to `limit` records waiting for a verdict after `after_row` and return them as dicts, in row order.
+    def claim_for_delivery(self, limit: int, *, after_row: int = 0, settled: Verdicts = ()) -> list[Claimed]:
+        """Take up to `limit` records waiting for a verdict after `after_row` and return them, in row order.
 
         One write marks them all in flight: the job's sent watermark moves past the last one. Only records a
         retry sends again are marked one by one (the watermark passed them long ago). Records a crash left in
@@ -601,12 +613,12 @@ class JobLedger:
             rows = self.sql.waiting_records(
                 self.session, self.job_id, after_row=after_row, settled_through=self.settled_through, limit=limit
             )
-            records = [_record(row) for row in rows]
+            records = [Claimed._make(row[:-1]) for row in rows]
             # Each row ends in the record's stored status: those pending with attempts are a retry's.
             retried = [
-                record["id"]
+                record.id
                 for record, row in zip(records, rows, strict=True)
-                if record["attempts"] and row[-1] == RecordStatus.PENDING.value
+                if record.attempts and row[-1] == RecordStatus.PENDING.value
             ]
             if retried:
                 self.session.execute(
@@ -850,12 +862,12 @@ class JobLedger:
             )
             .order_by(Record.row)
         )
-        return [_record(r) for r in self.session.execute(query).all()]
+        return [Claimed._make(row) for row in self.session.execute(query).all()]
 
     def _sent_past(self, records) -> dict[str, int]:
         """Move the sent watermark past the records about to go out; return the job's column value to write."""
         if records:
-            self.sent_through = max(self.sent_through, records[-1]["row"])
+            self.sent_through = max(self.sent_through, records[-1].row)
         return {"sent_through": self.sent_through}
 
     def _update_job(self, tally: Tally | None = None, *, action: JobAction | None = None, **values):
@@ -894,27 +906,38 @@ class JobLedger:
         """
         if not settled:
             return Tally()
-        written = []
+        # One pass, as there are thousands of verdicts to a window and most are plain successes.
+        plain = 0
+        written, verdicts, retried_rows, errors = [], [], [], []
         for record, outcome in settled:
-            if outcome.ok and outcome.response is None and not record["attempts"]:
-                self.settled_through = max(self.settled_through, record["row"])
-            else:
-                status = RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED
-                written.append((record["id"], status.value, outcome.response))
+            retried = bool(record.attempts)
+            if outcome.ok and outcome.response is None and not retried:
+                plain += 1
+                plain_through = record.row
+                continue
+            status = RecordStatus.SUCCEEDED if outcome.ok else RecordStatus.FAILED
+            written.append((record.id, status.value, outcome.response))
+            verdicts.append((retried, outcome.ok))
+            if retried:
+                retried_rows.append(record.row)
+            if not outcome.ok:
+                message = outcome.message or REFUSED
+                errors.append(_error(record.row, ErrorCategory.OTHER.value, message, _refused_data(record)))
+        if plain:
+            self.settled_through = max(self.settled_through, plain_through)
         if written:
             self.sql.update_records(self.session, written)
         if self.run_id is not None:
-            accepted = sum(1 for _, outcome in settled if outcome.ok)
+            refused = len(errors)
             self.session.connection().execute(
                 update(JobRun)
                 .where(JobRun.id == self.run_id)
                 .values(
                     sent=JobRun.sent + len(settled),
-                    succeeded=JobRun.succeeded + accepted,
-                    refused=JobRun.refused + len(settled) - accepted,
+                    succeeded=JobRun.succeeded + len(settled) - refused,
+                    refused=JobRun.refused + refused,
                 )
             )
-        retried_rows = [record["row"] for record, _ in settled if record["attempts"]]
         replaced = 0
         if retried_rows:
             replaced = self.session.execute(
@@ -924,21 +947,8 @@ class JobLedger:
                     RowError.row.in_(retried_rows),
                 )
             ).rowcount
-        self._insert_errors(
-            [
-                _error(
-                    record["row"],
-                    ErrorCategory.OTHER.value,
-                    outcome.message or REFUSED,
-                    _refused_data(record),
-                )
-                for record, outcome in settled
-                if not outcome.ok
-            ]
-        )
-        return tally_settled(
-            ((bool(record["attempts"]), outcome.ok) for record, outcome in settled), replaced_errors=replaced
-        )
+        self._insert_errors(errors)
+        return tally_settled(verdicts, replaced_errors=replaced) + Tally(processed=plain, succeeded=plain)
 
     def _insert_errors(self, errors: list[dict]) -> None:
         if errors:
@@ -969,14 +979,6 @@ CLAIMED_COLUMNS = (
 )
 
 
-_CLAIMED_KEYS = tuple(column.key for column in CLAIMED_COLUMNS)
-
-
-def _record(row):
-    """A claimed record as a dict of CLAIMED_COLUMNS (a row may carry more columns after them)."""
-    return dict(zip(_CLAIMED_KEYS, row, strict=False))
-
-
 def _first_line(error):
     return str(error).splitlines()[0] if str(error) else type(error).__name__
 
@@ -991,18 +993,9 @@ def _error(row, category, message, data):
 
 def _claimed(record_id, version, contact):
     """A record stored in flight, as claim_for_delivery() would have returned it."""
-    return {
-        "id": record_id,
-        "row": contact.row,
-        "name": contact.name,
-        "email": contact.email,
-        "company": contact.company,
-        "extra": contact.extra,
-        "version": version,
-        "attempts": 0,
-    }
+    return Claimed(record_id, contact.row, contact.name, contact.email, contact.company, contact.extra, version, 0)
 
 
 def _refused_data(record):
     """A refused record's fields as its error row keeps them: name, email and company, and its extra fields."""
-    return {**(record["extra"] or {}), "name": record["name"], "email": record["email"], "company": record["company"]}
+    return {**(record.extra or {}), "name": record.name, "email": record.email, "company": record.company}

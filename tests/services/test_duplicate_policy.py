@@ -39,7 +39,7 @@ def delivered(new_ledger):
         ledger = new_ledger()
         ledger.stage(list(contacts), last_row=contacts[-1].row, rows_read=len(contacts))
         claimed = ledger.claim_for_delivery(100)
-        ledger.settle([(record, Outcome(str(record["id"]), True, None, {"status": "accepted"})) for record in claimed])
+        ledger.settle([(record, Outcome(str(record.id), True, None, {"status": "accepted"})) for record in claimed])
         return ledger
 
     return deliver
@@ -74,14 +74,14 @@ def test_extra_fields_are_stored_with_the_record_and_claimed_with_it(new_ledger)
         in_flight=True,
     )
 
-    assert [(record["extra"], record["version"]) for record in in_flight] == [
+    assert [(record.extra, record.version) for record in in_flight] == [
         ({"phone": "+44 1", "title": "Countess"}, 1),
         ({"phone": "", "note": 'quote " and, comma'}, 1),
         (None, 1),
     ]
     assert record_of("ada@example.com").extra == {"phone": "+44 1", "title": "Countess"}
     assert record_of("grace@example.com").extra is None
-    assert [record["extra"] for record in ledger.claim_for_delivery(10)] == [record["extra"] for record in in_flight]
+    assert [record.extra for record in ledger.claim_for_delivery(10)] == [record.extra for record in in_flight]
 
 
 def test_in_a_big_batch_each_record_keeps_its_own_rows_extra_fields_and_the_first_of_two_rows_wins(new_ledger):
@@ -119,7 +119,7 @@ def test_under_update_a_changed_row_updates_the_delivered_record_which_moves_to_
     assert errors_of(second.job_id) == []
     assert counts(first.job_id) == before == (2, 2, 0, 0)  # the first import's counts stay as they were
     (claimed,) = second.claim_for_delivery(10)
-    assert (claimed["row"], claimed["version"], claimed["extra"]) == (7, 2, {"phone": "2"})
+    assert (claimed.row, claimed.version, claimed.extra) == (7, 2, {"phone": "2"})
     second.settle([(claimed, Outcome("k", True, None, {"status": "accepted"}))])
     assert counts(second.job_id) == (1, 1, 0, 0)
 
@@ -184,7 +184,7 @@ def test_under_update_a_repeated_email_within_the_file_stays_a_duplicate_of_its_
     )
     second.stage([contact(9, name="Ada Byron")], last_row=9, rows_read=1, on_duplicate=UPDATE)
 
-    assert [(record["row"], record["name"], record["version"]) for record in in_flight] == [(3, "Ada King", 2)]
+    assert [(record.row, record.name, record.version) for record in in_flight] == [(3, "Ada King", 2)]
     assert errors_of(second.job_id) == [
         (4, "duplicate", 'email "ada@example.com" duplicates row 3 of this file'),
         (9, "duplicate", 'email "ada@example.com" duplicates row 3 of this file'),
@@ -199,7 +199,7 @@ def test_an_update_delivered_and_updated_again_counts_its_versions(delivered, ne
         ledger = new_ledger()
         ledger.stage([contact(2, name=name)], last_row=2, rows_read=1, on_duplicate=UPDATE)
         (claimed,) = ledger.claim_for_delivery(10)
-        assert (claimed["version"], claimed["name"]) == (version, name)
+        assert (claimed.version, claimed.name) == (version, name)
         ledger.settle([(claimed, Outcome("k", True, None, {"status": "accepted"}))])
     assert record_of("ada@example.com").version == 3
 

@@ -36,7 +36,7 @@ def test_claims_start_after_the_given_row_and_move_the_sent_watermark_past_what_
 
     claimed = ledger.claim_for_delivery(3, after_row=5)
 
-    assert [record["row"] for record in claimed] == [6, 7, 8]
+    assert [record.row for record in claimed] == [6, 7, 8]
     assert [row for row, status in statuses(ledger.job_id).items() if status == "in_flight"] == list(range(2, 9))
     assert ledger.job().sent_through == 8
 
@@ -47,7 +47,7 @@ def test_records_left_in_flight_are_claimed_again_in_row_order_with_pending_ones
 
     claimed = ledger.claim_for_delivery(10)
 
-    assert [record["row"] for record in claimed] == [2, 3, 4, 5]
+    assert [record.row for record in claimed] == [2, 3, 4, 5]
     assert set(statuses(ledger.job_id).values()) == {"in_flight"}
 
 
@@ -114,7 +114,7 @@ def test_error_rows_keep_their_data_time_and_counts(ledger):
         [contact(2), rejection, contact(4, email="person2@example.com")], last_row=4, rows_read=3, in_flight=True
     )
 
-    assert [(record["row"], record["attempts"]) for record in records] == [(2, 0)]
+    assert [(record.row, record.attempts) for record in records] == [(2, 0)]
     errors = db.session.scalars(select(RowError).where(RowError.job_id == ledger.job_id).order_by(RowError.row)).all()
     assert [(e.row, e.category) for e in errors] == [(3, "missing_value"), (4, "duplicate")]
     assert errors[0].data == {"name": "Ann", "email": "", "company": None}

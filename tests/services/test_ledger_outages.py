@@ -113,7 +113,7 @@ def test_a_commit_that_landed_but_seemed_to_fail_is_not_applied_twice(ledger, fa
 
     records = ledger.stage([contact(2), contact(3)], last_row=3, rows_read=2, in_flight=True)
 
-    assert [record["row"] for record in records] == [2, 3]  # what the landed commit stored, read back
+    assert [record.row for record in records] == [2, 3]  # what the landed commit stored, read back
     assert counts(ledger.job_id)["records"] == 2
     assert db.session.scalar(select(func.count()).select_from(RowError)) == 0  # no "duplicates" of itself
 
@@ -142,7 +142,7 @@ def test_a_claim_carrying_the_last_windows_verdicts_applies_them_once_and_claims
         settled=[(first[0], Outcome("k2", True, None, None)), (first[1], Outcome("k3", False, "no", None))],
     )
 
-    assert [record["row"] for record in second] == [4, 5]
+    assert [record.row for record in second] == [4, 5]
     assert counts(ledger.job_id) | {"sent": ledger.job().sent_through, "settled": ledger.job().settled_through} == {
         "records": 4,
         "errors": 1,
