@@ -86,6 +86,7 @@ class Telemetry:
         self.instruments = instruments
         self.tracer = tracer  # an OpenTelemetry Tracer, or None when traces are off
         self._tracer_provider = tracer_provider
+        self._breaker_shown = None  # the breaker state last written to the gauge
 
     # Downstream calls.
 
@@ -102,7 +103,10 @@ class Telemetry:
             self.instruments.retries.inc()
 
     def breaker_seen(self, is_open: bool) -> None:
-        if self.instruments is not None:
+        """Show the breaker's state; written only when it changed, as every call reports it (a multiprocess gauge's
+        write takes a lock and looks up the process id)."""
+        if self.instruments is not None and is_open is not self._breaker_shown:
+            self._breaker_shown = is_open
             self.instruments.breaker_open.set(1 if is_open else 0)
 
     # Jobs.
