@@ -67,10 +67,20 @@ def wait_for(condition, *, timeout, what, server=None):
     raise AssertionError(f"timed out waiting for {what}" + (f"\n{server.log()}" if server else ""))
 
 
+_GIVEN_PORTS = set()  # every port free_port() returned in this test run
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port nothing listens on now, never one returned before in this test run: servers made together
+    bind only when started, and the kernel may offer a port again until then (two servers on one port, and the
+    second's health check answered by the first)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 def server_env(home, database_url, **settings):
