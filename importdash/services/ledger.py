@@ -967,16 +967,7 @@ class JobLedger:
         return f'email "{contact.email}" is a duplicate'
 
 
-CLAIMED_COLUMNS = (
-    Record.id,
-    Record.row,
-    Record.name,
-    Record.email,
-    Record.company,
-    Record.extra,
-    Record.version,
-    Record.attempts,
-)
+CLAIMED_COLUMNS = tuple(getattr(Record, name) for name in Claimed._fields)  # what a claim selects, in order
 
 
 def _first_line(error):
