@@ -1,9 +1,11 @@
 """Unbound extension objects, bound to the app in the factory."""
 
+from contextlib import contextmanager
+
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 
 class Base(DeclarativeBase):
@@ -38,3 +40,23 @@ def init_db(app):
                 cursor.execute(f"PRAGMA cache_size=-{cache_kb}")  # negative: in kB, not pages
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.close()
+
+
+@contextmanager
+def run_session():
+    """The session one run of a background job writes through, in the run's app context.
+
+    On SQLite the run keeps one connection to itself. SQLite empties a connection's page cache whenever another
+    connection has written, so only a connection of the run's own keeps the index pages of a big import cached
+    from one of its transactions to the next (and can widen that cache: dialects.SqliteStatements.widened_cache).
+    On PostgreSQL, whose cache is the server's, each transaction takes a pooled connection, so that a dropped one
+    is replaced by the pool.
+    """
+    if db.engine.dialect.name != "sqlite":
+        try:
+            yield db.session
+        finally:
+            db.session.remove()
+        return
+    with db.engine.connect() as connection, Session(connection) as session:
+        yield session

@@ -1,4 +1,5 @@
-"""The database binding: SQLite connections get the configured pragmas; each process's pool keeps its budget."""
+"""The database binding: SQLite connections get the configured pragmas; each process's pool keeps its budget; a
+background run's session keeps one connection on SQLite and takes pooled ones elsewhere."""
 
 import time
 from contextlib import ExitStack
@@ -7,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from importdash.config import BACKGROUND_CONNECTIONS
-from importdash.extensions import db
+from importdash.extensions import db, run_session
 
 
 def test_sqlite_connections_use_the_configured_checkpoint_and_cache_sizes(app):
@@ -56,3 +57,30 @@ def test_a_request_that_finds_the_pool_exhausted_gets_a_prompt_503_not_a_hang(ap
     assert response.headers["Retry-After"] == str(app.config["DATABASE_RETRY_AFTER_SECONDS"])
     assert waited < 5  # the pool's 1 s timeout, not the 30 s SQLAlchemy waits by default
     assert client.get("/api/import").status_code == 200  # the connections are back: so is the API
+
+
+def _driver_connection(session):
+    return session.connection().connection.driver_connection
+
+
+def test_a_run_on_sqlite_keeps_one_connection_for_all_its_transactions_and_gives_it_back(app):
+    if db.engine.dialect.name != "sqlite":
+        pytest.skip("a SQLite connection's page cache")
+    with run_session() as session:
+        first = _driver_connection(session)
+        session.commit()
+        with db.engine.connect() as other:  # another connection writes between the run's transactions
+            other.execute(text("UPDATE import_jobs SET cancel_requested = cancel_requested"))
+            other.commit()
+        assert _driver_connection(session) is first
+        session.rollback()
+        assert _driver_connection(session) is first
+        kept = session.get_bind()
+    assert kept.closed  # back in the pool
+
+
+def test_a_run_on_postgresql_takes_a_pooled_connection_per_transaction(app):
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's cache is the server's")
+    with run_session() as session:
+        assert session is db.session

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from ..extensions import db
+from ..extensions import run_session
 from .broker import EventBroker
 from .delivery import Deliverer
 from .importer import ImportSettings, JobContext, StopSignal, run_job
@@ -162,20 +162,19 @@ class JobRunner:
 
     def _run_job(self, job_id, signal):
         """Run one job in an app context of its own; never raises."""
+        telemetry = self.deliverer.telemetry
         with self.app.app_context():
-            context = JobContext(
-                session=db.session,
-                owner=self.owner,
-                settings=ImportSettings.from_config(self.app.config),
-                deliverer=self.deliverer,
-                broker=self.broker,
-                storage=self.storage,
-                telemetry=self.deliverer.telemetry,
-            )
             try:
-                with context.telemetry.span("importdash.job", job_id=job_id):
+                with run_session() as session, telemetry.span("importdash.job", job_id=job_id):
+                    context = JobContext(
+                        session=session,
+                        owner=self.owner,
+                        settings=ImportSettings.from_config(self.app.config),
+                        deliverer=self.deliverer,
+                        broker=self.broker,
+                        storage=self.storage,
+                        telemetry=telemetry,
+                    )
                     run_job(job_id, context, signal)
             except Exception:  # run_job records failures itself; this is the last line of defence
                 log.exception("import #%s crashed outside its own error handling", job_id)
-            finally:
-                db.session.remove()
