@@ -86,6 +86,12 @@ class Config:
     # transaction dirties in the unique email index of a big table, so it spilled them to the WAL mid-way and
     # wrote them again at commit. Memory: only the job's connection fills it, once, whatever the file size.
     SQLITE_CACHE_MB = 16
+    # Page cache of a batch import's own connection while it stages (extensions.run_session), given back after.
+    # Each new email lands on its own page of the unique email index, so into a table of millions of records a
+    # staging commit dirties more pages than 16 MB holds; kept from one commit to the next, a bigger cache writes
+    # each page once per checkpoint instead of reading it again per commit. A stream import keeps the default:
+    # its memory stays flat. Up to this much more per batch import staging at once, for as long as it stages.
+    SQLITE_STAGING_CACHE_MB = 64
     # When the app starts, create the database or bring its schema up to this version's (importdash/schema.py).
     CREATE_DB_ON_START = True
     # A PostgreSQL database behind this version's schema: False refuses to start and asks for

@@ -2,17 +2,19 @@
 
 Each class does the same four things in one statement (or one driver call) each, the way its database and
 driver do them fastest: store new records (with their extra fields as JSON) and tell which rows were stored,
-store error rows, store the downstream's verdicts, and refresh the planner's statistics.
+store error rows, store the downstream's verdicts, and refresh the planner's statistics. Each also says how a
+batch import's staging may cache more of the database's pages.
 
 `database_now()` and `lease_expiry(seconds)` are SQL expressions for the time on the database's own clock, so
 that leases are given and judged by one clock however far the machines' clocks drift apart.
 """
 
 import json
-from contextlib import contextmanager
+import sqlite3
+from contextlib import contextmanager, nullcontext, suppress
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, DateTime, Float, bindparam, func, literal, text
+from sqlalchemy import ColumnElement, Connection, DateTime, Float, bindparam, func, literal, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -137,6 +139,10 @@ class PostgresqlStatements:
         """The email key a superseded record's key was made from (its part before the mark)."""
         return func.split_part(email_key, mark, 1)
 
+    def widened_cache(self, session: Session, megabytes: float):
+        """Nothing to widen: the server's shared buffers cache every connection's pages."""
+        return nullcontext()
+
 
 class SqliteStatements:
     """sqlite3's executemany binds each row in C, and json_each() reads many rows from one JSON parameter."""
@@ -224,6 +230,27 @@ class SqliteStatements:
     def released_key(self, email_key: ColumnElement[str], mark: str) -> ColumnElement[str]:
         """The email key a superseded record's key was made from (its part before the mark)."""
         return func.substr(email_key, 1, func.instr(email_key, mark) - 1)
+
+    @contextmanager
+    def widened_cache(self, session: Session, megabytes: float):
+        """Widen the page cache of the connection the session keeps (extensions.run_session), then narrow it back.
+
+        A session that takes a pooled connection per transaction is left as it is: the pragma would stay on
+        whichever connection it ran on, and its next transaction may run on another. The pragma goes to the driver
+        connection, outside the session's transaction, so a rollback neither undoes it nor is needed for it.
+        """
+        connection = session.get_bind()
+        if not isinstance(connection, Connection):
+            yield
+            return
+        driver_connection = connection.connection.driver_connection
+        (usual,) = driver_connection.execute("PRAGMA cache_size").fetchone()
+        driver_connection.execute(f"PRAGMA cache_size=-{int(megabytes * 1024)}")  # negative: in kB, not pages
+        try:
+            yield
+        finally:
+            with suppress(sqlite3.ProgrammingError):  # closed: the connection was dropped, and its cache with it
+                driver_connection.execute(f"PRAGMA cache_size={int(usual)}")
 
 
 @contextmanager

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 class ImportSettings:
     chunk_size: int
     stage_batch_size: int
+    staging_cache_mb: float
     records_per_call: int
     delivery_window: int
     progress_interval: float
@@ -48,6 +49,7 @@ class ImportSettings:
         return cls(
             chunk_size=config["CHUNK_SIZE"],
             stage_batch_size=config["STAGE_BATCH_SIZE"],
+            staging_cache_mb=config["SQLITE_STAGING_CACHE_MB"],
             records_per_call=config["RECORDS_PER_CALL"],
             delivery_window=max(config["DELIVERY_WINDOW"], config["RECORDS_PER_CALL"]),
             progress_interval=config["PROGRESS_INTERVAL_SECONDS"],
@@ -172,7 +174,8 @@ class Importer:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.
-                with ReadAhead(validated_batches(rows, self.settings.stage_batch_size)) as batches:
+                widened = self.ledger.widened_cache(self.settings.staging_cache_mb)
+                with ReadAhead(validated_batches(rows, self.settings.stage_batch_size)) as batches, widened:
                     for outcomes, last_row in batches:
                         self._stage(outcomes, last_row)
                         self._check_stop()

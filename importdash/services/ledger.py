@@ -643,6 +643,10 @@ class JobLedger:
             landed=lambda: None,
         )
 
+    def widened_cache(self, megabytes: float):
+        """A context in which the database keeps up to this much of the ledger's pages cached, where it can."""
+        return self.sql.widened_cache(self.session, megabytes)
+
     def refresh_statistics(self) -> None:
         """Let the planner see the records just staged, before delivery claims them."""
 
