@@ -174,8 +174,10 @@ class Importer:
             rows = source.rows(start_after=cursor)
             if mode is JobMode.BATCH:
                 # Phase 1 stages everything, so the total and every validation error are known before delivery.
-                widened = self.ledger.widened_cache(self.settings.staging_cache_mb)
-                with ReadAhead(validated_batches(rows, self.settings.stage_batch_size)) as batches, widened:
+                with (
+                    ReadAhead(validated_batches(rows, self.settings.stage_batch_size)) as batches,
+                    self.ledger.widened_cache(self.settings.staging_cache_mb),
+                ):
                     for outcomes, last_row in batches:
                         self._stage(outcomes, last_row)
                         self._check_stop()
