@@ -25,15 +25,18 @@ def test_two_servers_run_a_due_schedule_once(servers, tmp_path):
     settings = {"IMPORT_ROOT": root, "SCHEDULE_POLL_SECONDS": POLL_SECONDS, "RATE_PER_SECOND": 0}
     first, second = servers.start("first", **settings), servers.start("second", **settings)
 
+    # Hourly, half an hour away from now: no new due time comes while the test runs, so a second run is a bug.
+    now = database_time(db.session)
+    cron = f"{(now.minute + 30) % 60} * * * *"
     assert httpx.post(f"{first.url}/api/templates", json={"name": "Contacts"}).status_code == 201
     created = httpx.post(
         f"{second.url}/api/schedules",
-        json={"name": "Feed", "template": "Contacts", "source": "*.csv", "cron": "*/5 * * * *"},
+        json={"name": "Feed", "template": "Contacts", "source": "*.csv", "cron": cron},
     )
     assert created.status_code == 201, created.text
-    # As if both servers had been down for an hour: a dozen due times missed, which they race for.
+    # As if both servers had been down for five hours: five due times missed, which they race for.
     schedule = db.session.scalar(select(Schedule))
-    schedule.next_run_at = database_time(db.session) - timedelta(hours=1)
+    schedule.next_run_at = now - timedelta(hours=5)
     db.session.commit()
 
     def runs():
